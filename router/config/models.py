@@ -1,0 +1,129 @@
+"""Typed configuration of the router, loaded from YAML.
+
+Every model forbids unknown keys, so a typo fails at start-up with the key's path instead of being
+silently ignored. Sections for later concepts (ingest, policy, keys, pipeline) live in their own
+modules and are attached to :class:`RouterConfig` here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+# librdkafka property names: dotted lower-case words.
+_CLIENT_KEY = re.compile(r"^[a-z][a-z0-9]*(\.[a-z0-9]+)*$")
+_SECRET_CLIENT_KEYS = ("sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret")
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys rejected, values immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+JurisdictionName = Annotated[str, Field(pattern=_NAME)]
+
+
+class ClusterConfig(StrictModel):
+    """How to reach one Kafka cluster."""
+
+    bootstrap: str = Field(min_length=1, description="host:port[,host:port...]")
+    client: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka properties applied to every client (security, timeouts).",
+    )
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="librdkafka properties that hold secrets (sasl.password, ...).",
+    )
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, v: str) -> str:
+        for part in v.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"bootstrap entry {part!r} must be host:port")
+        return v
+
+    @field_validator("client")
+    @classmethod
+    def _client_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not _CLIENT_KEY.match(key):
+                raise ValueError(f"client property {key!r} is not a librdkafka property name")
+            if key in _SECRET_CLIENT_KEYS:
+                raise ValueError(f"client property {key!r} holds a secret: put it under 'secrets'")
+        return v
+
+    def client_properties(self) -> dict[str, str]:
+        """All librdkafka properties for this cluster, secrets revealed (for the client only)."""
+        props = {"bootstrap.servers": self.bootstrap, **self.client}
+        props.update({k: s.get_secret_value() for k, s in self.secrets.items()})
+        return props
+
+
+class JurisdictionConfig(StrictModel):
+    """A jurisdiction and the broker racks that lie inside it."""
+
+    racks: list[str] = Field(min_length=1, description="broker.rack values or glob patterns")
+    description: str = ""
+
+    def contains_rack(self, rack: str | None) -> bool:
+        """True if the rack lies in this jurisdiction. A broker without a rack lies in none."""
+        if not rack:
+            return False
+        return any(fnmatch.fnmatchcase(rack, pattern) for pattern in self.racks)
+
+
+class TopicConfig(StrictModel):
+    """A topic the router writes to, and the jurisdiction its replicas must sit in."""
+
+    name: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    jurisdiction: JurisdictionName
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class RouterConfig(StrictModel):
+    """The root of the router's YAML config."""
+
+    version: int = Field(default=1, ge=1, le=1)
+    clusters: dict[str, ClusterConfig] = Field(min_length=1)
+    jurisdictions: dict[JurisdictionName, JurisdictionConfig] = Field(min_length=1)
+    topics: list[TopicConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> RouterConfig:
+        for i, topic in enumerate(self.topics):
+            if topic.jurisdiction not in self.jurisdictions:
+                known = ", ".join(sorted(self.jurisdictions))
+                raise ValueError(
+                    f"topics[{i}] ({topic.name}) names jurisdiction {topic.jurisdiction!r}, "
+                    f"which is not under 'jurisdictions' (known: {known})"
+                )
+        seen: dict[str, int] = {}
+        for i, topic in enumerate(self.topics):
+            if topic.name in seen:
+                raise ValueError(f"topics[{i}] repeats topic {topic.name!r} from topics[{seen[topic.name]}]")
+            seen[topic.name] = i
+        # A rack pattern claimed by two jurisdictions would put a broker in both.
+        claimed: dict[str, str] = {}
+        for name, j in self.jurisdictions.items():
+            for pattern in j.racks:
+                if pattern in claimed:
+                    raise ValueError(
+                        f"rack pattern {pattern!r} is listed under both jurisdictions "
+                        f"{claimed[pattern]!r} and {name!r}; a broker must belong to one"
+                    )
+                claimed[pattern] = name
+        return self
+
+    def jurisdiction_of_rack(self, rack: str | None) -> str | None:
+        """The one jurisdiction whose patterns match the rack, or None (no rack, no match, or ambiguous)."""
+        matches = [name for name, j in self.jurisdictions.items() if j.contains_rack(rack)]
+        return matches[0] if len(matches) == 1 else None

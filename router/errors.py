@@ -1,0 +1,93 @@
+"""The project's root exception and the one enum of reason codes.
+
+Every decision the router takes that is not a plain route carries a :class:`ReasonCode`. The
+codes are stable strings: they appear in quarantine records, audit records, metrics and the
+output of ``simulate``, so renaming one is a breaking change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ReasonCode(StrEnum):
+    """Why an event was quarantined (or, for ``ROUTED``, that it was not)."""
+
+    ROUTED = "ROUTED"
+    """The event was routed to a permitted destination."""
+
+    # -- ingest ---------------------------------------------------------------------------
+    DECODE_ERROR = "DECODE_ERROR"
+    """The bytes could not be decoded in the configured or detected format."""
+    UNKNOWN_SCHEMA = "UNKNOWN_SCHEMA"
+    """The record names a schema id the schema store does not know."""
+    UNSUPPORTED_FORMAT = "UNSUPPORTED_FORMAT"
+    """The record is in a format no configured decoder handles."""
+    GAP_EVENT = "GAP_EVENT"
+    """A Salesforce gap event (GAP_*, GAP_OVERFLOW): the change carries no field data."""
+    MISSING_FIELD = "MISSING_FIELD"
+    """A field the decoder needs (entity, operation, id) is absent."""
+    OVERSIZED = "OVERSIZED"
+    """A length in the input exceeds the configured bound."""
+
+    # -- classification / residency -------------------------------------------------------
+    UNRESOLVED_JURISDICTION = "UNRESOLVED_JURISDICTION"
+    """No rule resolved the jurisdiction of the event's data and no default is configured."""
+    CONFLICTING_JURISDICTION = "CONFLICTING_JURISDICTION"
+    """The event's data is bound to several jurisdictions that no single destination serves."""
+    NO_PERMITTED_DESTINATION = "NO_PERMITTED_DESTINATION"
+    """The policy names no destination jurisdiction permitted for this data."""
+    POLICY_DENIED = "POLICY_DENIED"
+    """A policy rule explicitly forbids routing this data."""
+
+    # -- pipeline -------------------------------------------------------------------------
+    PLACEMENT_VIOLATION = "PLACEMENT_VIOLATION"
+    """The destination topic has a replica on a broker outside the permitted jurisdiction."""
+    KEY_UNAVAILABLE = "KEY_UNAVAILABLE"
+    """The jurisdiction's key could not be used and policy chose quarantine over a stall."""
+
+
+class RouterError(Exception):
+    """Root of every exception the router raises on purpose."""
+
+
+class ConfigError(RouterError):
+    """The configuration is invalid; the message names the setting and how to fix it."""
+
+
+class RecordError(RouterError):
+    """An error about one record: carries its position, the reason code and its original bytes.
+
+    The original bytes are kept so that the record can be sealed into quarantine; they are
+    never part of ``str(error)``.
+    """
+
+    def __init__(
+        self,
+        reason: ReasonCode,
+        detail: str,
+        *,
+        raw: bytes | None = None,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.raw = raw
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = ""
+        if self.topic is not None:
+            where = f" at {self.topic}[{self.partition}]@{self.offset}"
+        return f"{self.reason.value}{where}: {self.detail}"
+
+    def at(self, topic: str, partition: int, offset: int) -> RecordError:
+        """Return this error with the record position filled in (the same object)."""
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.args = (self._message(),)
+        return self

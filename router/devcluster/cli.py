@@ -1,11 +1,101 @@
-"""`residency-router devcluster up | status | down` (filled in by the launcher)."""
+"""``residency-router devcluster up | status | down``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from typing import Any
+
+from router.devcluster.launcher import DEFAULT_HEAP_MB, DEFAULT_RACKS, ClusterInfo, DevCluster
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("devcluster", help="start, inspect or stop a local Kafka cluster")
-    p.set_defaults(handler=lambda args: 0)
+    p: argparse.ArgumentParser = sub.add_parser(
+        "devcluster",
+        help="start, inspect or stop a local Apache Kafka cluster (KRaft, one rack per node)",
+        description="A real Apache Kafka cluster from Maven Central, for development and tests.",
+    )
+    p.add_argument("--state-dir", help="where configs, data and logs live (default: $ROUTER_DEVCLUSTER_STATE "
+                   "or ~/.local/state/residency-router/devcluster)")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    up = verbs.add_parser("up", help="start the cluster and wait until it is usable")
+    up.add_argument("--rack", action="append", dest="racks", metavar="RACK",
+                    help=f"broker.rack of one node; repeat per node (default: {' '.join(DEFAULT_RACKS)})")
+    up.add_argument("--nodes", type=int, help="number of nodes; racks cycle through the defaults if --rack is not given")
+    up.add_argument("--heap-mb", type=int, default=DEFAULT_HEAP_MB, help="max heap per node (default: %(default)s)")
+    up.add_argument("--port-base", type=int, help="use consecutive ports from here instead of free ones")
+    up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
+    up.add_argument("--offline", action="store_true", help="fail instead of running Maven if Kafka is not cached")
+    up.add_argument("--json", action="store_true", help="print one JSON object")
+    up.set_defaults(handler=_up)
+
+    st = verbs.add_parser("status", help="report the running cluster")
+    st.add_argument("--json", action="store_true", help="print one JSON object")
+    st.set_defaults(handler=_status)
+
+    down = verbs.add_parser("down", help="stop every node (SIGTERM, then SIGKILL) and remove the state")
+    down.add_argument("--keep", action="store_true", help="keep the state directory (data and logs)")
+    down.add_argument("--timeout", type=float, default=30.0, help="seconds between SIGTERM and SIGKILL")
+    down.add_argument("--json", action="store_true", help="print one JSON object")
+    down.set_defaults(handler=_down)
+
+
+def _racks(args: argparse.Namespace) -> list[str]:
+    if args.racks:
+        if args.nodes is not None and args.nodes != len(args.racks):
+            raise SystemExit(f"--nodes {args.nodes} contradicts the {len(args.racks)} --rack options given")
+        return list(args.racks)
+    n = args.nodes if args.nodes is not None else len(DEFAULT_RACKS)
+    if n < 1:
+        raise SystemExit("--nodes must be at least 1")
+    return [DEFAULT_RACKS[i % len(DEFAULT_RACKS)] for i in range(n)]
+
+
+def _print(info: ClusterInfo, as_json: bool, headline: str) -> None:
+    if as_json:
+        print(json.dumps(info.to_json(), indent=None))
+        return
+    print(headline)
+    print(f"bootstrap: {info.bootstrap}")
+    print(f"kafka:     {info.kafka_version}   state: {info.state_dir}")
+    print(f"{'id':>3}  {'rack':<16} {'listener':<28} {'pid':>8}  state")
+    for n in info.nodes:
+        state = "running" if info.running.get(n.node_id) else "stopped"
+        print(f"{n.node_id:>3}  {n.rack:<16} {n.listener:<28} {n.pid:>8}  {state}")
+
+
+def _up(args: argparse.Namespace) -> int:
+    cluster = DevCluster(args.state_dir)
+    if not args.json:
+        print("starting the dev cluster ...", file=sys.stderr, flush=True)
+    info = cluster.up(_racks(args), heap_mb=args.heap_mb, port_base=args.port_base,
+                      timeout=args.timeout, offline=args.offline)
+    source = ("Kafka artifacts: cache used, nothing downloaded" if info.artifacts_from_cache
+              else "Kafka artifacts: resolved from Maven Central into the cache")
+    _print(info, args.json, f"dev cluster up ({source})")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    info = DevCluster(args.state_dir).load()
+    if info is None:
+        if args.json:
+            print(json.dumps({"running": False}))
+        else:
+            print("no dev cluster recorded; start one with `residency-router devcluster up`")
+        return 1
+    _print(info, args.json, "dev cluster")
+    return 0 if all(info.running.values()) else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    info = DevCluster(args.state_dir).down(keep=args.keep, timeout=args.timeout)
+    if args.json:
+        print(json.dumps({"stopped": info is not None, "kept_state": bool(args.keep and info)}))
+    elif info is None:
+        print("no dev cluster recorded; nothing to stop")
+    else:
+        print(f"stopped {len(info.nodes)} node(s)" + (f"; state kept in {info.state_dir}" if args.keep else ""))
+    return 0

@@ -1,0 +1,439 @@
+"""A real local Apache Kafka cluster in KRaft mode, one JVM per node, each with its own rack.
+
+Every node is broker and controller. Ports are picked free at start; configs, data and logs live
+in a state directory with a ``state.json`` that ``status`` and ``down`` read, so any process can
+inspect or stop a cluster that another one started.
+
+Guarantee of :meth:`DevCluster.up`: when it returns, every node is registered with its rack and a
+topic with a replica on every node could be created (and was deleted again).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from router.devcluster import artifacts
+from router.devcluster.errors import DevClusterError
+
+DEFAULT_RACKS: tuple[str, ...] = ("eu-west-1a", "eu-central-1a", "us-east-1a")
+DEFAULT_HEAP_MB = 512
+PROBE_TOPIC = "__devcluster_probe"
+STATE_FILE = "state.json"
+
+
+def default_state_dir() -> Path:
+    """``$ROUTER_DEVCLUSTER_STATE``, else ``$XDG_STATE_HOME/residency-router/devcluster``."""
+    if env := os.environ.get("ROUTER_DEVCLUSTER_STATE"):
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "residency-router" / "devcluster"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: int
+    rack: str
+    port: int
+    controller_port: int
+    pid: int
+    dir: str
+
+    @property
+    def listener(self) -> str:
+        return f"PLAINTEXT://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return Path(self.dir) / "logs" / "server.log"
+
+    @property
+    def console_file(self) -> Path:
+        return Path(self.dir) / "console.log"
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What a running dev cluster looks like; also the content of ``state.json``."""
+
+    bootstrap: str
+    kafka_version: str
+    state_dir: str
+    nodes: tuple[NodeInfo, ...]
+    cluster_id: str
+    started_at: float
+    artifacts_from_cache: bool = False
+    running: dict[int, bool] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bootstrap": self.bootstrap,
+            "kafka_version": self.kafka_version,
+            "cluster_id": self.cluster_id,
+            "state_dir": self.state_dir,
+            "started_at": self.started_at,
+            "artifacts_from_cache": self.artifacts_from_cache,
+            "brokers": [
+                {
+                    "id": n.node_id,
+                    "rack": n.rack,
+                    "listener": n.listener,
+                    "pid": n.pid,
+                    "running": self.running.get(n.node_id, False),
+                    "log": str(n.log_file),
+                }
+                for n in self.nodes
+            ],
+        }
+
+    @staticmethod
+    def from_state(data: dict[str, Any]) -> ClusterInfo:
+        return ClusterInfo(
+            bootstrap=data["bootstrap"],
+            kafka_version=data["kafka_version"],
+            state_dir=data["state_dir"],
+            nodes=tuple(NodeInfo(**n) for n in data["nodes"]),
+            cluster_id=data["cluster_id"],
+            started_at=data["started_at"],
+            artifacts_from_cache=data.get("artifacts_from_cache", False),
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _check_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise DevClusterError(
+                f"port {port} on 127.0.0.1 is in use; stop what listens there "
+                "(e.g. `ss -ltnp | grep :{port}`) or choose another --port-base, or omit it to pick free ports"
+                .replace("{port}", str(port))
+            ) from None
+
+
+def _kafka_uuid() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _pid_alive(pid: int, state_dir: str) -> bool:
+    """True if ``pid`` is running and is one of this state directory's JVMs (not a recycled pid)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True  # no /proc (not Linux): trust the pid
+    if not cmdline:  # zombie
+        return False
+    return state_dir.encode() in cmdline
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class DevCluster:
+    """Start, inspect and stop a local cluster whose state lives in ``state_dir``."""
+
+    def __init__(self, state_dir: str | Path | None = None) -> None:
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+
+    # -- state ----------------------------------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def load(self) -> ClusterInfo | None:
+        """The recorded cluster with the liveness of each node, or None if none is recorded."""
+        try:
+            data = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            raise DevClusterError(f"{self.state_path} is unreadable ({err}); remove it and run `devcluster up` again") from None
+        info = ClusterInfo.from_state(data)
+        running = {n.node_id: _pid_alive(n.pid, info.state_dir) for n in info.nodes}
+        return ClusterInfo(**{**asdict_shallow(info), "running": running})
+
+    def _save(self, info: ClusterInfo) -> None:
+        data = {
+            "bootstrap": info.bootstrap,
+            "kafka_version": info.kafka_version,
+            "state_dir": info.state_dir,
+            "nodes": [asdict(n) for n in info.nodes],
+            "cluster_id": info.cluster_id,
+            "started_at": info.started_at,
+            "artifacts_from_cache": info.artifacts_from_cache,
+        }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        tmp.replace(self.state_path)
+
+    # -- up -------------------------------------------------------------------------------
+    def up(
+        self,
+        racks: Sequence[str] = DEFAULT_RACKS,
+        *,
+        heap_mb: int = DEFAULT_HEAP_MB,
+        port_base: int | None = None,
+        timeout: float = 180.0,
+        offline: bool = False,
+    ) -> ClusterInfo:
+        """Start the cluster and return when it is usable (see the module docstring)."""
+        if not racks:
+            raise DevClusterError("a dev cluster needs at least one node: give one --rack per node")
+        existing = self.load()
+        if existing is not None:
+            if all(existing.running.values()):
+                return existing
+            if any(existing.running.values()):
+                raise DevClusterError(
+                    f"a cluster recorded in {self.state_dir} is partly running; run `devcluster down` first"
+                )
+            self._remove_state()
+
+        java = artifacts.java_binary()
+        artifacts.check_java(java)
+        arts = artifacts.resolve(offline=offline)
+
+        n = len(racks)
+        if port_base is not None:
+            ports = [port_base + i for i in range(2 * n)]
+            for p in ports:
+                _check_port(p)
+        else:
+            ports = []
+            while len(ports) < 2 * n:
+                p = _free_port()
+                if p not in ports:
+                    ports.append(p)
+        client_ports, ctrl_ports = ports[:n], ports[n:]
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = str(self.state_dir.resolve())
+        cluster_id = _kafka_uuid()
+        voters = ",".join(f"{i + 1}@127.0.0.1:{ctrl_ports[i]}" for i in range(n))
+        rf = min(3, n)
+        node_dirs: list[Path] = []
+        for i, rack in enumerate(racks):
+            node_dir = Path(state_dir) / f"node-{i + 1}"
+            (node_dir / "logs").mkdir(parents=True, exist_ok=True)
+            props = {
+                "process.roles": "broker,controller",
+                "node.id": str(i + 1),
+                "controller.quorum.voters": voters,
+                "listeners": f"PLAINTEXT://127.0.0.1:{client_ports[i]},CONTROLLER://127.0.0.1:{ctrl_ports[i]}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{client_ports[i]}",
+                "controller.listener.names": "CONTROLLER",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "broker.rack": rack,
+                "log.dirs": str(node_dir / "data"),
+                "num.partitions": "1",
+                "default.replication.factor": "1",
+                "auto.create.topics.enable": "false",
+                "offsets.topic.replication.factor": str(rf),
+                "transaction.state.log.replication.factor": str(rf),
+                "transaction.state.log.min.isr": str(min(2, rf)),
+                "share.coordinator.state.topic.replication.factor": str(rf),
+                "share.coordinator.state.topic.min.isr": str(min(2, rf)),
+                "offsets.topic.num.partitions": "10",
+                "transaction.state.log.num.partitions": "10",
+                "group.initial.rebalance.delay.ms": "0",
+                "num.network.threads": "2",
+                "num.io.threads": "2",
+                "num.recovery.threads.per.data.dir": "1",
+                "log.retention.hours": "24",
+                "log.segment.bytes": str(64 * 1024 * 1024),
+                "delete.topic.enable": "true",
+            }
+            (node_dir / "server.properties").write_text(
+                "".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8"
+            )
+            node_dirs.append(node_dir)
+
+        jvm = [
+            java, f"-Xmx{heap_mb}m", f"-Xms{min(heap_mb, 256)}m", "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={artifacts.LOG4J_CONFIG}",
+            "-cp", arts.classpath,
+        ]
+        for node_dir in node_dirs:
+            fmt = subprocess.run(  # noqa: S603 - argument list built from our own paths
+                [*jvm, f"-Dkafka.logs.dir={node_dir / 'logs'}", "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(node_dir / "server.properties"), "--ignore-formatted"],
+                capture_output=True, text=True, timeout=180, check=False,
+            )
+            if fmt.returncode != 0:
+                raise DevClusterError(
+                    f"formatting the storage of {node_dir.name} failed:\n{(fmt.stdout + fmt.stderr)[-2000:]}"
+                )
+
+        nodes: list[NodeInfo] = []
+        try:
+            for i, (rack, node_dir) in enumerate(zip(racks, node_dirs, strict=True)):
+                console = (node_dir / "console.log").open("wb")
+                proc = subprocess.Popen(  # noqa: S603
+                    [*jvm, f"-Dkafka.logs.dir={node_dir / 'logs'}", "kafka.Kafka", str(node_dir / "server.properties")],
+                    stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True, cwd=node_dir,
+                )
+                console.close()
+                nodes.append(NodeInfo(i + 1, rack, client_ports[i], ctrl_ports[i], proc.pid, str(node_dir)))
+            info = ClusterInfo(
+                bootstrap=",".join(f"127.0.0.1:{p}" for p in client_ports),
+                kafka_version=arts.version,
+                state_dir=state_dir,
+                nodes=tuple(nodes),
+                cluster_id=cluster_id,
+                started_at=time.time(),
+                artifacts_from_cache=arts.from_cache,
+            )
+            self._save(info)
+            self._wait_ready(info, timeout)
+        except BaseException:
+            self._stop_pids([n.pid for n in nodes], state_dir)
+            raise
+        return ClusterInfo(**{**asdict_shallow(info), "running": {n.node_id: True for n in nodes}})
+
+    def _wait_ready(self, info: ClusterInfo, timeout: float) -> None:
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep CLI start fast
+
+        admin = AdminClient({"bootstrap.servers": info.bootstrap, "log_level": 0, "logger": _silent_logger()})
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        expected = {n.node_id: n.rack for n in info.nodes}
+        while time.monotonic() < deadline:
+            self._check_alive(info)
+            try:
+                desc = admin.describe_cluster(request_timeout=5).result()
+                seen = {node.id: node.rack for node in desc.nodes}
+                if seen == expected:
+                    problem = self._probe_topic(admin, [n.node_id for n in info.nodes])
+                    if problem is None:
+                        return
+                    last = f"brokers registered, probe topic not yet creatable: {problem}"
+                else:
+                    last = f"brokers registered so far: {seen}"
+            except Exception as err:  # noqa: BLE001 - any client error means "not ready yet"
+                last = str(err)
+            time.sleep(0.5)
+        raise DevClusterError(
+            f"the cluster did not become ready within {timeout:.0f}s ({last}). "
+            f"Node logs are in {info.state_dir}/node-*/logs/server.log; last lines of node 1:\n"
+            + _tail(info.nodes[0].log_file)
+        )
+
+    @staticmethod
+    def _probe_topic(admin: Any, node_ids: list[int]) -> str | None:
+        """Create and delete a topic with a replica on every node; None on success, else why not."""
+        from confluent_kafka.admin import NewTopic  # noqa: PLC0415
+
+        topic = f"{PROBE_TOPIC}-{uuid.uuid4().hex[:8]}"
+        try:
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[node_ids])], request_timeout=10)[topic].result()
+            md = admin.list_topics(topic, timeout=10)
+            replicas = sorted(md.topics[topic].partitions[0].replicas)
+            if replicas != sorted(node_ids):
+                return f"probe replicas {replicas} != {sorted(node_ids)}"
+        except Exception as err:  # noqa: BLE001 - not ready yet
+            return repr(err)
+        finally:
+            with contextlib.suppress(Exception):
+                admin.delete_topics([topic], request_timeout=10)[topic].result()
+        return None
+
+    def _check_alive(self, info: ClusterInfo) -> None:
+        for n in info.nodes:
+            if not _pid_alive(n.pid, info.state_dir):
+                log = n.log_file if n.log_file.exists() and n.log_file.stat().st_size else n.console_file
+                text = _tail(log, 40)
+                hint = ""
+                if "Address already in use" in text or "BindException" in text:
+                    hint = f" Port {n.port} or {n.controller_port} was taken by another process; run `devcluster up` again to pick other ports."
+                raise DevClusterError(
+                    f"broker {n.node_id} (rack {n.rack}) exited during start-up.{hint} "
+                    f"Last lines of {log}:\n{text}"
+                )
+
+    # -- down -----------------------------------------------------------------------------
+    def down(self, *, keep: bool = False, timeout: float = 30.0) -> ClusterInfo | None:
+        """Stop every node (SIGTERM, then SIGKILL after ``timeout``); remove state unless ``keep``."""
+        info = self.load()
+        if info is None:
+            return None
+        self._stop_pids([n.pid for n in info.nodes], info.state_dir, timeout=timeout)
+        if not keep:
+            self._remove_state()
+        return info
+
+    @staticmethod
+    def _stop_pids(pids: list[int], state_dir: str, timeout: float = 30.0) -> None:
+        live = [p for p in pids if _pid_alive(p, state_dir)]
+        for p in live:
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while live and time.monotonic() < deadline:
+            for p in list(live):
+                _reap(p)
+                if not _pid_alive(p, state_dir):
+                    live.remove(p)
+            time.sleep(0.2)
+        for p in live:
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+        for p in live:
+            for _ in range(50):
+                _reap(p)
+                if not _pid_alive(p, state_dir):
+                    break
+                time.sleep(0.1)
+
+    def _remove_state(self) -> None:
+        import shutil  # noqa: PLC0415
+
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of a child we started in this process, if it is ours."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def asdict_shallow(info: ClusterInfo) -> dict[str, Any]:
+    return {f: getattr(info, f) for f in info.__dataclass_fields__}
+
+
+def _silent_logger() -> Any:
+    import logging  # noqa: PLC0415
+
+    logger = logging.getLogger("router.devcluster.client")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger

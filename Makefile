@@ -1,0 +1,46 @@
+# One dev loop for people, CI and hooks. `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= examples/router.yaml
+
+.DEFAULT_GOAL := help
+.PHONY: help venv test test-unit test-integration lint demo demo-down bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create the virtualenv and install the project with its dev tools
+
+test: $(STAMP) ## run every test: unit, then integration on a real 3-broker Kafka cluster and OpenBao
+	$(BIN)/pytest -m unit -q
+	$(BIN)/pytest -m integration -q
+
+test-unit: $(STAMP) ## run the unit tests only (no broker, no KMS)
+	$(BIN)/pytest -m unit -q
+
+test-integration: $(STAMP) ## run the integration tests only
+	$(BIN)/pytest -m integration -q
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check router tests bench
+	$(BIN)/mypy
+
+demo: $(STAMP) ## start the local cluster and run the router demo on it
+	$(BIN)/residency-router demo --config $(CONFIG)
+
+demo-down: $(STAMP) ## stop the demo's cluster and remove its state
+	$(BIN)/residency-router devcluster down
+
+bench: $(STAMP) ## run the benchmarks
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: ## remove the virtualenv and caches (not the Kafka download cache)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

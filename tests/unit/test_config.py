@@ -1,0 +1,100 @@
+"""The config loader rejects bad config with a message naming the key and what is expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from router.config import load_config, parse_config
+from router.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+
+def _base(**over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "clusters": {"default": {"bootstrap": "localhost:9092"}},
+        "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
+        "topics": [{"name": "crm.eu.contact", "jurisdiction": "eu"}],
+    }
+    cfg.update(over)
+    return cfg
+
+
+def test_valid_config_loads() -> None:
+    cfg = parse_config(_base())
+    assert cfg.jurisdiction_of_rack("eu-west-1a") == "eu"
+    assert cfg.jurisdiction_of_rack("us-east-1a") == "us"
+
+
+def test_broker_without_rack_belongs_to_no_jurisdiction() -> None:
+    cfg = parse_config(_base())
+    assert cfg.jurisdiction_of_rack(None) is None
+    assert cfg.jurisdiction_of_rack("") is None
+    assert cfg.jurisdiction_of_rack("ap-south-1a") is None
+
+
+def test_unknown_key_is_rejected_with_its_path() -> None:
+    cfg = _base()
+    cfg["clusters"]["default"]["bootstrapp"] = "x:1"
+    with pytest.raises(ConfigError, match=r"clusters\.default\.bootstrapp: unknown key"):
+        parse_config(cfg)
+
+
+def test_missing_required_key_is_named() -> None:
+    cfg = _base()
+    del cfg["clusters"]["default"]["bootstrap"]
+    with pytest.raises(ConfigError, match=r"clusters\.default\.bootstrap: required key is missing"):
+        parse_config(cfg)
+
+
+def test_topic_naming_unknown_jurisdiction_is_rejected() -> None:
+    cfg = _base(topics=[{"name": "crm.uk.contact", "jurisdiction": "uk"}])
+    with pytest.raises(ConfigError, match=r"topics\[0\] \(crm\.uk\.contact\) names jurisdiction 'uk'.*known: eu, us"):
+        parse_config(cfg)
+
+
+def test_rack_pattern_in_two_jurisdictions_is_rejected() -> None:
+    cfg = _base(jurisdictions={"eu": {"racks": ["eu-*"]}, "us": {"racks": ["eu-*"]}})
+    with pytest.raises(ConfigError, match="listed under both jurisdictions 'eu' and 'us'"):
+        parse_config(cfg)
+
+
+def test_bootstrap_without_port_is_rejected() -> None:
+    cfg = _base(clusters={"default": {"bootstrap": "localhost"}})
+    with pytest.raises(ConfigError, match=r"clusters\.default\.bootstrap: bootstrap entry 'localhost' must be host:port"):
+        parse_config(cfg)
+
+
+def test_secret_in_plain_client_properties_is_rejected() -> None:
+    cfg = _base(clusters={"default": {"bootstrap": "h:1", "client": {"sasl.password": "pw"}}})
+    with pytest.raises(ConfigError, match="holds a secret: put it under 'secrets'"):
+        parse_config(cfg)
+
+
+def test_secrets_are_hidden_in_repr_and_revealed_only_to_the_client() -> None:
+    cfg = parse_config(_base(clusters={"default": {"bootstrap": "h:1", "secrets": {"sasl.password": "hunter2"}}}))
+    cluster = cfg.clusters["default"]
+    assert "hunter2" not in repr(cfg)
+    assert cluster.client_properties()["sasl.password"] == "hunter2"
+
+
+def test_missing_file_says_which_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_is_reported(tmp_path: Path) -> None:
+    p = tmp_path / "bad.yaml"
+    p.write_text("clusters: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    p = tmp_path / "list.yaml"
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(p)

@@ -1,0 +1,69 @@
+"""Small Kafka helpers for integration tests: produce a batch, read a topic to its end."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+
+def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **kw: Any) -> int:
+    """Produce (key, value) pairs idempotently and wait until all are acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    failures: list[str] = []
+
+    def report(err: KafkaError | None, _msg: Any) -> None:
+        if err is not None:
+            failures.append(err.str())
+
+    n = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=report, **kw)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        n += 1
+        if n % 1000 == 0:
+            producer.poll(0)
+    remaining = producer.flush(60)
+    assert remaining == 0 and not failures, f"produce failed: {remaining} unsent, {failures[:3]}"
+    return n
+
+
+def read_topic(bootstrap: str, topic: str, *, isolation: str = "read_committed", timeout: float = 60.0) -> list[Any]:
+    """Every message of every partition from the beginning to the current end, in partition order."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"reader-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "isolation.level": isolation,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+    })
+    try:
+        md = consumer.list_topics(topic, timeout=15).topics[topic]
+        parts = sorted(md.partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+        done: set[int] = set()
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(done) < len(parts):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic}: partitions {sorted(set(parts) - done)} did not reach their end")
+            for m in consumer.consume(num_messages=1000, timeout=0.5):
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        done.add(m.partition())
+                        continue
+                    raise RuntimeError(err.str())
+                done.discard(m.partition())
+                out.append(m)
+        return out
+    finally:
+        consumer.close()

@@ -1,0 +1,48 @@
+"""What a sealed record is bound to, and what sealing and opening return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from router.keys.protocol import KeyRef
+
+
+@dataclass(frozen=True, slots=True)
+class SealContext:
+    """Everything a record is bound to; all of it is signed and is the AEAD's associated data.
+
+    ``dest_partition`` is the partition the router chose explicitly before sealing. None of these
+    fields may hold CRM field values: ``event_id`` is a connector id or built from record ids,
+    ``categories`` are classification category names (``pii.email``), not values.
+    """
+
+    event_id: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    dest_topic: str
+    dest_partition: int
+    jurisdiction: str
+    classification_level: str
+    categories: tuple[str, ...]
+    entity: str
+    operation: str
+    schema_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SealedRecord:
+    """A record ready to produce: the envelope bytes and its clear, checked headers."""
+
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedRecord:
+    """A record that passed every check. ``plaintext`` is hidden from ``repr``."""
+
+    plaintext: bytes = field(repr=False)
+    ctx: SealContext
+    kek: KeyRef
+    signing_key: KeyRef

@@ -1,0 +1,158 @@
+"""Seal a payload for its jurisdiction; open and verify it on the reading side.
+
+Pure: no Kafka import. The consumer SDK is a thin wrapper that passes a message's value, headers,
+topic and partition to :meth:`Opener.open`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Sequence
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+
+from router.envelope import frame
+from router.envelope.context import OpenedRecord, SealContext, SealedRecord
+from router.envelope.errors import (
+    BadSignature,
+    EnvelopeError,
+    HeaderMismatch,
+    Tampered,
+    WrongJurisdiction,
+    WrongPartition,
+    WrongTopic,
+)
+from router.keys.dek import CachingDekManager, JurisdictionKeys, UnwrapCache
+from router.keys.protocol import PublicKeys, Signer
+
+HEADER_PREFIX = "rr-"
+"""Clear headers the envelope owns. A reader rejects any other header with this prefix."""
+
+RandomBytes = Callable[[int], bytes]
+Headers = Sequence[tuple[str, bytes | None]] | None
+
+
+def clear_headers(ctx: SealContext) -> list[tuple[str, bytes]]:
+    """The clear metadata headers (for filtering without decrypting); never field values."""
+    return [
+        ("rr-event-id", ctx.event_id.encode()),
+        ("rr-entity", ctx.entity.encode()),
+        ("rr-operation", ctx.operation.encode()),
+        ("rr-jurisdiction", ctx.jurisdiction.encode()),
+        ("rr-classification", ctx.classification_level.encode()),
+    ]
+
+
+class Sealer:
+    """Encrypts with the jurisdiction's current DEK, then signs the whole envelope.
+
+    ``random_bytes`` supplies the per-record nonce; it is a hook for test vectors only.
+    """
+
+    def __init__(
+        self,
+        data_keys: CachingDekManager,
+        signer: Signer,
+        *,
+        random_bytes: RandomBytes = os.urandom,
+    ) -> None:
+        self._deks = data_keys
+        self._signer = signer
+        self._random = random_bytes
+
+    def __repr__(self) -> str:
+        return f"Sealer({self._deks!r}, {self._signer!r})"
+
+    def seal(self, plaintext: bytes, ctx: SealContext) -> SealedRecord:
+        """Seal one payload. Raises KeyUnavailable (provider) or MalformedEnvelope (bad context)."""
+        context = frame.encode_context(ctx)  # validate before spending a DEK use
+        dek = self._deks.acquire(ctx.jurisdiction)
+        header = frame.encode_header(ctx, dek.kek, dek.wrapped, self._signer.key, context=context)
+        nonce = self._random(frame.NONCE_BYTES)
+        ciphertext = dek.aead.encrypt(nonce, plaintext, header)
+        body = frame.encode_body(header, nonce, ciphertext)
+        signature = self._signer.sign(frame.SIGNING_DOMAIN + body)
+        return SealedRecord(body + signature, clear_headers(ctx))
+
+
+class Opener:
+    """Verifies, checks placement and jurisdiction, then decrypts. Plaintext only on success.
+
+    Checks run in this order, each with its own error: well-formed (MalformedEnvelope), signing
+    key known (UnknownKey), signature (BadSignature), clear headers equal the signed values
+    (HeaderMismatch), topic (WrongTopic), partition (WrongPartition), jurisdiction and its KEK id
+    (WrongJurisdiction), DEK unwrap (UnknownKey / KeyUnavailable), decryption (Tampered).
+    """
+
+    def __init__(self, keys: JurisdictionKeys, public_keys: PublicKeys, *, dek_cache_size: int = 1024) -> None:
+        self._unwrap = UnwrapCache(keys, max_entries=dek_cache_size)
+        self._keys = keys
+        self._public = public_keys
+
+    def __repr__(self) -> str:
+        return f"Opener({self._keys!r}, {self._public!r})"
+
+    def verify(self, value: bytes, headers: Headers = None) -> frame.Frame:
+        """Parse and verify signature and headers; no decryption, no topic checks."""
+        f = frame.decode(value)
+        public = self._public.public_key(f.signing_key)
+        try:
+            public.verify(f.signature, frame.SIGNING_DOMAIN + f.body)
+        except InvalidSignature:
+            raise BadSignature(f"signature by {f.signing_key} does not verify") from None
+        _check_headers(f.ctx, headers)
+        return f
+
+    def open(
+        self,
+        value: bytes,
+        headers: Headers,
+        *,
+        topic: str,
+        partition: int,
+        expected_jurisdiction: str,
+    ) -> OpenedRecord:
+        try:
+            f = self.verify(value, headers)
+            ctx = f.ctx
+            if ctx.dest_topic != topic:
+                raise WrongTopic(f"sealed for topic {ctx.dest_topic!r}, read from {topic!r}")
+            if ctx.dest_partition != partition:
+                raise WrongPartition(f"sealed for partition {ctx.dest_partition}, read from {partition}")
+            if ctx.jurisdiction != expected_jurisdiction:
+                raise WrongJurisdiction(
+                    f"sealed for jurisdiction {ctx.jurisdiction!r}, reader expects {expected_jurisdiction!r}"
+                )
+            provider, key_id = self._keys.resolve(expected_jurisdiction)
+            if f.kek.key_id != key_id:
+                raise WrongJurisdiction(
+                    f"wrapped under KEK {f.kek.key_id!r}, but {expected_jurisdiction!r} uses {key_id!r}"
+                )
+            aead = self._unwrap.aead(provider, f.kek, f.wrapped_dek)
+            try:
+                plaintext = aead.decrypt(f.nonce, f.ciphertext, f.header)
+            except InvalidTag:
+                raise Tampered("authenticated decryption failed") from None
+        except EnvelopeError as err:
+            raise err.at(topic, partition, raw=value) from None
+        return OpenedRecord(plaintext, ctx, f.kek, f.signing_key)
+
+
+def _check_headers(ctx: SealContext, headers: Headers) -> None:
+    expected = dict(clear_headers(ctx))
+    seen: dict[str, bytes | None] = {}
+    for name, val in headers or ():
+        if not name.startswith(HEADER_PREFIX):
+            continue
+        if name in seen:
+            raise HeaderMismatch(f"header {name!r} appears more than once")
+        if name not in expected:
+            raise HeaderMismatch(f"unknown envelope header {name!r}")
+        seen[name] = val
+    for name, want in expected.items():
+        got = seen.get(name)
+        if got is None:
+            raise HeaderMismatch(f"header {name!r} is missing")
+        if not hmac.compare_digest(got, want):
+            raise HeaderMismatch(f"header {name!r} differs from the signed envelope")

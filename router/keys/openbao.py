@@ -1,0 +1,165 @@
+"""KEKs in OpenBao (or Vault) transit: one transit key per jurisdiction.
+
+DEKs come from ``transit/datakey/plaintext/<key>`` (the server generates the DEK and returns it
+with its wrapped form ``vault:vN:...``) and are unwrapped by ``transit/decrypt/<key>``. Rotating
+the transit key makes new DEKs use version N+1 at once (the sealing side replaces DEKs by count
+and age, so a running router picks the rotation up without a restart); records sealed under
+older versions still open until ``min_decryption_version`` passes them.
+
+Every failure is a :class:`KeyUnavailable`: connection errors, timeouts, 5xx, sealed or
+rate-limited server are retriable; unknown or deleted keys, versions too old, permission denied
+and malformed responses are not. The HTTP timeout is short (2 s by default) so that an outage
+shows as a stall quickly. The token is held in the hvac client only; ``repr`` shows the URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+import hvac
+import hvac.exceptions
+import requests
+
+from router.keys.errors import KeyUnavailable
+from router.keys.protocol import DataKey, KeyRef
+
+_VERSION_PREFIX = re.compile(rb"^vault:v([0-9]{1,9}):")
+_NOT_FOUND = ("not found", "no existing key", "unable to find", "does not exist")
+_BAD_VERSION = ("invalid key version", "requested version", "too old", "disallowed by policy", "version")
+
+_RETRIABLE_HTTP = (
+    hvac.exceptions.InternalServerError,
+    hvac.exceptions.VaultDown,
+    hvac.exceptions.BadGateway,
+    hvac.exceptions.RateLimitExceeded,
+    hvac.exceptions.VaultNotInitialized,
+)
+
+
+def _unknown(detail: str, key: KeyRef | None = None, key_id: str | None = None) -> Exception:
+    from router.envelope.errors import UnknownKey  # noqa: PLC0415 (router.envelope imports router.keys)
+
+    return UnknownKey(detail, key=key, key_id=key_id)
+
+
+def version_of(wrapped: bytes) -> int:
+    """The transit key version named by a ``vault:vN:`` ciphertext (0 if it names none)."""
+    m = _VERSION_PREFIX.match(wrapped)
+    return int(m.group(1)) if m else 0
+
+
+class OpenBaoTransitProvider:
+    """:class:`~router.keys.protocol.KeyProvider` over OpenBao/Vault transit."""
+
+    name = "openbao"
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        mount: str = "transit",
+        namespace: str | None = None,
+        timeout_s: float = 2.0,
+        verify: bool | str = True,
+    ) -> None:
+        self._url = url
+        self._mount = mount
+        self._client = hvac.Client(url=url, token=token, namespace=namespace, timeout=timeout_s, verify=verify)
+
+    def __repr__(self) -> str:
+        return f"OpenBaoTransitProvider(url={self._url!r}, mount={self._mount!r})"
+
+    @property
+    def client(self) -> hvac.Client:
+        """The hvac client (for admin tasks in tests and tooling)."""
+        return self._client
+
+    def new_data_key(self, key_id: str) -> DataKey:
+        resp = self._call(
+            lambda: self._client.secrets.transit.generate_data_key(
+                name=key_id, key_type="plaintext", bits=256, mount_point=self._mount
+            ),
+            key_id,
+            None,
+        )
+        try:
+            data = resp["data"]
+            wrapped = str(data["ciphertext"]).encode("ascii")
+            dek = base64.b64decode(data["plaintext"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise KeyUnavailable("transit datakey response is malformed", retriable=False, key_id=key_id) from None
+        version = version_of(wrapped)
+        if version < 1:
+            raise KeyUnavailable("transit datakey ciphertext has no vault:vN: prefix", retriable=False, key_id=key_id)
+        return DataKey(KeyRef(key_id, version), wrapped, dek)
+
+    def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
+        if version_of(wrapped) != kek.version:
+            raise _unknown("wrapped DEK's vault:vN: prefix does not match the envelope's KEK version", key=kek)
+        try:
+            ciphertext = wrapped.decode("ascii")
+        except UnicodeDecodeError:
+            raise _unknown("wrapped DEK is not a transit ciphertext", key=kek) from None
+        resp = self._call(
+            lambda: self._client.secrets.transit.decrypt_data(
+                name=kek.key_id, ciphertext=ciphertext, mount_point=self._mount
+            ),
+            kek.key_id,
+            kek.version,
+        )
+        try:
+            return base64.b64decode(resp["data"]["plaintext"], validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise KeyUnavailable(
+                "transit decrypt response is malformed", retriable=False, key_id=kek.key_id, version=kek.version
+            ) from None
+
+    def _call(self, fn: Any, key_id: str, version: int | None) -> Any:
+        ref = KeyRef(key_id, version) if version is not None else None
+        try:
+            return fn()
+        except (requests.Timeout, requests.ConnectionError) as err:
+            raise KeyUnavailable(
+                f"OpenBao at {self._url} is unreachable or slow ({type(err).__name__})",
+                retriable=True,
+                key_id=key_id,
+                version=version,
+            ) from None
+        except _RETRIABLE_HTTP as err:
+            raise KeyUnavailable(
+                f"OpenBao at {self._url} failed ({type(err).__name__})", retriable=True, key_id=key_id, version=version
+            ) from None
+        except hvac.exceptions.Forbidden:
+            raise KeyUnavailable(
+                "permission denied: check the token (keys.providers.<name>.token / token_env) and its policy",
+                retriable=False,
+                key_id=key_id,
+                version=version,
+            ) from None
+        except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest) as err:
+            # Server messages name keys and versions, never key material; keep them short anyway.
+            text = " ".join(str(e) for e in getattr(err, "errors", None) or [str(err)]).lower()
+            if isinstance(err, hvac.exceptions.InvalidPath) or any(s in text for s in _NOT_FOUND):
+                raise _unknown(
+                    f"transit key {key_id!r} does not exist (deleted or never created)", ref, key_id
+                ) from None
+            if version is not None and any(s in text for s in _BAD_VERSION):
+                raise _unknown("transit key version is unknown or below min_decryption_version", ref, key_id) from None
+            raise KeyUnavailable(
+                "OpenBao rejected the request (bad ciphertext or key type)",
+                retriable=False,
+                key_id=key_id,
+                version=version,
+            ) from None
+        except hvac.exceptions.VaultError as err:
+            raise KeyUnavailable(
+                f"OpenBao error ({type(err).__name__})", retriable=False, key_id=key_id, version=version
+            ) from None
+        except requests.RequestException as err:
+            raise KeyUnavailable(
+                f"OpenBao request failed ({type(err).__name__})", retriable=True, key_id=key_id, version=version
+            ) from None

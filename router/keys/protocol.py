@@ -1,0 +1,96 @@
+"""The edges every key backend implements: wrap/unwrap data keys, sign, publish public keys.
+
+A *key id* names a key-encryption key (KEK) or signing key inside one provider; a *version* is
+one generation of it. Records name both, so a rotated key keeps old versions for decryption.
+Implementations raise :class:`router.keys.errors.KeyUnavailable` (or its subclass
+``router.envelope.errors.UnknownKey``) and nothing else for key problems.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+DEK_BYTES = 32
+"""Data keys are AES-256 keys."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A key id and version. Safe to log."""
+
+    key_id: str
+    version: int
+
+    def __str__(self) -> str:
+        return f"{self.key_id}@v{self.version}"
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """A fresh data key: its plaintext (never logged; hidden from repr) and its wrapped form."""
+
+    kek: KeyRef
+    wrapped: bytes
+    plaintext: bytes = field(repr=False)
+
+
+@runtime_checkable
+class KeyProvider(Protocol):
+    """A KMS or keyring holding key-encryption keys (KEKs)."""
+
+    @property
+    def name(self) -> str:
+        """A short label for logs and metrics (``local``, ``openbao``)."""
+        ...
+
+    def new_data_key(self, key_id: str) -> DataKey:
+        """Generate a DEK and wrap it with the latest version of KEK ``key_id``."""
+        ...
+
+    def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
+        """Return the DEK that ``wrapped`` holds, unwrapped by KEK ``kek`` (that exact version)."""
+        ...
+
+
+@runtime_checkable
+class Signer(Protocol):
+    """The router's signing key (Ed25519)."""
+
+    @property
+    def key(self) -> KeyRef:
+        """Id and version of the key :meth:`sign` uses."""
+        ...
+
+    def sign(self, message: bytes) -> bytes:
+        """A 64-byte Ed25519 signature of ``message``."""
+        ...
+
+
+@runtime_checkable
+class PublicKeys(Protocol):
+    """Where readers find the router's signing public keys, by id and version."""
+
+    def public_key(self, key: KeyRef) -> Ed25519PublicKey:
+        """The public key; raises ``UnknownKey`` when the id or version is not known."""
+        ...
+
+
+class StaticPublicKeys:
+    """Public keys handed to a reader out of band (e.g. from ``residency-router keys show``)."""
+
+    def __init__(self, keys: dict[KeyRef, bytes]) -> None:
+        self._keys = {ref: Ed25519PublicKey.from_public_bytes(raw) for ref, raw in keys.items()}
+
+    def public_key(self, key: KeyRef) -> Ed25519PublicKey:
+        try:
+            return self._keys[key]
+        except KeyError:
+            from router.envelope.errors import UnknownKey  # noqa: PLC0415 (envelope imports keys)
+
+            raise UnknownKey(f"signing key {key} is not among the reader's public keys", key=key) from None
+
+    def __repr__(self) -> str:
+        return f"StaticPublicKeys({sorted(str(k) for k in self._keys)})"

@@ -96,6 +96,7 @@ class RouterConfig(StrictModel):
     clusters: dict[str, ClusterConfig] = Field(min_length=1)
     jurisdictions: dict[JurisdictionName, JurisdictionConfig] = Field(min_length=1)
     topics: list[TopicConfig] = Field(default_factory=list)
+    keys: KeysConfig | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RouterConfig:
@@ -121,9 +122,25 @@ class RouterConfig(StrictModel):
                         f"{claimed[pattern]!r} and {name!r}; a broker must belong to one"
                     )
                 claimed[pattern] = name
+        if self.keys is not None:
+            for name in self.keys.jurisdictions:
+                if name not in self.jurisdictions:
+                    raise ValueError(f"keys.jurisdictions.{name} is not under 'jurisdictions'")
+            for i, topic in enumerate(self.topics):
+                if topic.jurisdiction not in self.keys.jurisdictions:
+                    raise ValueError(
+                        f"topics[{i}] ({topic.name}) is in jurisdiction {topic.jurisdiction!r}, "
+                        f"which has no key: add it under keys.jurisdictions"
+                    )
         return self
 
     def jurisdiction_of_rack(self, rack: str | None) -> str | None:
         """The one jurisdiction whose patterns match the rack, or None (no rack, no match, or ambiguous)."""
         matches = [name for name, j in self.jurisdictions.items() if j.contains_rack(rack)]
         return matches[0] if len(matches) == 1 else None
+
+
+# KeysConfig subclasses StrictModel, so it is imported once the names above exist.
+from router.keys.config import KeysConfig  # noqa: E402
+
+RouterConfig.model_rebuild()

@@ -66,7 +66,7 @@ def _docker_cluster() -> Iterator[KafkaTestCluster]:
         import docker  # type: ignore[import-untyped]  # testcontainers brings it; untyped
 
         docker.from_env().ping()
-    except Exception as err:  # noqa: BLE001 - any failure means no usable engine
+    except Exception as err:
         pytest.skip(f"ROUTER_TEST_CLUSTER=docker but no Docker engine answers: {err}")
     from testcontainers.compose import DockerCompose
 

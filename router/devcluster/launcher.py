@@ -338,7 +338,7 @@ class DevCluster:
                     last = f"brokers registered, probe topic not yet creatable: {problem}"
                 else:
                     last = f"brokers registered so far: {seen}"
-            except Exception as err:  # noqa: BLE001 - any client error means "not ready yet"
+            except Exception as err:
                 last = str(err)
             time.sleep(0.5)
         raise DevClusterError(
@@ -359,7 +359,7 @@ class DevCluster:
             replicas = sorted(md.topics[topic].partitions[0].replicas)
             if replicas != sorted(node_ids):
                 return f"probe replicas {replicas} != {sorted(node_ids)}"
-        except Exception as err:  # noqa: BLE001 - not ready yet
+        except Exception as err:
             return repr(err)
         finally:
             with contextlib.suppress(Exception):

@@ -122,87 +122,70 @@ def encode_body(header: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
     return b"".join((header, nonce, _U32.pack(len(ciphertext)), ciphertext))
 
 
-class _Reader:
-    __slots__ = ("buf", "pos")
-
-    def __init__(self, buf: bytes) -> None:
-        self.buf = buf
-        self.pos = 0
-
-    def take(self, n: int, what: str) -> bytes:
-        end = self.pos + n
-        if end > len(self.buf):
-            raise MalformedEnvelope(f"truncated envelope while reading {what}")
-        out = self.buf[self.pos : end]
-        self.pos = end
-        return out
-
-    def u8(self, what: str) -> int:
-        return self.take(1, what)[0]
-
-    def u16(self, what: str) -> int:
-        return int(_U16.unpack(self.take(2, what))[0])
-
-    def u32(self, what: str) -> int:
-        return int(_U32.unpack(self.take(4, what))[0])
-
-    def i32(self, what: str) -> int:
-        return int(_I32.unpack(self.take(4, what))[0])
-
-    def i64(self, what: str) -> int:
-        return int(_I64.unpack(self.take(8, what))[0])
-
-    def text(self, n: int, what: str) -> str:
-        try:
-            return self.take(n, what).decode("utf-8")
-        except UnicodeDecodeError:
-            raise MalformedEnvelope(f"{what} is not UTF-8") from None
-
-    def str8(self, what: str) -> str:
-        return self.text(self.u8(what), what)
-
-    def str16(self, what: str) -> str:
-        return self.text(self.u16(what), what)
+def _text(buf: bytes, pos: int, n: int, what: str) -> str:
+    if pos + n > len(buf):
+        raise MalformedEnvelope(f"truncated envelope while reading {what}")
+    try:
+        return buf[pos : pos + n].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedEnvelope(f"{what} is not UTF-8") from None
 
 
-def decode(value: bytes) -> Frame:
+def _s8(buf: bytes, pos: int, what: str) -> tuple[str, int]:
+    n = buf[pos]
+    return _text(buf, pos + 1, n, what), pos + 1 + n
+
+
+def decode(value: bytes) -> Frame:  # noqa: PLR0915 (one linear parse reads best unsplit)
     """Parse an envelope strictly: known magic and version, zero flags, no trailing bytes."""
     if not isinstance(value, bytes | bytearray | memoryview):
         raise MalformedEnvelope("record value is not bytes (a tombstone or wrong deserializer?)")
-    value = bytes(value)
-    r = _Reader(value)
-    if r.take(3, "magic") != MAGIC:
+    buf = bytes(value)
+    if buf[:3] != MAGIC:
         raise MalformedEnvelope("not a residency-router envelope (bad magic)")
-    version, flags = r.u8("version"), r.u8("flags")
-    if version != VERSION:
+    if len(buf) < 5 or buf[3] != VERSION:
+        version = buf[3] if len(buf) > 3 else None
         raise MalformedEnvelope(f"envelope version {version} is not supported (this reader knows {VERSION})")
-    if flags != 0:
-        raise MalformedEnvelope(f"envelope flags {flags:#04x} are not supported")
-    event_id = r.str16("event_id")
-    source_topic = r.str8("source_topic")
-    source_partition = r.i32("source_partition")
-    source_offset = r.i64("source_offset")
-    dest_topic = r.str8("dest_topic")
-    dest_partition = r.i32("dest_partition")
-    jurisdiction = r.str8("jurisdiction")
-    level = r.str8("classification_level")
-    categories = tuple(r.str8("category") for _ in range(r.u8("categories")))
-    entity = r.str8("entity")
-    operation = r.str8("operation")
-    schema_id = r.i32("schema_id")
-    kek = KeyRef(r.str8("kek_id"), r.u32("kek_version"))
-    wrapped = r.take(r.u16("wrapped_dek"), "wrapped_dek")
-    signing_key = KeyRef(r.str8("signing_key_id"), r.u32("signing_key_version"))
-    header_end = r.pos
-    nonce = r.take(NONCE_BYTES, "nonce")
-    ct_len = r.u32("ciphertext_len")
+    if buf[4] != 0:
+        raise MalformedEnvelope(f"envelope flags {buf[4]:#04x} are not supported")
+    try:
+        (n,) = _U16.unpack_from(buf, 5)
+        event_id, pos = _text(buf, 7, n, "event_id"), 7 + n
+        source_topic, pos = _s8(buf, pos, "source_topic")
+        source_partition, source_offset = _POS.unpack_from(buf, pos)
+        dest_topic, pos = _s8(buf, pos + 12, "dest_topic")
+        (dest_partition,) = _I32.unpack_from(buf, pos)
+        jurisdiction, pos = _s8(buf, pos + 4, "jurisdiction")
+        level, pos = _s8(buf, pos, "classification_level")
+        count, pos = buf[pos], pos + 1
+        cats = []
+        for _ in range(count):
+            cat, pos = _s8(buf, pos, "category")
+            cats.append(cat)
+        entity, pos = _s8(buf, pos, "entity")
+        operation, pos = _s8(buf, pos, "operation")
+        (schema_id,) = _I32.unpack_from(buf, pos)
+        kek_id, pos = _s8(buf, pos + 4, "kek_id")
+        kek_version, wrapped_len = struct.unpack_from(">IH", buf, pos)
+        pos += 6
+        wrapped = buf[pos : pos + wrapped_len]
+        if len(wrapped) != wrapped_len:
+            raise MalformedEnvelope("truncated envelope while reading wrapped_dek")
+        signing_key_id, pos = _s8(buf, pos + wrapped_len, "signing_key_id")
+        (signing_key_version,) = _U32.unpack_from(buf, pos)
+        header_end = pos + 4
+        nonce = buf[header_end : header_end + NONCE_BYTES]
+        (ct_len,) = _U32.unpack_from(buf, header_end + NONCE_BYTES)
+    except (IndexError, struct.error):
+        raise MalformedEnvelope("truncated envelope") from None
     if ct_len < TAG_BYTES:
         raise MalformedEnvelope("ciphertext shorter than the GCM tag")
-    ciphertext = r.take(ct_len, "ciphertext")
-    body_end = r.pos
-    signature = r.take(SIGNATURE_BYTES, "signature")
-    if r.pos != len(value):
-        raise MalformedEnvelope(f"{len(value) - r.pos} trailing bytes after the signature")
+    ct_start = header_end + NONCE_BYTES + 4
+    body_end = ct_start + ct_len
+    if body_end + SIGNATURE_BYTES != len(buf):
+        if body_end + SIGNATURE_BYTES > len(buf):
+            raise MalformedEnvelope("truncated envelope while reading ciphertext or signature")
+        raise MalformedEnvelope(f"{len(buf) - body_end - SIGNATURE_BYTES} trailing bytes after the signature")
     if source_partition < 0 or dest_partition < 0 or source_offset < 0 or schema_id < -1:
         raise MalformedEnvelope("negative partition, offset or schema id")
     ctx = SealContext(
@@ -214,19 +197,19 @@ def decode(value: bytes) -> Frame:
         dest_partition=dest_partition,
         jurisdiction=jurisdiction,
         classification_level=level,
-        categories=categories,
+        categories=tuple(cats),
         entity=entity,
         operation=operation,
         schema_id=None if schema_id == -1 else schema_id,
     )
     return Frame(
         ctx=ctx,
-        kek=kek,
+        kek=KeyRef(kek_id, kek_version),
         wrapped_dek=wrapped,
-        signing_key=signing_key,
-        header=value[:header_end],
+        signing_key=KeyRef(signing_key_id, signing_key_version),
+        header=buf[:header_end],
         nonce=nonce,
-        ciphertext=ciphertext,
-        body=value[:body_end],
-        signature=signature,
+        ciphertext=buf[ct_start:body_end],
+        body=buf[:body_end],
+        signature=buf[body_end:],
     )

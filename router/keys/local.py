@@ -103,6 +103,14 @@ class LocalKeyring:
         signing = {k: v.current for k, v in self.signing.items()}
         return f"LocalKeyring(path={self.path}, keks={keks}, signing={signing})"
 
+    @classmethod
+    def from_keys(cls, keks: dict[str, dict[int, bytes]], signing: dict[str, dict[int, bytes]]) -> LocalKeyring:
+        """An in-memory keyring from raw 32-byte keys by id and version (tests, test vectors)."""
+        return cls(
+            {k: _Versions(max(v), 1, dict(v)) for k, v in keks.items()},
+            {k: _Versions(max(v), 1, dict(v)) for k, v in signing.items()},
+        )
+
     # -- file ------------------------------------------------------------------------------
     @classmethod
     def create(

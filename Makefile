@@ -39,8 +39,10 @@ demo: $(STAMP) ## start the local cluster and run the router demo on it
 demo-down: $(STAMP) ## stop the demo's cluster and remove its state
 	$(BIN)/residency-router devcluster down
 
-bench: $(STAMP) ## run the benchmarks
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+BENCH_ARGS ?= --profile
+bench: $(STAMP) ## run the micro-benchmarks, then the pipeline benchmark (own dev cluster unless ROUTER_BENCH_BOOTSTRAP)
+	@for b in bench/bench_*.py; do [ "$$b" = bench/bench_pipeline.py ] && continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@echo "== bench/bench_pipeline.py $(BENCH_ARGS)"; $(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (not the Kafka download cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -3,6 +3,7 @@
 Specified in ``docs/envelope.md``. Pure: no Kafka import.
 """
 
+from router.envelope import frame, merkle
 from router.envelope.context import OpenedRecord, SealContext, SealedRecord
 from router.envelope.errors import (
     BadSignature,
@@ -33,4 +34,6 @@ __all__ = [
     "WrongPartition",
     "WrongTopic",
     "clear_headers",
+    "frame",
+    "merkle",
 ]

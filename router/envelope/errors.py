@@ -30,7 +30,7 @@ class EnvelopeError(RouterError):
         self.partition = partition
         self.offset = offset
         self.raw = raw
-        super().__init__(self._message())
+        Exception.__init__(self, self._message())  # not super(): UnknownKey also derives KeyUnavailable
 
     def _message(self) -> str:
         where = ""

@@ -4,13 +4,17 @@ All integers are big-endian. ``str8``/``str16`` are a u8/u16 byte length then UT
 ``bytes16`` is a u16 length then bytes. ::
 
     header (the AES-GCM associated data)
-      magic "RRE" | version u8 = 1 | flags u8 = 0
+      magic "RRE" | version u8 = 1 | flags u8 (0: per-record signature, 1: manifest)
       event_id str16 | source_topic str8 | source_partition i32 | source_offset i64
       dest_topic str8 | dest_partition i32 | jurisdiction str8 | classification_level str8
       categories: count u8, then str8 each | entity str8 | operation str8 | schema_id i32 (-1: none)
       kek_id str8 | kek_version u32 | wrapped_dek bytes16 | signing_key_id str8 | signing_key_version u32
     nonce 12 bytes | ciphertext_len u32 | ciphertext (AES-256-GCM, includes the 16-byte tag)
-    signature 64 bytes: Ed25519 over SIGNING_DOMAIN || every byte before the signature
+    flags 0: signature 64 bytes: Ed25519 over SIGNING_DOMAIN || every byte before the signature
+    flags 1: leaf_index u32 | leaf_count u32 | proof_len u8 | proof (proof_len x 32 bytes) |
+             signature 64 bytes: Ed25519 over MANIFEST_DOMAIN || root || leaf_count u32
+             where root is the Merkle root (router.envelope.merkle) the proof of
+             leaf SHA-256(0x00 || body) leads to
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ SIGNING_DOMAIN = b"residency-router/envelope/v1\x00"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 SIGNATURE_BYTES = 64
+MANIFEST_DOMAIN = b"residency-router/manifest/v1\x00"
+FLAG_MANIFEST = 0x01
+MAX_PROOF = 32
 MAX_CATEGORIES = 255
 
 _I32 = struct.Struct(">i")
@@ -51,6 +58,10 @@ class Frame:
     ciphertext: bytes
     body: bytes
     signature: bytes
+    flags: int = 0
+    leaf_index: int = 0
+    leaf_count: int = 1
+    proof: tuple[bytes, ...] = ()
 
 
 def _str8(s: str, what: str) -> bytes:
@@ -98,7 +109,13 @@ def encode_context(ctx: SealContext) -> bytes:
 
 
 def encode_header(
-    ctx: SealContext, kek: KeyRef, wrapped_dek: bytes, signing_key: KeyRef, *, context: bytes | None = None
+    ctx: SealContext,
+    kek: KeyRef,
+    wrapped_dek: bytes,
+    signing_key: KeyRef,
+    *,
+    context: bytes | None = None,
+    flags: int = 0,
 ) -> bytes:
     """The header (AEAD associated data); ``context`` may be passed if already encoded."""
     if len(wrapped_dek) > 0xFFFF:
@@ -106,7 +123,7 @@ def encode_header(
     return b"".join(
         (
             MAGIC,
-            bytes((VERSION, 0)),
+            bytes((VERSION, flags)),
             encode_context(ctx) if context is None else context,
             _str8(kek.key_id, "kek_id"),
             _U32.pack(kek.version),
@@ -120,6 +137,10 @@ def encode_header(
 
 def encode_body(header: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
     return b"".join((header, nonce, _U32.pack(len(ciphertext)), ciphertext))
+
+
+def encode_manifest_tail(index: int, count: int, proof: list[bytes], signature: bytes) -> bytes:
+    return b"".join((struct.pack(">IIB", index, count, len(proof)), *proof, signature))
 
 
 def _text(buf: bytes, pos: int, n: int, what: str) -> str:
@@ -136,8 +157,8 @@ def _s8(buf: bytes, pos: int, what: str) -> tuple[str, int]:
     return _text(buf, pos + 1, n, what), pos + 1 + n
 
 
-def decode(value: bytes) -> Frame:  # noqa: PLR0915 (one linear parse reads best unsplit)
-    """Parse an envelope strictly: known magic and version, zero flags, no trailing bytes."""
+def decode(value: bytes) -> Frame:  # noqa: PLR0912, PLR0915 (one linear parse reads best unsplit)
+    """Parse an envelope strictly: known magic, version and flags, no trailing bytes."""
     if not isinstance(value, bytes | bytearray | memoryview):
         raise MalformedEnvelope("record value is not bytes (a tombstone or wrong deserializer?)")
     buf = bytes(value)
@@ -146,8 +167,9 @@ def decode(value: bytes) -> Frame:  # noqa: PLR0915 (one linear parse reads best
     if len(buf) < 5 or buf[3] != VERSION:
         version = buf[3] if len(buf) > 3 else None
         raise MalformedEnvelope(f"envelope version {version} is not supported (this reader knows {VERSION})")
-    if buf[4] != 0:
-        raise MalformedEnvelope(f"envelope flags {buf[4]:#04x} are not supported")
+    flags = buf[4]
+    if flags not in (0, FLAG_MANIFEST):
+        raise MalformedEnvelope(f"envelope flags {flags:#04x} are not supported")
     try:
         (n,) = _U16.unpack_from(buf, 5)
         event_id, pos = _text(buf, 7, n, "event_id"), 7 + n
@@ -182,10 +204,21 @@ def decode(value: bytes) -> Frame:  # noqa: PLR0915 (one linear parse reads best
         raise MalformedEnvelope("ciphertext shorter than the GCM tag")
     ct_start = header_end + NONCE_BYTES + 4
     body_end = ct_start + ct_len
-    if body_end + SIGNATURE_BYTES != len(buf):
-        if body_end + SIGNATURE_BYTES > len(buf):
-            raise MalformedEnvelope("truncated envelope while reading ciphertext or signature")
-        raise MalformedEnvelope(f"{len(buf) - body_end - SIGNATURE_BYTES} trailing bytes after the signature")
+    leaf_index, leaf_count = 0, 1
+    proof: tuple[bytes, ...] = ()
+    tail = body_end
+    if flags & FLAG_MANIFEST:
+        if body_end + 9 > len(buf):
+            raise MalformedEnvelope("truncated envelope while reading the manifest proof")
+        leaf_index, leaf_count, proof_len = struct.unpack_from(">IIB", buf, body_end)
+        if proof_len > MAX_PROOF or leaf_index >= leaf_count:
+            raise MalformedEnvelope("manifest proof is out of range")
+        tail = body_end + 9 + proof_len * 32
+        proof = tuple(buf[i : i + 32] for i in range(body_end + 9, tail, 32))
+    if tail + SIGNATURE_BYTES != len(buf):
+        if tail + SIGNATURE_BYTES > len(buf):
+            raise MalformedEnvelope("truncated envelope while reading ciphertext, proof or signature")
+        raise MalformedEnvelope(f"{len(buf) - tail - SIGNATURE_BYTES} trailing bytes after the signature")
     if source_partition < 0 or dest_partition < 0 or source_offset < 0 or schema_id < -1:
         raise MalformedEnvelope("negative partition, offset or schema id")
     ctx = SealContext(
@@ -211,5 +244,9 @@ def decode(value: bytes) -> Frame:  # noqa: PLR0915 (one linear parse reads best
         nonce=nonce,
         ciphertext=buf[ct_start:body_end],
         body=buf[:body_end],
-        signature=buf[body_end:],
+        signature=buf[tail:],
+        flags=flags,
+        leaf_index=leaf_index,
+        leaf_count=leaf_count,
+        proof=proof,
     )

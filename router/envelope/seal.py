@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import hmac
 import os
+import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from router.envelope import frame
+from router.envelope import frame, merkle
 from router.envelope.context import OpenedRecord, SealContext, SealedRecord
 from router.envelope.errors import (
     BadSignature,
     EnvelopeError,
     HeaderMismatch,
+    MalformedEnvelope,
     Tampered,
     WrongJurisdiction,
     WrongPartition,
@@ -30,6 +35,7 @@ HEADER_PREFIX = "rr-"
 """Clear headers the envelope owns. A reader rejects any other header with this prefix."""
 
 RandomBytes = Callable[[int], bytes]
+_VERIFIED_ROOTS = 256
 Headers = Sequence[tuple[str, bytes | None]] | None
 
 
@@ -75,6 +81,32 @@ class Sealer:
         signature = self._signer.sign(frame.SIGNING_DOMAIN + body)
         return SealedRecord(body + signature, clear_headers(ctx))
 
+    def seal_batch(self, items: Sequence[tuple[bytes, SealContext]]) -> list[SealedRecord]:
+        """Seal many payloads under one Ed25519 signature over a Merkle manifest (flags 1).
+
+        Each record still carries everything a reader needs (its inclusion proof and the shared
+        signature) and opens alone. Use it for a transaction's records: one signature per batch
+        instead of per record. At most ``merkle.MAX_LEAVES`` items.
+        """
+        if not 1 <= len(items) <= merkle.MAX_LEAVES:
+            raise MalformedEnvelope(f"seal_batch takes 1..{merkle.MAX_LEAVES} records, got {len(items)}")
+        bodies: list[bytes] = []
+        for plaintext, ctx in items:
+            context = frame.encode_context(ctx)
+            dek = self._deks.acquire(ctx.jurisdiction)
+            header = frame.encode_header(
+                ctx, dek.kek, dek.wrapped, self._signer.key, context=context, flags=frame.FLAG_MANIFEST
+            )
+            nonce = self._random(frame.NONCE_BYTES)
+            bodies.append(frame.encode_body(header, nonce, dek.aead.encrypt(nonce, plaintext, header)))
+        root, proofs = merkle.build([merkle.leaf_hash(b) for b in bodies])
+        count = len(bodies)
+        signature = self._signer.sign(frame.MANIFEST_DOMAIN + root + struct.pack(">I", count))
+        return [
+            SealedRecord(body + frame.encode_manifest_tail(i, count, proofs[i], signature), clear_headers(ctx))
+            for i, (body, (_, ctx)) in enumerate(zip(bodies, items, strict=True))
+        ]
+
 
 class Opener:
     """Verifies, checks placement and jurisdiction, then decrypts. Plaintext only on success.
@@ -89,6 +121,9 @@ class Opener:
         self._unwrap = UnwrapCache(keys, max_entries=dek_cache_size)
         self._keys = keys
         self._public = public_keys
+        # Manifest signatures already verified: (signing key, root, count, signature).
+        self._verified: OrderedDict[tuple[object, bytes, int, bytes], None] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Opener({self._keys!r}, {self._public!r})"
@@ -97,12 +132,33 @@ class Opener:
         """Parse and verify signature and headers; no decryption, no topic checks."""
         f = frame.decode(value)
         public = self._public.public_key(f.signing_key)
-        try:
-            public.verify(f.signature, frame.SIGNING_DOMAIN + f.body)
-        except InvalidSignature:
-            raise BadSignature(f"signature by {f.signing_key} does not verify") from None
+        if f.flags & frame.FLAG_MANIFEST:
+            self._verify_manifest(f, public)
+        else:
+            try:
+                public.verify(f.signature, frame.SIGNING_DOMAIN + f.body)
+            except InvalidSignature:
+                raise BadSignature(f"signature by {f.signing_key} does not verify") from None
         _check_headers(f.ctx, headers)
         return f
+
+    def _verify_manifest(self, f: frame.Frame, public: Ed25519PublicKey) -> None:
+        root = merkle.root_from_proof(f.leaf_index, f.leaf_count, merkle.leaf_hash(f.body), f.proof)
+        if root is None:
+            raise BadSignature("manifest inclusion proof is ill-formed")
+        key = (f.signing_key, root, f.leaf_count, f.signature)
+        with self._verified_lock:
+            if key in self._verified:
+                self._verified.move_to_end(key)
+                return
+        try:
+            public.verify(f.signature, frame.MANIFEST_DOMAIN + root + struct.pack(">I", f.leaf_count))
+        except InvalidSignature:
+            raise BadSignature(f"manifest signature by {f.signing_key} does not verify") from None
+        with self._verified_lock:
+            self._verified[key] = None
+            while len(self._verified) > _VERIFIED_ROOTS:
+                self._verified.popitem(last=False)
 
     def open(
         self,

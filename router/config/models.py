@@ -96,6 +96,9 @@ class RouterConfig(StrictModel):
     clusters: dict[str, ClusterConfig] = Field(min_length=1)
     jurisdictions: dict[JurisdictionName, JurisdictionConfig] = Field(min_length=1)
     topics: list[TopicConfig] = Field(default_factory=list)
+    placement: PlacementConfig = Field(
+        default_factory=lambda: PlacementConfig(),  # noqa: PLW0108 - the name is imported at the end
+    )
     keys: KeysConfig | None = None
 
     @model_validator(mode="after")
@@ -142,5 +145,6 @@ class RouterConfig(StrictModel):
 
 # KeysConfig subclasses StrictModel, so it is imported once the names above exist.
 from router.keys.config import KeysConfig  # noqa: E402
+from router.placement.config import PlacementConfig  # noqa: E402
 
 RouterConfig.model_rebuild()

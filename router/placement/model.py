@@ -1,0 +1,218 @@
+"""Pure placement core: which jurisdictions a topic's replicas sit in, with no Kafka import.
+
+A :class:`ClusterSnapshot` is what the cluster said about its brokers and the replica assignment
+of the topics asked for, at one moment. :func:`verify` turns a snapshot and the configured
+requirements into a :class:`PlacementReport`; it is deterministic and fails closed: a broker
+without a rack, a rack that maps to no jurisdiction, and a replica on a broker the cluster did not
+list (offline or unknown) all count as violations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from router.errors import RouterError
+
+if TYPE_CHECKING:
+    from router.config.models import RouterConfig
+
+JurisdictionOfRack = Callable[[str | None], str | None]
+
+
+class PlacementError(RouterError):
+    """A configured topic is missing, cannot be placed, or has a replica outside its jurisdiction.
+
+    ``report`` holds the full verdict when there is one; ``str(error)`` names every violation
+    (topic, partition, broker, rack, jurisdiction) and how to fix it.
+    """
+
+    def __init__(self, message: str, report: PlacementReport | None = None) -> None:
+        self.report = report
+        super().__init__(message)
+
+    @classmethod
+    def from_report(cls, report: PlacementReport) -> PlacementError:
+        return cls(report.message(), report)
+
+
+class PlacementUnavailableError(RouterError):
+    """The cluster's metadata could not be read, so no placement can be proven."""
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    """Brokers and replica assignments as the cluster reported them at ``taken_at``.
+
+    ``brokers`` maps every live broker id to its ``broker.rack`` (None when unset). ``topics``
+    maps each existing topic that was asked for to ``{partition: replica broker ids}``; a topic
+    asked for but absent from ``topics`` does not exist. ``taken_at`` is on the caller's clock.
+    """
+
+    brokers: Mapping[int, str | None]
+    topics: Mapping[str, Mapping[int, tuple[int, ...]]]
+    taken_at: float
+
+
+class Verdict(StrEnum):
+    """Outcome of checking one topic."""
+
+    OK = "ok"
+    VIOLATION = "violation"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One replica of one partition on a broker outside the required jurisdiction."""
+
+    partition: int
+    broker: int
+    rack: str | None
+    """The broker's rack; None when the broker has none or is not in the cluster's broker list."""
+    jurisdiction: str | None
+    """The jurisdiction the broker's rack maps to; None when it maps to none."""
+    broker_known: bool = True
+    """False when the broker is in the replica list but not in the cluster's broker list."""
+
+    def describe(self) -> str:
+        if not self.broker_known:
+            where = "not in the cluster's broker list (offline or unknown), so in no jurisdiction"
+        elif self.rack is None:
+            where = "no rack, so in no jurisdiction"
+        else:
+            where = f"rack {self.rack}, jurisdiction {self.jurisdiction or 'none'}"
+        return f"partition {self.partition} has a replica on broker {self.broker} ({where})"
+
+
+@dataclass(frozen=True)
+class TopicPlacement:
+    """The verdict for one topic: where its replicas are and whether that is permitted."""
+
+    topic: str
+    required: str
+    verdict: Verdict
+    partitions: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+    jurisdictions: frozenset[str | None] = frozenset()
+    """Every jurisdiction (None: none) that some replica of the topic sits in."""
+    violations: tuple[Violation, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.OK
+
+    @property
+    def placed_in(self) -> str | None:
+        """The one jurisdiction every replica sits in, or None (missing, mixed, or none)."""
+        if self.verdict is Verdict.MISSING or len(self.jurisdictions) != 1:
+            return None
+        (only,) = self.jurisdictions
+        return only
+
+    def describe(self) -> str:
+        """One human line per problem; names topic, partition and broker, never data."""
+        if self.verdict is Verdict.OK:
+            return f"topic {self.topic}: every replica is in jurisdiction {self.required}"
+        if self.verdict is Verdict.MISSING:
+            return (f"topic {self.topic} (jurisdiction {self.required}) does not exist; "
+                    "create it with `residency-router topics create`")
+        lines = [f"topic {self.topic} must have every replica in jurisdiction {self.required}, but:"]
+        for v in self.violations:
+            lines.append(f"  {v.describe()}; reassign partition {v.partition} of {self.topic} "
+                         f"off broker {v.broker}")
+        lines.append(f"  fix: reassign those replicas onto brokers of {self.required} "
+                     "(kafka-reassign-partitions), or delete the topic and run "
+                     "`residency-router topics create`")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PlacementReport:
+    """Verdicts for every required topic, from one snapshot."""
+
+    topics: Mapping[str, TopicPlacement]
+    brokers: Mapping[int, str | None]
+    broker_jurisdictions: Mapping[int, str | None]
+    taken_at: float
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.topics.values())
+
+    @property
+    def failures(self) -> list[TopicPlacement]:
+        return [t for t in self.topics.values() if not t.ok]
+
+    def permitted(self, topic: str, jurisdiction: str) -> bool:
+        """True only if ``topic`` was checked, exists and every replica is in ``jurisdiction``."""
+        placement = self.topics.get(topic)
+        return placement is not None and placement.placed_in == jurisdiction
+
+    def message(self) -> str:
+        """Every failure, one block per topic; value-free (names, ids and racks only)."""
+        failures = self.failures
+        if not failures:
+            return f"all {len(self.topics)} topic(s) are placed in their jurisdiction"
+        head = f"{len(failures)} of {len(self.topics)} configured topic(s) are out of place:"
+        return "\n".join([head, *(t.describe() for t in failures)])
+
+
+def requirements_of(config: RouterConfig) -> dict[str, str]:
+    """``topic -> required jurisdiction`` for every configured topic (destinations, quarantine,
+    audit: each is listed under ``topics`` with the jurisdiction its replicas must sit in)."""
+    return {t.name: t.jurisdiction for t in config.topics}
+
+
+def verify(
+    snapshot: ClusterSnapshot,
+    requirements: Mapping[str, str],
+    jurisdiction_of_rack: JurisdictionOfRack,
+) -> PlacementReport:
+    """Check each ``topic -> required jurisdiction`` against the snapshot.
+
+    A topic is OK only if it exists, has at least one partition, and every replica of every
+    partition is on a listed broker whose rack maps to the required jurisdiction.
+    """
+    broker_j = {b: jurisdiction_of_rack(rack) for b, rack in snapshot.brokers.items()}
+    out: dict[str, TopicPlacement] = {}
+    for topic, required in requirements.items():
+        parts = snapshot.topics.get(topic)
+        if parts is None or not parts:
+            out[topic] = TopicPlacement(topic, required, Verdict.MISSING)
+            continue
+        violations: list[Violation] = []
+        seen: set[str | None] = set()
+        for partition in sorted(parts):
+            replicas = parts[partition]
+            if not replicas:  # no replica list at all: nothing proves it is in place
+                violations.append(Violation(partition, -1, None, None, broker_known=False))
+                seen.add(None)
+            for broker in replicas:
+                known = broker in snapshot.brokers
+                j = broker_j.get(broker)
+                seen.add(j)
+                if j != required:
+                    violations.append(Violation(partition, broker, snapshot.brokers.get(broker), j, known))
+        out[topic] = TopicPlacement(
+            topic, required, Verdict.VIOLATION if violations else Verdict.OK,
+            {p: tuple(parts[p]) for p in sorted(parts)}, frozenset(seen), tuple(violations),
+        )
+    return PlacementReport(out, dict(snapshot.brokers), broker_j, snapshot.taken_at)
+
+
+def plan_assignment(brokers_of_jurisdiction: Sequence[int], partitions: int, rf: int) -> list[list[int]]:
+    """Replica lists for a new topic using only the given brokers, leaders round-robin.
+
+    Partition ``p`` gets ``rf`` consecutive brokers starting at ``p mod n`` (sorted ids), so
+    leaders and replicas spread evenly and no broker holds two replicas of one partition.
+    Raises :class:`ValueError` when there are fewer distinct brokers than ``rf``.
+    """
+    brokers = sorted(set(brokers_of_jurisdiction))
+    if partitions < 1 or rf < 1:
+        raise ValueError("partitions and replication factor must be at least 1")
+    if len(brokers) < rf:
+        raise ValueError(f"replication factor {rf} needs {rf} brokers, only {len(brokers)} available")
+    n = len(brokers)
+    return [[brokers[(p + i) % n] for i in range(rf)] for p in range(partitions)]

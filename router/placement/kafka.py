@@ -1,0 +1,336 @@
+"""The Kafka shell of placement: read the cluster's metadata, check at start, watch while running.
+
+Only the Admin API is used: ``describe_cluster`` for the live brokers and their ``broker.rack``,
+``describe_topics`` for each partition's replica list. While a partition is being reassigned the
+metadata replica list is the union of the current and target replicas (adding replicas included),
+so a replica being moved abroad counts as a violation from the moment the move starts. The Python
+client exposes neither observers nor the adding/removing split, so neither is reported separately.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from router.config.models import RouterConfig
+from router.errors import ConfigError
+from router.placement.model import (
+    ClusterSnapshot,
+    JurisdictionOfRack,
+    PlacementError,
+    PlacementReport,
+    PlacementUnavailableError,
+    plan_assignment,
+    requirements_of,
+    verify,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def admin_for(config: RouterConfig, bootstrap: str | None = None) -> Any:
+    """An AdminClient for ``clusters.default``, with ``bootstrap`` overriding its bootstrap."""
+    cluster = config.clusters.get("default")
+    if cluster is None:
+        raise ConfigError("placement reads the cluster named 'default': add clusters.default "
+                          "with its bootstrap to the config")
+    props: dict[str, str | int | float | bool] = dict(cluster.client_properties())
+    if bootstrap:
+        props["bootstrap.servers"] = bootstrap
+    return AdminClient(props)
+
+
+def _broker_id(replica: Any) -> int:
+    # describe_topics reports replicas as Node objects; list_topics metadata as plain ids.
+    return int(replica if isinstance(replica, int) else replica.id)
+
+
+def snapshot(
+    admin: Any, topics: Iterable[str], *, timeout: float = DEFAULT_TIMEOUT_S,
+    clock: Clock = time.monotonic,
+) -> ClusterSnapshot:
+    """Read live brokers (id -> rack) and the replica lists of ``topics`` from the cluster.
+
+    A topic the cluster does not know is left out of ``ClusterSnapshot.topics`` (verify reports it
+    MISSING). Raises :class:`PlacementUnavailableError` when the cluster cannot be read.
+    """
+    names = sorted(set(topics))
+    try:
+        desc = admin.describe_cluster(request_timeout=timeout).result()
+        brokers = {int(n.id): (n.rack or None) for n in desc.nodes}
+        found: dict[str, dict[int, tuple[int, ...]]] = {}
+        if names:
+            futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+            for name, future in futures.items():
+                try:
+                    td = future.result()
+                except KafkaException as err:
+                    if err.args and err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        continue
+                    raise
+                found[name] = {int(p.id): tuple(_broker_id(r) for r in p.replicas) for p in td.partitions}
+    except KafkaException as err:
+        raise PlacementUnavailableError(
+            f"could not read topic placement from the cluster: {err}; check clusters.default."
+            "bootstrap (or --bootstrap) and that the brokers are up"
+        ) from None
+    return ClusterSnapshot(brokers, found, clock())
+
+
+def check_startup(
+    config: RouterConfig, admin: Any, *, timeout: float = DEFAULT_TIMEOUT_S,
+) -> PlacementReport:
+    """Verify every configured topic before the first record is consumed.
+
+    Returns the report when all are in place; raises :class:`PlacementError` listing every
+    violation (topic, partition, broker, rack, jurisdiction, and how to fix it) otherwise, and
+    :class:`PlacementUnavailableError` when the cluster cannot be read.
+    """
+    required = requirements_of(config)
+    report = verify(snapshot(admin, required, timeout=timeout), required, config.jurisdiction_of_rack)
+    if not report.ok:
+        raise PlacementError.from_report(report)
+    return report
+
+
+@dataclass(frozen=True)
+class _State:
+    placed: Mapping[str, str | None]
+    expires_at: float
+    report: PlacementReport | None
+
+
+class PlacementWatch:
+    """The latest placement verdict, re-checked on an interval, answering ``permitted()`` cheaply.
+
+    The pipeline loop calls :meth:`maybe_refresh` each iteration (a check runs only when one is
+    due), or :meth:`start` runs the same checks on a daemon thread. Either way the verdict is one
+    immutable state object swapped in whole, so :meth:`permitted` is a clock read and a dict
+    lookup with no lock. A failed check keeps the last verdict until it is ``max_verdict_age_s``
+    old; after that, and before the first successful check, every topic is not permitted and
+    :attr:`reason` says why.
+    """
+
+    def __init__(
+        self,
+        admin: Any,
+        requirements: Mapping[str, str],
+        jurisdiction_of_rack: JurisdictionOfRack,
+        *,
+        recheck_interval_s: float = 5.0,
+        max_verdict_age_s: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        clock: Clock = time.monotonic,
+        snapshot_fn: Callable[..., ClusterSnapshot] = snapshot,
+    ) -> None:
+        self._admin = admin
+        self._requirements = dict(requirements)
+        self._j_of_rack = jurisdiction_of_rack
+        self.recheck_interval_s = recheck_interval_s
+        self.max_verdict_age_s = max_verdict_age_s
+        self._timeout = min(timeout, max(recheck_interval_s, 1.0))
+        self._clock = clock
+        self._snapshot = snapshot_fn
+        self._state = _State({}, float("-inf"), None)
+        self._next_check = float("-inf")
+        self._last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, config: RouterConfig, admin: Any, **kwargs: Any) -> PlacementWatch:
+        return cls(admin, requirements_of(config), config.jurisdiction_of_rack,
+                   recheck_interval_s=config.placement.recheck_interval_s,
+                   max_verdict_age_s=config.placement.max_verdict_age_s, **kwargs)
+
+    # -- hot path ----------------------------------------------------------------------------
+    def permitted(self, topic: str, jurisdiction: str) -> bool:
+        """True only if the current, unexpired verdict has every replica of ``topic`` in
+        ``jurisdiction``."""
+        state = self._state
+        return self._clock() <= state.expires_at and state.placed.get(topic) == jurisdiction
+
+    # -- checks ------------------------------------------------------------------------------
+    def refresh(self) -> PlacementReport | None:
+        """Check now. Returns the new report, or None when the cluster could not be read (the
+        previous verdict stays until it expires)."""
+        self._next_check = self._clock() + self.recheck_interval_s
+        try:
+            snap = self._snapshot(self._admin, self._requirements, timeout=self._timeout,
+                                  clock=self._clock)
+        except PlacementUnavailableError as err:
+            self._last_error = str(err)
+            log.warning("placement check failed error=%r verdict_expires_at=%s", str(err),
+                        self._state.expires_at)
+            return None
+        report = verify(snap, self._requirements, self._j_of_rack)
+        previous = self._state.report
+        self._state = _State({t: p.placed_in for t, p in report.topics.items()},
+                             snap.taken_at + self.max_verdict_age_s, report)
+        self._last_error = None
+        for name, p in report.topics.items():
+            was_ok = previous.topics[name].ok if previous and name in previous.topics else None
+            if p.ok != was_ok and not p.ok:
+                log.error("placement violation topic=%s required=%s verdict=%s detail=%r",
+                          name, p.required, p.verdict.value, p.describe())
+            elif p.ok and was_ok is False:
+                log.info("placement restored topic=%s required=%s", name, p.required)
+        return report
+
+    def maybe_refresh(self, now: float | None = None) -> bool:
+        """Run a check if one is due at ``now`` (default: the clock); True if one ran."""
+        if (self._clock() if now is None else now) < self._next_check:
+            return False
+        self.refresh()
+        return True
+
+    def start(self) -> None:
+        """Run the checks on a daemon thread until :meth:`stop` (the first check runs now)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="placement-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.maybe_refresh()
+            self._stop.wait(max(0.0, min(self.recheck_interval_s, self._next_check - self._clock())))
+
+    # -- explanations ------------------------------------------------------------------------
+    @property
+    def report(self) -> PlacementReport | None:
+        """The last successful report (possibly expired)."""
+        return self._state.report
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() > self._state.expires_at
+
+    @property
+    def reason(self) -> str | None:
+        """Why topics are not permitted as a whole (no verdict yet, or verdict expired), or None."""
+        state = self._state
+        if state.report is None:
+            return "no placement check has succeeded yet" + (
+                f" (last error: {self._last_error})" if self._last_error else "")
+        if self._clock() > state.expires_at:
+            age = self._clock() - state.report.taken_at
+            return (f"the last successful placement check is {age:.1f} s old, older than "
+                    f"placement.max_verdict_age_s={self.max_verdict_age_s:g}; every topic is "
+                    "treated as not permitted" + (f" (last error: {self._last_error})"
+                                                  if self._last_error else ""))
+        return None
+
+    def why_not(self, topic: str, jurisdiction: str) -> str | None:
+        """None when permitted; otherwise a value-free sentence naming topic, partition, broker."""
+        if self.permitted(topic, jurisdiction):
+            return None
+        if (whole := self.reason) is not None:
+            return whole
+        report = self._state.report
+        placement = report.topics.get(topic) if report else None
+        if placement is None:
+            return f"topic {topic} is not among the configured topics placement checks"
+        if placement.required != jurisdiction:
+            return f"topic {topic} is configured for jurisdiction {placement.required}, not {jurisdiction}"
+        return placement.describe()
+
+    def __enter__(self) -> PlacementWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    topic: str
+    jurisdiction: str
+    action: str
+    """'created' or 'exists'."""
+    assignment: list[list[int]]
+
+
+def create_topics(config: RouterConfig, admin: Any, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[CreateOutcome]:
+    """Create every configured topic that does not exist, replicas only on its jurisdiction's brokers.
+
+    Checks that every jurisdiction has enough brokers before creating anything; existing topics
+    are left as they are (the caller verifies them). Raises :class:`PlacementError` when a
+    jurisdiction has fewer live brokers than a topic's replication factor.
+    """
+    snap = snapshot(admin, requirements_of(config), timeout=timeout)
+    plans = _plan_missing(config, snap)
+    outcomes: list[CreateOutcome] = []
+    if plans:
+        futures = admin.create_topics(
+            [NewTopic(name, num_partitions=len(a), replica_assignment=a) for name, a in plans.items()],
+            request_timeout=timeout)
+        for name, future in futures.items():
+            try:
+                future.result()
+            except KafkaException as err:
+                if err.args and err.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue  # created concurrently: verified like any existing topic
+                raise PlacementUnavailableError(f"could not create topic {name}: {err}") from None
+    for t in config.topics:
+        if t.name in plans:
+            outcomes.append(CreateOutcome(t.name, t.jurisdiction, "created", plans[t.name]))
+        else:
+            existing = snap.topics.get(t.name, {})
+            outcomes.append(CreateOutcome(t.name, t.jurisdiction, "exists",
+                                          [list(existing[p]) for p in sorted(existing)]))
+    return outcomes
+
+
+def _plan_missing(config: RouterConfig, snap: ClusterSnapshot) -> dict[str, list[list[int]]]:
+    by_j: dict[str, list[int]] = {}
+    for broker, rack in snap.brokers.items():
+        if (j := config.jurisdiction_of_rack(rack)) is not None:
+            by_j.setdefault(j, []).append(broker)
+    plans: dict[str, list[list[int]]] = {}
+    problems: list[str] = []
+    for t in config.topics:
+        if t.name in snap.topics:
+            continue
+        brokers = sorted(by_j.get(t.jurisdiction, []))
+        if len(brokers) < t.replication_factor:
+            racks = ", ".join(config.jurisdictions[t.jurisdiction].racks)
+            problems.append(
+                f"topic {t.name} needs replication_factor {t.replication_factor} in jurisdiction "
+                f"{t.jurisdiction}, which has {len(brokers)} live broker(s) {brokers} (racks {racks}); "
+                f"lower topics[].replication_factor or add brokers with a rack of {t.jurisdiction}")
+            continue
+        plans[t.name] = plan_assignment(brokers, t.partitions, t.replication_factor)
+    if problems:
+        raise PlacementError("cannot create topics inside their jurisdiction:\n  " + "\n  ".join(problems))
+    return plans
+
+
+def wait_for_topics(admin: Any, topics: Iterable[str], *, timeout: float = DEFAULT_TIMEOUT_S,
+                    clock: Clock = time.monotonic) -> ClusterSnapshot:
+    """Snapshot ``topics``, retrying until each is visible in metadata or ``timeout`` passes."""
+    names = list(topics)
+    deadline = clock() + timeout
+    while True:
+        snap = snapshot(admin, names, timeout=timeout, clock=clock)
+        if all(n in snap.topics and snap.topics[n] for n in names) or clock() >= deadline:
+            return snap
+        time.sleep(0.2)

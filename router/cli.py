@@ -20,6 +20,7 @@ from router.errors import RouterError
 COMMAND_MODULES: tuple[str, ...] = (
     "router.devcluster.cli",
     "router.keys.cli",
+    "router.placement.cli",
     "router.demo",
 )
 

@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -98,7 +99,17 @@ class RetryConfig(StrictModel):
     deadline_s: float = Field(default=5.0, gt=0, le=300)
 
 
+class KeyUnavailablePolicy(StrEnum):
+    """What the pipeline does when a key cannot be used (never: emit plaintext)."""
+
+    STALL = "stall"
+    """Retry with backoff; offsets are not advanced (default: a KMS outage delays, loses nothing)."""
+    QUARANTINE = "quarantine"
+    """Seal the record into quarantine (if that jurisdiction's key works) and move on."""
+
+
 class KeysConfig(StrictModel):
+    on_unavailable: KeyUnavailablePolicy = KeyUnavailablePolicy.STALL
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     jurisdictions: dict[JurisdictionName, JurisdictionKeyConfig] = Field(min_length=1)
     signer: SignerConfig

@@ -9,7 +9,7 @@ Implementations raise :class:`router.keys.errors.KeyUnavailable` (or its subclas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -79,10 +79,22 @@ class PublicKeys(Protocol):
 
 
 class StaticPublicKeys:
-    """Public keys handed to a reader out of band (e.g. from ``residency-router keys show``)."""
+    """Public keys handed to a reader out of band (e.g. from ``residency-router keys show``).
+
+    Readers need only these, never the router's keyring.
+    """
 
     def __init__(self, keys: dict[KeyRef, bytes]) -> None:
         self._keys = {ref: Ed25519PublicKey.from_public_bytes(raw) for ref, raw in keys.items()}
+
+    @classmethod
+    def from_show_json(cls, doc: dict[str, Any]) -> StaticPublicKeys:
+        """From the JSON that ``residency-router keys show`` prints (its ``signing`` section)."""
+        keys: dict[KeyRef, bytes] = {}
+        for key_id, entry in doc["signing"].items():
+            for version, hexkey in entry["public_keys"].items():
+                keys[KeyRef(key_id, int(version))] = bytes.fromhex(hexkey)
+        return cls(keys)
 
     def public_key(self, key: KeyRef) -> Ed25519PublicKey:
         try:

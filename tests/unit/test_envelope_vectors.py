@@ -109,3 +109,20 @@ def test_the_vector_is_a_plain_aes_gcm_and_ed25519_construction(vector: dict[str
     body = vector["header"] + vector["nonce"] + len(ct).to_bytes(4, "big") + ct
     sig = Ed25519PrivateKey.from_private_bytes(vector["signing_seed"]).sign(b"residency-router/envelope/v1\x00" + body)
     assert body + sig == vector["value"]
+
+
+def test_the_manifest_vector_seals_and_opens_as_documented(ring: LocalKeyring) -> None:
+    import dataclasses
+
+    v = _vector("v1-manifest")
+    base = _vector("v1-local")
+    provider = LocalKeyProvider(ring, random_bytes=_feed(base["dek"], base["wrap_nonce"]))
+    keys = JurisdictionKeys({"eu": (provider, "eu")})
+    sealer = Sealer(CachingDekManager(keys), LocalSigner(ring), random_bytes=_feed(v["nonce_0"], v["nonce_1"]))
+    ctx1 = dataclasses.replace(CTX, event_id="salesforce:Contact:003xx0000002:1700000000001:8", source_offset=1235)
+    recs = sealer.seal_batch([(v["plaintext_0"], CTX), (v["plaintext_1"], ctx1)])
+    assert [r.value for r in recs] == [v["value_0"], v["value_1"]]
+    opener = Opener(keys, LocalPublicKeys(ring))
+    for i, (rec, ctx) in enumerate(zip(recs, (CTX, ctx1), strict=True)):
+        opened = opener.open(rec.value, rec.headers, topic="crm.eu.contact", partition=1, expected_jurisdiction="eu")
+        assert (opened.plaintext, opened.ctx) == (v[f"plaintext_{i}"], ctx)

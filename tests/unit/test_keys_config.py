@@ -136,3 +136,13 @@ def test_factory_builds_a_working_stack_from_config(tmp_path: Path) -> None:
     assert opener.open(rec.value, rec.headers, topic="crm.eu.a", partition=0, expected_jurisdiction="eu").plaintext == (
         b"payload"
     )
+
+
+def test_a_key_outage_stalls_by_default_and_the_policy_is_an_explicit_choice() -> None:
+    from router.keys.config import KeyUnavailablePolicy
+
+    assert KeysConfig.model_validate(_keys()).on_unavailable is KeyUnavailablePolicy.STALL
+    cfg = KeysConfig.model_validate(_keys(on_unavailable="quarantine"))
+    assert cfg.on_unavailable is KeyUnavailablePolicy.QUARANTINE
+    with pytest.raises(ValidationError):
+        KeysConfig.model_validate(_keys(on_unavailable="passthrough"))

@@ -119,3 +119,26 @@ def test_a_version_below_min_decryption_version_is_unavailable_and_not_retriable
     with pytest.raises(KeyUnavailable) as err:
         LocalKeyProvider(ring).unwrap(old.kek, old.wrapped)
     assert err.value.retriable is False
+
+
+def test_readers_verify_with_the_public_keys_that_keys_show_prints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from router.envelope import Opener, SealContext, Sealer
+    from router.keys.dek import CachingDekManager, JurisdictionKeys
+    from router.keys.local import LocalSigner
+    from router.keys.protocol import StaticPublicKeys
+
+    path = tmp_path / "keyring.json"
+    main(["keys", "init", "--keyring", str(path), "--jurisdictions", "eu"])
+    capsys.readouterr()
+    main(["keys", "show", "--keyring", str(path)])
+    public = StaticPublicKeys.from_show_json(json.loads(capsys.readouterr().out))
+    ring = LocalKeyring.load(path)
+    keys = JurisdictionKeys({"eu": (LocalKeyProvider(ring), "eu")})
+    ctx = SealContext("e", "in", 0, 0, "crm.eu.a", 0, "eu", "internal", (), "Account", "create")
+    rec = Sealer(CachingDekManager(keys), LocalSigner(ring)).seal(b"p", ctx)
+    opened = Opener(keys, public).open(
+        rec.value, rec.headers, topic="crm.eu.a", partition=0, expected_jurisdiction="eu"
+    )
+    assert opened.plaintext == b"p"

@@ -247,6 +247,10 @@ class LocalKeyProvider:
         if aead is not None:
             return aead
         entry = self._ring.keks.get(ref.key_id)
+        if (entry is None or ref.version not in entry.versions) and self._ring.path is not None:
+            # A reader started before `keys rotate`: re-read the file once for the new version.
+            self._ring = LocalKeyring.load(self._ring.path)
+            entry = self._ring.keks.get(ref.key_id)
         if entry is None:
             raise _unknown(f"KEK {ref.key_id!r} is not in the local keyring", key=ref)
         if ref.version not in entry.versions:

@@ -229,3 +229,13 @@ def test_context_fields_survive_the_transit_round_trip(
     rec = s.sealer.seal(b"", ctx)
     opened = s.opener().open(rec.value, rec.headers, topic=ctx.dest_topic, partition=0, expected_jurisdiction="us")
     assert opened.ctx == ctx
+
+
+def test_a_manifest_batch_sealed_with_transit_deks_opens(
+    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+) -> None:
+    s = _stack(openbao, ring, transit_keys)
+    records = s.sealer.seal_batch([(PAYLOAD + bytes([i]), _ctx(i)) for i in range(10)])
+    opener = s.opener()
+    for i, rec in enumerate(records):
+        assert _open(opener, rec.value, rec.headers, _ctx(i)) == PAYLOAD + bytes([i])

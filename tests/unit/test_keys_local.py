@@ -142,3 +142,13 @@ def test_readers_verify_with_the_public_keys_that_keys_show_prints(
         rec.value, rec.headers, topic="crm.eu.a", partition=0, expected_jurisdiction="eu"
     )
     assert opened.plaintext == b"p"
+
+
+def test_a_running_reader_picks_up_a_kek_version_added_by_keys_rotate(tmp_path: Path) -> None:
+    path = tmp_path / "keyring.json"
+    main(["keys", "init", "--keyring", str(path), "--jurisdictions", "eu"])
+    reader = LocalKeyProvider(LocalKeyring.load(path))  # loaded before the rotation
+    main(["keys", "rotate", "--keyring", str(path), "--jurisdiction", "eu"])
+    dk = LocalKeyProvider(LocalKeyring.load(path)).new_data_key("eu")
+    assert dk.kek.version == 2
+    assert reader.unwrap(dk.kek, dk.wrapped) == dk.plaintext

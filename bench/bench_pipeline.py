@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import io
 import json
 import os
@@ -84,7 +85,7 @@ class Topics:
     """Creates uuid-named topics and deletes every one of them at the end."""
 
     def __init__(self, bootstrap: str, partitions: int, rf: int) -> None:
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.admin: Any = AdminClient({"bootstrap.servers": bootstrap})
         self.partitions, self.rf = partitions, rf
         self.created: list[str] = []
 
@@ -111,8 +112,11 @@ class Topics:
                 fut.result()
             self.created.remove(name)
 
-    def delete_all(self) -> None:
+    def close(self) -> None:
+        """Delete every topic created, then drop the client (it must not outlive the cluster)."""
         self.delete(list(self.created))
+        self.admin = None
+        gc.collect()
 
 
 # -- variants ------------------------------------------------------------------------------------
@@ -520,7 +524,7 @@ def main() -> int:
                 else:
                     profile_text = f"router profile unavailable: {router.reason}"
         finally:
-            topics.delete_all()
+            topics.close()
 
     base, rout = summary["baseline"], summary["router"]
     ratio = rout["events_per_s"] / base["events_per_s"] if base.get("available") and rout.get("available") else None

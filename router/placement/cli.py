@@ -44,7 +44,7 @@ def _brokers_text(report: PlacementReport, t: TopicPlacement) -> str:
     ids = sorted({b for replicas in t.partitions.values() for b in replicas})
     parts = []
     for b in ids:
-        rack = report.brokers[b] if b in report.brokers else "(offline)"
+        rack = report.brokers.get(b, "(offline)")
         parts.append(f"{b}:{rack or '(no rack)'}:{report.broker_jurisdictions.get(b) or '-'}")
     return " ".join(parts) or "-"
 

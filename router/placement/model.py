@@ -155,7 +155,7 @@ class PlacementReport:
         failures = self.failures
         if not failures:
             return f"all {len(self.topics)} topic(s) are placed in their jurisdiction"
-        head = f"{len(failures)} of {len(self.topics)} configured topic(s) are out of place:"
+        head = f"{len(failures)} of {len(self.topics)} configured topic(s) are missing or out of place:"
         return "\n".join([head, *(t.describe() for t in failures)])
 
 

@@ -1,0 +1,150 @@
+"""The quarantine record: why an ingress event was not routed, and its original bytes, sealed.
+
+Pure: no Kafka import. The pipeline builds a :class:`QuarantineRecord` after sealing the original
+bytes with :mod:`router.envelope` (under the quarantine jurisdiction's key) and produces
+:func:`encode_quarantine` of it to ``quarantine.<J>`` in the same transaction as the audit record.
+
+Guarantees:
+
+- The record never holds plaintext event data: ``sealed_payload`` is an envelope, and every clear
+  field is metadata (reason, names, jurisdictions, positions, hashes, versions). ``detail`` must be
+  value-free text; callers build it from names and counts, never from field values.
+- The encoding is the schemaless Avro binary of ``schemas/quarantine.avsc`` (no container, no
+  schema id); its first field ``format_version`` is checked on decode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from router.errors import RouterError
+
+FORMAT_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "quarantine.avsc"
+
+Header = tuple[str, bytes]
+
+
+class QuarantineDecodeError(RouterError):
+    """Bytes that are not a quarantine record of a supported format version."""
+
+
+def _load_schema() -> Any:
+    return parse_schema(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+_SCHEMA = _load_schema()
+_VERSION_PREFIX = bytes([FORMAT_VERSION << 1])  # zig-zag varint of a small int
+
+
+def payload_sha256(data: bytes) -> str:
+    """Lower-case hex SHA-256 of ``data``: how both quarantine and audit records name a payload."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRecord:
+    """One quarantined event. Immutable; ``sealed_payload`` is hidden from ``repr``."""
+
+    reason: str
+    """A :class:`router.errors.ReasonCode` value (the enum itself may be passed)."""
+    detail: str
+    """Value-free explanation: names, counts, positions."""
+    classification_level: str
+    categories: tuple[str, ...]
+    field_names: tuple[str, ...]
+    jurisdictions: tuple[str, ...]
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    source_timestamp_ms: int | None
+    event_id: str | None
+    payload_sha256: str
+    """Hex SHA-256 of the original bytes (see :func:`payload_sha256`)."""
+    router_version: str
+    policy_version: str
+    trace_id: str | None
+    quarantined_at_ms: int
+    sealed_payload: bytes = field(repr=False)
+    envelope_headers: tuple[Header, ...] = ()
+    key_id: str | None = None
+
+
+def encode_quarantine(rec: QuarantineRecord) -> bytes:
+    """The schemaless Avro encoding of ``rec`` (``schemas/quarantine.avsc``)."""
+    out = io.BytesIO()
+    schemaless_writer(
+        out,
+        _SCHEMA,
+        {
+            "format_version": FORMAT_VERSION,
+            "reason": str(rec.reason),
+            "detail": rec.detail,
+            "classification_level": rec.classification_level,
+            "categories": rec.categories,
+            "field_names": rec.field_names,
+            "jurisdictions": rec.jurisdictions,
+            "source_topic": rec.source_topic,
+            "source_partition": rec.source_partition,
+            "source_offset": rec.source_offset,
+            "source_timestamp_ms": rec.source_timestamp_ms,
+            "event_id": rec.event_id,
+            "payload_sha256": rec.payload_sha256,
+            "router_version": rec.router_version,
+            "policy_version": rec.policy_version,
+            "trace_id": rec.trace_id,
+            "quarantined_at_ms": rec.quarantined_at_ms,
+            "sealed_payload": rec.sealed_payload,
+            "envelope_headers": [{"key": k, "value": v} for k, v in rec.envelope_headers],
+            "key_id": rec.key_id,
+        },
+    )
+    return out.getvalue()
+
+
+def decode_quarantine(data: bytes) -> QuarantineRecord:
+    """Parse bytes written by :func:`encode_quarantine`.
+
+    Raises :class:`QuarantineDecodeError` for another format version, truncated or trailing bytes.
+    """
+    if not data.startswith(_VERSION_PREFIX):
+        raise QuarantineDecodeError(
+            f"not a quarantine record of format version {FORMAT_VERSION} (first byte {data[:1].hex() or 'missing'})"
+        )
+    buf = io.BytesIO(data)
+    try:
+        d = schemaless_reader(buf, _SCHEMA, None)
+    except Exception as err:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
+        raise QuarantineDecodeError(f"malformed quarantine record: {type(err).__name__}") from None
+    if not isinstance(d, dict):
+        raise QuarantineDecodeError("malformed quarantine record: not a record")
+    if buf.tell() != len(data):
+        raise QuarantineDecodeError(f"malformed quarantine record: {len(data) - buf.tell()} trailing bytes")
+    return QuarantineRecord(
+        reason=d["reason"],
+        detail=d["detail"],
+        classification_level=d["classification_level"],
+        categories=tuple(d["categories"]),
+        field_names=tuple(d["field_names"]),
+        jurisdictions=tuple(d["jurisdictions"]),
+        source_topic=d["source_topic"],
+        source_partition=d["source_partition"],
+        source_offset=d["source_offset"],
+        source_timestamp_ms=d["source_timestamp_ms"],
+        event_id=d["event_id"],
+        payload_sha256=d["payload_sha256"],
+        router_version=d["router_version"],
+        policy_version=d["policy_version"],
+        trace_id=d["trace_id"],
+        quarantined_at_ms=d["quarantined_at_ms"],
+        sealed_payload=d["sealed_payload"],
+        envelope_headers=tuple((h["key"], h["value"]) for h in d["envelope_headers"]),
+        key_id=d["key_id"],
+    )

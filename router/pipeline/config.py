@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydantic import Field
 
 from router.config.models import StrictModel
-
-
-class KeyUnavailablePolicy(StrEnum):
-    """What the pipeline does when a jurisdiction's key cannot be used."""
-
-    STALL = "stall"
-    """Abort, keep offsets where they are, back off and retry (default: nothing is emitted)."""
-    QUARANTINE = "quarantine"
-    """Quarantine the event with KEY_UNAVAILABLE, sealed under the quarantine jurisdiction's key."""
 
 
 class PipelineConfig(StrictModel):
@@ -31,6 +20,5 @@ class PipelineConfig(StrictModel):
     commit_max_records: int = Field(default=5000, ge=1, description="commit once this many records are in a transaction")
     session_timeout_ms: int = Field(default=10_000, ge=6000, le=300_000)
     transaction_timeout_ms: int = Field(default=10_000, ge=1000, le=900_000)
-    on_key_unavailable: KeyUnavailablePolicy = KeyUnavailablePolicy.STALL
     stall_backoff_max_s: float = Field(default=10.0, gt=0, le=300)
     max_record_bytes: int = Field(default=1_048_576, ge=1024, description="larger ingress records are quarantined OVERSIZED")

@@ -1,0 +1,212 @@
+"""The audit record: one per ingress event, hash-chained per audit partition.
+
+Pure: no Kafka import. :class:`router.audit.chain.AuditChain` assigns the chain fields and encodes;
+this module defines the record, its encoding and the hash.
+
+Encoding (``schemas/audit.avsc``): the schemaless Avro binary of the record. The schema puts
+``format_version`` (the int 1, encoded as the single byte ``0x02``) and then ``hash`` (Avro fixed,
+32 bytes) first, so in every encoding the hash occupies bytes ``1..32``.
+
+Canonical bytes and the hash:
+
+- *canonical bytes* of a record = its encoding with ``hash`` set to 32 zero bytes, i.e. the
+  stored bytes with bytes ``1..32`` zeroed;
+- ``hash = SHA-256(prev_hash || canonical bytes)``, where ``prev_hash`` is the ``hash`` of the
+  record with ``seq - 1`` in the same audit partition, and 32 zero bytes for ``seq == 0``.
+
+Because the hash covers the bytes as stored (not a re-encoding of decoded values), any change to
+any byte of a record, the hash itself included, makes the record fail verification.
+
+An audit record never holds a CRM field value: field *names*, jurisdictions, positions, hashes
+and versions only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
+
+from router.errors import RouterError
+
+FORMAT_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "audit.avsc"
+HASH_SIZE = 32
+ZERO_HASH = bytes(HASH_SIZE)
+HASH_OFFSET = 1
+"""Byte offset of ``hash`` in every encoding (after the one-byte ``format_version``)."""
+
+Decision = Literal["route", "quarantine"]
+
+
+class AuditDecodeError(RouterError):
+    """Bytes that are not an audit record of a supported format version."""
+
+
+def _load_schema() -> Any:
+    return parse_schema(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+_SCHEMA = _load_schema()
+_VERSION_PREFIX = bytes([FORMAT_VERSION << 1])  # zig-zag varint of a small int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFields:
+    """What the pipeline knows about one decision: everything but the chain fields."""
+
+    decision: Decision
+    reason: str
+    """A :class:`router.errors.ReasonCode` value (``ROUTED`` for a route)."""
+    classification_level: str
+    categories: tuple[str, ...]
+    field_names: tuple[str, ...]
+    jurisdictions: tuple[str, ...]
+    destination_topic: str
+    destination_partition: int | None
+    placement_verdict: str
+    """The placement check relied on: ``ok@<snapshot ms>`` or the violation summary."""
+    payload_sha256: str
+    """Hex SHA-256 of the original ingress bytes (:func:`router.quarantine.payload_sha256`)."""
+    sealed_sha256: str
+    """Hex SHA-256 of the bytes written to ``destination_topic``."""
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    source_timestamp_ms: int | None
+    event_id: str | None
+    policy_version: str
+    router_version: str
+    instance_id: str
+    processed_at_ms: int
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """A decoded audit record: its chain fields and the decision it describes."""
+
+    seq: int
+    prev_hash: bytes
+    hash: bytes
+    fields: AuditFields
+
+
+def _to_avro(seq: int, prev_hash: bytes, f: AuditFields) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "hash": ZERO_HASH,
+        "seq": seq,
+        "prev_hash": prev_hash,
+        "decision": f.decision,
+        "reason": str(f.reason),
+        "classification_level": f.classification_level,
+        "categories": f.categories,
+        "field_names": f.field_names,
+        "jurisdictions": f.jurisdictions,
+        "destination_topic": f.destination_topic,
+        "destination_partition": f.destination_partition,
+        "placement_verdict": f.placement_verdict,
+        "payload_sha256": f.payload_sha256,
+        "sealed_sha256": f.sealed_sha256,
+        "source_topic": f.source_topic,
+        "source_partition": f.source_partition,
+        "source_offset": f.source_offset,
+        "source_timestamp_ms": f.source_timestamp_ms,
+        "event_id": f.event_id,
+        "policy_version": f.policy_version,
+        "router_version": f.router_version,
+        "instance_id": f.instance_id,
+        "processed_at_ms": f.processed_at_ms,
+        "trace_id": f.trace_id,
+    }
+
+
+def chain_hash(prev_hash: bytes, canonical: bytes | bytearray | memoryview) -> bytes:
+    """``SHA-256(prev_hash || canonical)``."""
+    h = hashlib.sha256(prev_hash)
+    h.update(canonical)
+    return h.digest()
+
+
+def canonical_bytes(encoded: bytes) -> bytes:
+    """The encoding with the ``hash`` field zeroed (what the hash covers after ``prev_hash``)."""
+    return encoded[:HASH_OFFSET] + ZERO_HASH + encoded[HASH_OFFSET + HASH_SIZE :]
+
+
+def stored_hash(encoded: bytes) -> bytes:
+    """The ``hash`` field of an encoding, read in place."""
+    return encoded[HASH_OFFSET : HASH_OFFSET + HASH_SIZE]
+
+
+def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields) -> tuple[bytes, bytes]:
+    """Encode a record at ``seq`` after ``prev_hash``; returns ``(record bytes, its hash)``.
+
+    Encodes once with a zero hash (the canonical bytes), hashes, and writes the hash in place.
+    """
+    if seq < 0:
+        raise ValueError(f"seq must be >= 0, got {seq}")
+    if len(prev_hash) != HASH_SIZE:
+        raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
+    if seq == 0 and prev_hash != ZERO_HASH:
+        raise ValueError("the record with seq 0 must have an all-zero prev_hash")
+    out = io.BytesIO()
+    schemaless_writer(out, _SCHEMA, _to_avro(seq, prev_hash, fields))
+    canonical = out.getbuffer()
+    digest = chain_hash(prev_hash, canonical)
+    canonical[HASH_OFFSET : HASH_OFFSET + HASH_SIZE] = digest
+    del canonical  # release the buffer export before getvalue()
+    return out.getvalue(), digest
+
+
+def decode_audit(data: bytes) -> AuditRecord:
+    """Parse an audit record; does not check its hash (see :func:`router.audit.chain.verify_chain`).
+
+    Raises :class:`AuditDecodeError` for another format version, truncated or trailing bytes.
+    """
+    if not data.startswith(_VERSION_PREFIX):
+        raise AuditDecodeError(
+            f"not an audit record of format version {FORMAT_VERSION} (first byte {data[:1].hex() or 'missing'})"
+        )
+    buf = io.BytesIO(data)
+    try:
+        d = schemaless_reader(buf, _SCHEMA, None)
+    except Exception as err:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
+        raise AuditDecodeError(f"malformed audit record: {type(err).__name__}") from None
+    if not isinstance(d, dict):
+        raise AuditDecodeError("malformed audit record: not a record")
+    if buf.tell() != len(data):
+        raise AuditDecodeError(f"malformed audit record: {len(data) - buf.tell()} trailing bytes")
+    return AuditRecord(
+        seq=d["seq"],
+        prev_hash=d["prev_hash"],
+        hash=d["hash"],
+        fields=AuditFields(
+            decision=d["decision"],
+            reason=d["reason"],
+            classification_level=d["classification_level"],
+            categories=tuple(d["categories"]),
+            field_names=tuple(d["field_names"]),
+            jurisdictions=tuple(d["jurisdictions"]),
+            destination_topic=d["destination_topic"],
+            destination_partition=d["destination_partition"],
+            placement_verdict=d["placement_verdict"],
+            payload_sha256=d["payload_sha256"],
+            sealed_sha256=d["sealed_sha256"],
+            source_topic=d["source_topic"],
+            source_partition=d["source_partition"],
+            source_offset=d["source_offset"],
+            source_timestamp_ms=d["source_timestamp_ms"],
+            event_id=d["event_id"],
+            policy_version=d["policy_version"],
+            router_version=d["router_version"],
+            instance_id=d["instance_id"],
+            processed_at_ms=d["processed_at_ms"],
+            trace_id=d["trace_id"],
+        ),
+    )

@@ -20,7 +20,9 @@ from router.errors import RouterError
 COMMAND_MODULES: tuple[str, ...] = (
     "router.devcluster.cli",
     "router.keys.cli",
+    "router.audit.cli",
     "router.placement.cli",
+    "router.consumer",
     "router.demo",
 )
 

@@ -100,6 +100,16 @@ class RouterConfig(StrictModel):
         default_factory=lambda: PlacementConfig(),  # noqa: PLW0108 - the name is imported at the end
     )
     keys: KeysConfig | None = None
+    audit: AuditConfig | None = None
+
+    @model_validator(mode="after")
+    def _audit_jurisdiction_known(self) -> RouterConfig:
+        if self.audit is not None and self.audit.jurisdiction not in self.jurisdictions:
+            known = ", ".join(sorted(self.jurisdictions))
+            raise ValueError(
+                f"audit.jurisdiction {self.audit.jurisdiction!r} is not under 'jurisdictions' (known: {known})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RouterConfig:
@@ -144,6 +154,7 @@ class RouterConfig(StrictModel):
 
 
 # KeysConfig subclasses StrictModel, so it is imported once the names above exist.
+from router.audit.config import AuditConfig  # noqa: E402
 from router.keys.config import KeysConfig  # noqa: E402
 from router.placement.config import PlacementConfig  # noqa: E402
 

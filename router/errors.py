@@ -43,6 +43,10 @@ class ReasonCode(StrEnum):
     # -- pipeline -------------------------------------------------------------------------
     PLACEMENT_VIOLATION = "PLACEMENT_VIOLATION"
     """The destination topic has a replica on a broker outside the permitted jurisdiction."""
+    DESTINATION_NOT_CONFIGURED = "DESTINATION_NOT_CONFIGURED"
+    """The policy chose a topic that is not listed under 'topics', so its placement is unchecked."""
+    PROCESSING_ERROR = "PROCESSING_ERROR"
+    """The router failed on this record (a bug); the record is kept, sealed, for replay after a fix."""
     KEY_UNAVAILABLE = "KEY_UNAVAILABLE"
     """The jurisdiction's key could not be used and policy chose quarantine over a stall."""
 

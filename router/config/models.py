@@ -101,6 +101,7 @@ class RouterConfig(StrictModel):
     )
     keys: KeysConfig | None = None
     audit: AuditConfig | None = None
+    pipeline: PipelineConfig | None = None
 
     @model_validator(mode="after")
     def _audit_jurisdiction_known(self) -> RouterConfig:
@@ -157,5 +158,6 @@ class RouterConfig(StrictModel):
 from router.audit.config import AuditConfig  # noqa: E402
 from router.keys.config import KeysConfig  # noqa: E402
 from router.placement.config import PlacementConfig  # noqa: E402
+from router.pipeline.config import PipelineConfig  # noqa: E402
 
 RouterConfig.model_rebuild()

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from pydantic import Field
 
 from router.config.models import StrictModel
 
 
+class IngressConfig(StrictModel):
+    """One ingress topic and the decoder for its records."""
+
+    topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    decoder: str = Field(default="auto", description="salesforce-json, salesforce-avro, confluent-avro, "
+                         "debezium-json, generic-json or auto")
+    options: dict[str, Any] = Field(default_factory=dict, description="decoder options (e.g. generic-json mapping)")
+
+
 class PipelineConfig(StrictModel):
     """How the router consumes, batches and commits."""
+
+    ingress: list[IngressConfig] = Field(min_length=1, description="the topics the router consumes")
+    schema_dir: Path | None = Field(default=None, description="directory of .avsc files with registry.json "
+                                    "(default: the schemas shipped with the router)")
+    schema_registry_url: str | None = Field(default=None, pattern=r"^https?://\S+$",
+                                            description="a Confluent-compatible Schema Registry instead of schema_dir")
 
     group_id: str = Field(default="residency-router", min_length=1, description="consumer group of all instances")
     transactional_id_prefix: str = Field(

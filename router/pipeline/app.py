@@ -1,0 +1,207 @@
+"""``residency-router run``: wire config, keys, placement and the core into the engine, then run.
+
+Start-up fails fast, before the first record is consumed, when: the config lacks a section the
+router needs; a configured topic is out of place (every violation named); the audit topic has fewer
+partitions than an ingress topic (audit chains must have one writer each); a key cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from router.config.models import RouterConfig
+from router.errors import ConfigError
+from router.pipeline.engine import EngineSettings, EngineStats, TransactionalEngine
+
+log = logging.getLogger("router.app")
+
+
+class _WatchPlacement:
+    """Adapts :class:`router.placement.kafka.PlacementWatch` to what the processor asks."""
+
+    def __init__(self, watch: Any, configured: set[str]) -> None:
+        self.watch = watch
+        self._configured = configured
+
+    def configured(self, topic: str) -> bool:
+        return topic in self._configured
+
+    def permitted(self, topic: str, jurisdiction: str) -> bool:
+        return bool(self.watch.permitted(topic, jurisdiction))
+
+    def partitions(self, topic: str) -> int:
+        report = self.watch.report
+        placement = report.topics.get(topic) if report is not None else None
+        return len(placement.partitions) if placement is not None else 1
+
+    def verdict(self) -> str:
+        report = self.watch.report
+        if report is None or self.watch.expired:
+            return f"expired: {self.watch.reason}"
+        return f"ok@{int(report.taken_at * 1000)}" if report.ok else "violations: " + "; ".join(
+            t.topic for t in report.failures)
+
+
+def _require(config: RouterConfig, *sections: str) -> None:
+    missing = [s for s in sections if getattr(config, s, None) is None]
+    if missing:
+        raise ConfigError(f"`run` needs the config sections {', '.join(missing)}; see examples/router.yaml")
+
+
+def default_instance_id() -> str:
+    return os.environ.get("ROUTER_INSTANCE_ID") or socket.gethostname()
+
+
+class RouterApp:
+    """One router instance. Several with the same config and distinct instance ids share the work."""
+
+    def __init__(self, config: RouterConfig, *, bootstrap: str | None = None, instance_id: str | None = None,
+                 config_dir: Path | None = None) -> None:
+        _require(config, "pipeline", "keys", "audit", "policy")
+        self.config = config
+        self.instance_id = instance_id or default_instance_id()
+        self.config_dir = config_dir
+        props = dict(config.clusters["default"].client_properties())
+        if bootstrap:
+            props["bootstrap.servers"] = bootstrap
+        self.client_props = props
+        self.watch: Any = None
+        self.engine: TransactionalEngine | None = None
+
+    def build(self) -> TransactionalEngine:
+        from router.audit.chain import AuditChain  # noqa: PLC0415 - heavy imports after arg parsing
+        from router.audit.kafka import read_chain_tail  # noqa: PLC0415
+        from router.envelope import Sealer  # noqa: PLC0415
+        from router.ingest import decoder_for  # noqa: PLC0415
+        from router.keys.factory import build_dek_manager, build_signer  # noqa: PLC0415
+        from router.pipeline.core import CoreEvaluator  # noqa: PLC0415
+        from router.pipeline.processor import RouterProcessor, RouterSettings  # noqa: PLC0415
+        from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
+        from router.residency.engine import PolicyEngine  # noqa: PLC0415
+
+        cfg = self.config
+        assert cfg.pipeline is not None and cfg.keys is not None and cfg.audit is not None  # noqa: S101 - _require
+        pipe, audit = cfg.pipeline, cfg.audit
+
+        admin = admin_for(cfg, self.client_props["bootstrap.servers"])
+        report = check_startup(cfg, admin)
+        ingress_parts = max(len(admin.list_topics(i.topic, timeout=10).topics[i.topic].partitions) for i in pipe.ingress)
+        audit_placement = report.topics.get(audit.topic)
+        if audit_placement is None:
+            raise ConfigError(f"the audit topic {audit.topic!r} must be listed under 'topics' (jurisdiction "
+                              f"{audit.jurisdiction}) so that its placement is checked")
+        if len(audit_placement.partitions) < ingress_parts:
+            raise ConfigError(
+                f"audit topic {audit.topic} has {len(audit_placement.partitions)} partitions but an ingress topic has "
+                f"{ingress_parts}: each ingress partition needs its own audit partition (one writer per chain); "
+                "raise audit.partitions and recreate the audit topic"
+            )
+
+        engine_policy = PolicyEngine.from_config(cfg, self.config_dir)
+        store: Any = None
+        if pipe.schema_registry_url:
+            from router.ingest.schema_store import HttpSchemaRegistry  # noqa: PLC0415
+
+            store = HttpSchemaRegistry(pipe.schema_registry_url)
+        else:
+            from router.ingest.schema_store import DirectorySchemaStore  # noqa: PLC0415
+            from router.ingest.samples import default_schema_store  # noqa: PLC0415
+
+            store = DirectorySchemaStore(pipe.schema_dir) if pipe.schema_dir else default_schema_store()
+        decoders = {}
+        for ingress in pipe.ingress:
+            options = dict(ingress.options)
+            if ingress.decoder in ("auto", "confluent-avro", "salesforce-avro"):
+                options.setdefault("schema_store", store)
+            decoders[ingress.topic] = decoder_for(ingress.decoder, **options)
+        evaluator = CoreEvaluator(decoders, engine_policy, max_bytes=pipe.max_record_bytes)
+
+        self.watch = PlacementWatch.from_config(cfg, admin)
+        self.watch.refresh()
+        self.watch.start()
+
+        sealer = Sealer(build_dek_manager(cfg.keys), build_signer(cfg.keys))
+        quarantine_pattern = getattr(cfg.policy, "quarantine_pattern", "quarantine.{jurisdiction}")
+        consumer_props = {k: v for k, v in self.client_props.items()}
+
+        def chain_tail(partition: int) -> Any:
+            return read_chain_tail(consumer_props, audit.topic, partition)
+
+        processor = RouterProcessor(
+            evaluator,
+            _WatchPlacement(self.watch, {t.name for t in cfg.topics}),
+            sealer,
+            AuditChain(),
+            RouterSettings(
+                quarantine_topic=lambda j: quarantine_pattern.format(jurisdiction=j),
+                audit_topic=audit.topic,
+                instance_id=self.instance_id,
+                stall_on_placement_violation=cfg.placement.on_violation == "stall",
+            ),
+            chain_tail=chain_tail,
+        )
+        settings = EngineSettings(
+            bootstrap_config=self.client_props,
+            ingress_topics=[i.topic for i in pipe.ingress],
+            group_id=pipe.group_id,
+            transactional_id=f"{pipe.transactional_id_prefix}-{self.instance_id}",
+            batch_size=pipe.batch_size,
+            commit_interval_ms=pipe.commit_interval_ms,
+            commit_max_records=pipe.commit_max_records,
+            session_timeout_ms=pipe.session_timeout_ms,
+            transaction_timeout_ms=pipe.transaction_timeout_ms,
+            stall_backoff_max_s=pipe.stall_backoff_max_s,
+        )
+        self.engine = TransactionalEngine(settings, processor)
+        return self.engine
+
+    def run(self, *, max_idle_s: float | None = None) -> EngineStats:
+        engine = self.engine or self.build()
+        try:
+            return engine.run(max_idle_s=max_idle_s)
+        finally:
+            if self.watch is not None:
+                self.watch.stop(5)
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("run", help="run the router (one instance of the consumer group)")
+    p.add_argument("--config", required=True, help="router YAML config")
+    p.add_argument("--bootstrap", help="override clusters.default.bootstrap")
+    p.add_argument("--instance-id", help="this instance's id (default: $ROUTER_INSTANCE_ID or the host name); "
+                   "its transactional.id is '<pipeline.transactional_id_prefix>-<id>'")
+    p.add_argument("--max-idle-s", type=float, default=None, help="stop after this many seconds without input")
+    p.add_argument("--stats-json", action="store_true", help="print one JSON line of counters at exit")
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from router.config import load_config  # noqa: PLC0415
+
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO), stream=sys.stderr,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+    )
+    config = load_config(args.config)
+    app = RouterApp(config, bootstrap=args.bootstrap, instance_id=args.instance_id,
+                    config_dir=Path(args.config).resolve().parent)
+    engine = app.build()
+    engine.install_signal_handlers()
+    log.info("instance=%s started", app.instance_id)
+    stats = app.run(max_idle_s=args.max_idle_s)
+    log.info("instance=%s stopped consumed=%d produced=%d commits=%d aborts=%d", app.instance_id,
+             stats.consumed, stats.produced, stats.commits, stats.aborts)
+    if args.stats_json:
+        print(json.dumps({"instance_id": app.instance_id, **vars(stats)}), flush=True)
+    return 0

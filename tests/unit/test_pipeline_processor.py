@@ -1,0 +1,174 @@
+"""The router processor: one sealed output and one chained audit record per input, placement
+checked before anything is written, stalls instead of unsafe writes. No broker: Kafka messages are
+stand-ins with the same accessors."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from router.audit.chain import AuditChain, verify_chain
+from router.audit.record import decode_audit
+from router.envelope import Opener, Sealer
+from router.errors import ReasonCode
+from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys
+from router.keys.errors import KeyUnavailable
+from router.keys.local import LocalKeyProvider, LocalKeyring, LocalPublicKeys, LocalSigner
+from router.pipeline.engine import StallError
+from router.pipeline.processor import Evaluation, RouterProcessor, RouterSettings
+from router.quarantine.record import decode_quarantine
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class FakeMessage:
+    _topic: str
+    _partition: int
+    _offset: int
+    _value: bytes | None
+    _key: bytes | None = b"k"
+    _headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+
+class FakePlacement:
+    def __init__(self, placed: dict[str, str], partitions: int = 3) -> None:
+        self.placed = placed
+        self.n = partitions
+
+    def permitted(self, topic: str, jurisdiction: str) -> bool:
+        return self.placed.get(topic) == jurisdiction
+
+    def partitions(self, topic: str) -> int:
+        return self.n
+
+    def verdict(self) -> str:
+        return "ok@1"
+
+    def configured(self, topic: str) -> bool:
+        return topic in self.placed
+
+
+def _keys() -> tuple[Sealer, Opener, Opener]:
+    ring = LocalKeyring.from_keys({"eu": {1: os.urandom(32)}, "us": {1: os.urandom(32)}},
+                                  {"router-signing": {1: os.urandom(32)}})
+    provider = LocalKeyProvider(ring)
+    jk = JurisdictionKeys({"eu": (provider, "eu"), "us": (provider, "us")})
+    sealer = Sealer(CachingDekManager(jk, DekPolicy(1000, 60)), LocalSigner(ring, "router-signing"))
+    eu_only = JurisdictionKeys({"eu": (provider, "eu")})
+    us_only = JurisdictionKeys({"us": (provider, "us")})
+    public = LocalPublicKeys(ring)
+    return sealer, Opener(eu_only, public), Opener(us_only, public)
+
+
+def _route(topic: str = "crm.eu.contact", j: str = "eu") -> Any:
+    def evaluate(_t: str, value: bytes | None, _k: bytes | None, _h: Any) -> Evaluation:
+        return Evaluation(route_topic=topic, jurisdiction=j, reason=ReasonCode.ROUTED, event_id=f"e-{zlib.crc32(value or b'')}",
+                          entity="Contact", operation="update", level="confidential", categories=("PII",),
+                          field_names=("Email",), jurisdictions=(j,), policy_version="p1")
+    return evaluate
+
+
+PLACED = {"crm.eu.contact": "eu", "quarantine.eu": "eu", "quarantine.us": "us", "audit": "eu"}
+
+
+def _processor(evaluate: Any, placed: dict[str, str] = PLACED, sealer: Any = None) -> tuple[RouterProcessor, Opener, Opener]:
+    s, eu, us = _keys()
+    proc = RouterProcessor(evaluate, FakePlacement(placed), sealer or s, AuditChain(),
+                           RouterSettings(quarantine_topic=lambda j: f"quarantine.{j}", audit_topic="audit",
+                                          instance_id="t"))
+    return proc, eu, us
+
+
+def test_routed_event_is_sealed_for_its_topic_and_audited() -> None:
+    proc, eu, us = _processor(_route())
+    msgs = [FakeMessage("ingress", 1, i, f"payload-{i}".encode()) for i in range(5)]
+    outs = proc.process(msgs)  # type: ignore[arg-type]
+    routed = [o for o in outs if o.topic == "crm.eu.contact"]
+    audits = [o for o in outs if o.topic == "audit"]
+    assert len(routed) == 5 and len(audits) == 5
+    for i, o in enumerate(routed):
+        assert o.value is not None and b"payload" not in o.value
+        opened = eu.open(o.value, o.headers, topic=o.topic, partition=o.partition, expected_jurisdiction="eu")
+        assert opened.plaintext == f"payload-{i}".encode()
+        with pytest.raises(Exception):  # noqa: B017 - any typed rejection; never plaintext
+            us.open(o.value, o.headers, topic=o.topic, partition=o.partition, expected_jurisdiction="us")
+    assert all(a.partition == 1 for a in audits)
+    report = verify_chain((a.partition, i, a.value) for i, a in enumerate(audits))  # type: ignore[misc]
+    assert report.ok
+    assert decode_audit(audits[0].value).fields.decision == "route"  # type: ignore[arg-type]
+
+
+def test_misplaced_destination_is_quarantined_with_placement_violation() -> None:
+    placed = {**PLACED, "crm.eu.contact": "us"}  # a replica moved abroad
+    proc, eu, _ = _processor(_route(), placed)
+    outs = proc.process([FakeMessage("ingress", 0, 7, b"secret-data")])  # type: ignore[list-item]
+    (q,) = [o for o in outs if o.topic == "quarantine.eu"]
+    assert not any(o.topic == "crm.eu.contact" for o in outs)
+    rec = decode_quarantine(q.value)  # type: ignore[arg-type]
+    assert rec.reason == ReasonCode.PLACEMENT_VIOLATION.value
+    assert b"secret-data" not in q.value  # type: ignore[operator]
+    opened = eu.open(rec.sealed_payload, list(rec.envelope_headers), topic="quarantine.eu",
+                     partition=q.partition, expected_jurisdiction="eu")
+    assert opened.plaintext == b"secret-data"
+
+
+def test_unconfigured_destination_is_quarantined() -> None:
+    proc, _, _ = _processor(_route(topic="crm.eu.widget"))
+    outs = proc.process([FakeMessage("ingress", 0, 1, b"x")])  # type: ignore[list-item]
+    (q,) = [o for o in outs if o.topic == "quarantine.eu"]
+    assert decode_quarantine(q.value).reason == ReasonCode.DESTINATION_NOT_CONFIGURED.value  # type: ignore[arg-type]
+
+
+def test_misplaced_quarantine_topic_stalls_instead_of_writing() -> None:
+    placed = {**PLACED, "crm.eu.contact": "us", "quarantine.eu": "us"}
+    proc, _, _ = _processor(_route(), placed)
+    with pytest.raises(StallError, match=r"quarantine topic quarantine\.eu is not placed in eu"):
+        proc.process([FakeMessage("ingress", 0, 1, b"x")])  # type: ignore[list-item]
+
+
+def test_unavailable_key_stalls_and_emits_nothing() -> None:
+    class DownSealer:
+        def seal_batch(self, items: Any) -> Any:
+            raise KeyUnavailable("eu key provider is down", retriable=True)
+
+    proc, _, _ = _processor(_route(), sealer=DownSealer())
+    with pytest.raises(StallError, match="key unavailable"):
+        proc.process([FakeMessage("ingress", 0, 1, b"x")])  # type: ignore[list-item]
+
+
+def test_rollback_rewinds_the_audit_chain_for_reprocessing() -> None:
+    proc, _, _ = _processor(_route())
+    first = proc.process([FakeMessage("ingress", 0, 0, b"a")])  # type: ignore[list-item]
+    state = proc.checkpoint()
+    aborted = proc.process([FakeMessage("ingress", 0, 1, b"b")])  # type: ignore[list-item]
+    proc.rollback(state)
+    again = proc.process([FakeMessage("ingress", 0, 1, b"b")])  # type: ignore[list-item]
+    audit = lambda outs: [o.value for o in outs if o.topic == "audit"]  # noqa: E731
+    assert decode_audit(audit(aborted)[0]).seq == decode_audit(audit(again)[0]).seq == 1  # type: ignore[arg-type]
+    assert verify_chain([(0, 0, audit(first)[0]), (0, 1, audit(again)[0])]).ok  # type: ignore[list-item]

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "router.keys.cli",
     "router.audit.cli",
     "router.placement.cli",
+    "router.pipeline.app",
     "router.consumer",
     "router.demo",
 )

@@ -102,6 +102,14 @@ class RouterConfig(StrictModel):
     keys: KeysConfig | None = None
     audit: AuditConfig | None = None
     pipeline: PipelineConfig | None = None
+    classification: ClassificationConfig | None = None
+    residency: ResidencyConfig | None = None
+    policy: PolicyConfig | None = None
+
+    @model_validator(mode="after")
+    def _residency_jurisdictions_known(self) -> RouterConfig:
+        check_sections(self.jurisdictions, self.residency, self.policy)
+        return self
 
     @model_validator(mode="after")
     def _audit_jurisdiction_known(self) -> RouterConfig:
@@ -156,8 +164,10 @@ class RouterConfig(StrictModel):
 
 # KeysConfig subclasses StrictModel, so it is imported once the names above exist.
 from router.audit.config import AuditConfig  # noqa: E402
+from router.classify.config import ClassificationConfig  # noqa: E402
 from router.keys.config import KeysConfig  # noqa: E402
-from router.placement.config import PlacementConfig  # noqa: E402
 from router.pipeline.config import PipelineConfig  # noqa: E402
+from router.placement.config import PlacementConfig  # noqa: E402
+from router.residency.config import PolicyConfig, ResidencyConfig, check_sections  # noqa: E402
 
 RouterConfig.model_rebuild()

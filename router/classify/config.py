@@ -1,0 +1,66 @@
+"""The ``classification`` config section."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from router.classify.catalog import FieldInfo, parse_compliance_groups
+from router.classify.detectors import REGISTRY
+from router.classify.model import Category, Level
+from router.config.models import StrictModel
+
+
+class FieldRule(StrictModel):
+    """An inline catalog entry, stricter-merged with the catalog file."""
+
+    level: Level | None = None
+    categories: list[Category] = Field(default_factory=list)
+
+    def info(self) -> FieldInfo:
+        return FieldInfo(self.level, parse_compliance_groups([c.value for c in self.categories], "rule"))
+
+
+DEFAULT_CATEGORY_LEVELS: dict[Category, Level] = {
+    Category.PII: Level.CONFIDENTIAL,
+    Category.PROPRIETARY_PROMPT: Level.CONFIDENTIAL,
+    Category.FINANCIAL: Level.RESTRICTED,
+    Category.GOVERNMENT_ID: Level.RESTRICTED,
+    Category.SPECIAL_CATEGORY: Level.RESTRICTED,
+    Category.SECRET: Level.RESTRICTED,
+}
+
+
+class ClassificationConfig(StrictModel):
+    """How events are classified: catalog, detectors, which fields are scanned."""
+
+    catalog: str | None = Field(default=None, description="FieldDefinition export (.csv or .json)")
+    fields: dict[str, FieldRule] = Field(
+        default_factory=dict, description="inline catalog: 'Entity.Field' or '*.Field' -> rule")
+    detectors: list[str] = Field(default_factory=lambda: sorted(REGISTRY))
+    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR"])
+    free_text_fields: dict[str, list[str]] = Field(
+        default_factory=lambda: {"*": ["Description", "Comments", "Subject", "Body", "Notes__c"]},
+        description="entity (or '*') -> string fields always scanned by detectors")
+    prompt_fields: dict[str, list[str]] = Field(
+        default_factory=dict, description="entity (or '*') -> fields that carry LLM prompts")
+    scan_unknown_min_length: int = Field(
+        default=64, ge=1, description="scan string fields not in the catalog at least this long")
+    default_level: Level = Level.INTERNAL
+    category_levels: dict[Category, Level] = Field(default_factory=lambda: dict(DEFAULT_CATEGORY_LEVELS))
+
+    @field_validator("detectors")
+    @classmethod
+    def _known_detectors(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if name not in REGISTRY:
+                raise ValueError(f"unknown detector {name!r} (known: {', '.join(sorted(REGISTRY))})")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _field_keys(cls, v: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        for key in v:
+            entity, dot, field = key.partition(".")
+            if not dot or not entity or not field:
+                raise ValueError(f"fields key {key!r} must be 'Entity.Field' or '*.Field'")
+        return v

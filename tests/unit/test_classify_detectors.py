@@ -39,7 +39,8 @@ INVALID = {
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_detector_finds_a_valid_sample(name: str) -> None:
     (detector,) = build_detectors([name], phone_regions=["GB"])
-    assert detector.prefilter(VALID[name]) and detector.confirm(VALID[name])
+    assert detector.prefilter(VALID[name])
+    assert detector.confirm(VALID[name])
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -58,7 +59,8 @@ def test_detector_rejects_an_invalid_checksum_or_lookalike(name: str) -> None:
 ])
 def test_secret_detector_covers_each_pattern(text: str) -> None:
     (d,) = build_detectors(["secret"])
-    assert d.prefilter(text) and d.confirm(text)
+    assert d.prefilter(text)
+    assert d.confirm(text)
 
 
 def test_a_jwt_lookalike_whose_header_is_not_json_is_not_a_secret() -> None:

@@ -53,7 +53,8 @@ def test_tenant_map_binds() -> None:
     e = Engine(parse_config(cfg(tenants={"00Dabc": "us"})))
     out = e.evaluate(ev(tenant="00Dabc"))
     assert out.resolution.evidence[0].source is Source.TENANT
-    assert isinstance(out.decision, Route) and out.decision.jurisdiction == "us"
+    assert isinstance(out.decision, Route)
+    assert out.decision.jurisdiction == "us"
 
 
 def test_default_applies_only_when_nothing_resolved() -> None:
@@ -70,32 +71,38 @@ def test_nothing_resolvable_and_no_default_is_unresolved_in_home(engine: Engine)
 
 def test_unmapped_country_fails_closed(engine: Engine) -> None:
     d = engine.evaluate(ev(BillingCountry="Japan")).decision
-    assert isinstance(d, Quarantine) and d.reason is ReasonCode.UNRESOLVED_JURISDICTION
-    assert "BillingCountry" in d.detail and "Japan" not in d.detail
+    assert isinstance(d, Quarantine)
+    assert d.reason is ReasonCode.UNRESOLVED_JURISDICTION
+    assert "BillingCountry" in d.detail
+    assert "Japan" not in d.detail
 
 
 def test_two_jurisdictions_without_common_destination_conflict(engine: Engine) -> None:
     d = engine.evaluate(ev(BillingCountry="DE", ShippingCountry="US", Email="x")).decision
-    assert isinstance(d, Quarantine) and d.reason is ReasonCode.CONFLICTING_JURISDICTION
+    assert isinstance(d, Quarantine)
+    assert d.reason is ReasonCode.CONFLICTING_JURISDICTION
     assert d.jurisdiction == "eu"  # first in residency.precedence
 
 
 def test_two_jurisdictions_with_a_destination_permitted_for_both_route_there() -> None:
     e = Engine(parse_config(cfg()))
     d = e.evaluate(ev(BillingCountry="US", ShippingCountry="GB")).decision
-    assert isinstance(d, Route) and d.jurisdiction == "eu"
+    assert isinstance(d, Route)
+    assert d.jurisdiction == "eu"
 
 
 def test_untrusted_header_cannot_move_eu_data_to_us() -> None:
     e = Engine(parse_config(cfg(header="x-data-region")))
     d = e.evaluate(ev(headers={"x-data-region": "us"}, BillingCountry="DE")).decision
-    assert isinstance(d, Route) and d.jurisdiction == "eu"  # us data may go to eu; eu data only to eu
+    assert isinstance(d, Route)
+    assert d.jurisdiction == "eu"
 
 
 def test_untrusted_header_turns_a_route_into_a_quarantine_never_the_reverse(engine: Engine) -> None:
     hinted = ev(headers={"x-data-region": "us"}, BillingCountry="DE", Email="x")
     d = engine.evaluate(hinted).decision
-    assert isinstance(d, Quarantine) and d.reason is ReasonCode.CONFLICTING_JURISDICTION
+    assert isinstance(d, Quarantine)
+    assert d.reason is ReasonCode.CONFLICTING_JURISDICTION
     unresolved = engine.evaluate(ev(headers={"x-data-region": "eu"}, Name="Acme")).decision
     assert isinstance(unresolved, Quarantine)
 
@@ -104,45 +111,56 @@ def test_untrusted_header_may_add_a_stricter_binding() -> None:
     e = Engine(parse_config(cfg(header="x-data-region")))
     plain = e.evaluate(ev(BillingCountry="US")).decision
     hinted = e.evaluate(ev(headers={"x-data-region": "eu"}, BillingCountry="US")).decision
-    assert isinstance(plain, Route) and plain.jurisdiction == "us"
-    assert isinstance(hinted, Route) and hinted.jurisdiction == "eu"
+    assert isinstance(plain, Route)
+    assert plain.jurisdiction == "us"
+    assert isinstance(hinted, Route)
+    assert hinted.jurisdiction == "eu"
 
 
 def test_untrusted_header_alone_does_not_resolve() -> None:
     e = Engine(parse_config(cfg(header="x-data-region")))
     d = e.evaluate(ev(headers={"x-data-region": "us"})).decision
-    assert isinstance(d, Quarantine) and d.reason is ReasonCode.UNRESOLVED_JURISDICTION
+    assert isinstance(d, Quarantine)
+    assert d.reason is ReasonCode.UNRESOLVED_JURISDICTION
 
 
 def test_trusted_connector_header_binds() -> None:
     e = Engine(parse_config(cfg(header="x-data-region", trusted_connectors=["sf-prod"])))
     d = e.evaluate(ev(headers={"x-data-region": "US"}), connector="sf-prod").decision
-    assert isinstance(d, Route) and d.jurisdiction == "us"
+    assert isinstance(d, Route)
+    assert d.jurisdiction == "us"
 
 
 def test_gap_events_are_quarantined(engine: Engine) -> None:
     d = engine.evaluate(ev(op=Operation.GAP, BillingCountry="DE")).decision
-    assert isinstance(d, Quarantine) and d.reason is ReasonCode.GAP_EVENT and d.jurisdiction == "eu"
+    assert isinstance(d, Quarantine)
+    assert d.reason is ReasonCode.GAP_EVENT
+    assert d.jurisdiction == "eu"
 
 
 def test_secrets_are_denied_everywhere(engine: Engine) -> None:
     d = engine.evaluate(ev(BillingCountry="US", Description="password=hunter2hunter2")).decision
-    assert isinstance(d, Quarantine) and d.reason is ReasonCode.POLICY_DENIED and d.jurisdiction == "us"
+    assert isinstance(d, Quarantine)
+    assert d.reason is ReasonCode.POLICY_DENIED
+    assert d.jurisdiction == "us"
 
 
 def test_no_matching_rule_fails_closed(engine: Engine) -> None:
     d = engine.evaluate(ev("Contact", MailingCountry="GB", Health_Notes__c="x")).decision
-    assert isinstance(d, Quarantine) and d.reason is ReasonCode.NO_PERMITTED_DESTINATION
+    assert isinstance(d, Quarantine)
+    assert d.reason is ReasonCode.NO_PERMITTED_DESTINATION
 
 
 def test_encrypt_lists_fields_of_named_categories(engine: Engine) -> None:
     d = engine.evaluate(ev(BillingCountry="DE", Description="IBAN GR16 0110 1050 0000 1054 7023 795")).decision
-    assert isinstance(d, Route) and d.encrypt_fields == ("Description",)
+    assert isinstance(d, Route)
+    assert d.encrypt_fields == ("Description",)
 
 
 def test_decisions_carry_the_policy_digest(engine: Engine) -> None:
     d = engine.evaluate(ev(BillingCountry="DE")).decision
-    assert d.policy_version == engine.version and engine.version.startswith("sha256:")
+    assert d.policy_version == engine.version
+    assert engine.version.startswith("sha256:")
 
 
 def test_policy_naming_an_unknown_jurisdiction_is_rejected_with_its_key() -> None:

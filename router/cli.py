@@ -19,6 +19,7 @@ from router.errors import RouterError
 # Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "router.devcluster.cli",
+    "router.residency.cli",
     "router.keys.cli",
     "router.audit.cli",
     "router.placement.cli",

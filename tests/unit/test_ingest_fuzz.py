@@ -1,0 +1,57 @@
+"""Random, truncated and bit-flipped bytes into every decoder raise only DecodeError."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from router.ingest import DecodeError, decoder_for
+from router.ingest.samples import default_schema_store, generate
+
+pytestmark = pytest.mark.unit
+
+STORE = default_schema_store()
+SAMPLES = list(generate(30, seed=11))
+DECODERS = {
+    "salesforce-json": decoder_for("salesforce-json"),
+    "salesforce-avro": decoder_for("salesforce-avro", schema_store=STORE, schema_id=2),
+    "confluent-avro": decoder_for("confluent-avro", schema_store=STORE),
+    "debezium-json": decoder_for("debezium-json"),
+    "generic-json": decoder_for("generic-json"),
+    "auto": decoder_for("auto", schema_store=STORE),
+}
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _only_decode_errors(name: str, data: bytes) -> None:
+    try:
+        DECODERS[name].decode(data, key=b"k")
+    except DecodeError as err:
+        assert err.raw == data or err.raw is None or name == "salesforce-avro"
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+@FUZZ
+@given(data=st.binary(max_size=2048))
+def test_random_bytes(name: str, data: bytes) -> None:
+    _only_decode_errors(name, data)
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+@FUZZ
+@given(i=st.integers(0, len(SAMPLES) - 1), cut=st.floats(0, 1))
+def test_truncated_records(name: str, i: int, cut: float) -> None:
+    value = SAMPLES[i].value or b""
+    _only_decode_errors(name, value[: int(len(value) * cut)])
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+@FUZZ
+@given(i=st.integers(0, len(SAMPLES) - 1), bits=st.lists(st.integers(0, 10**6), min_size=1, max_size=8))
+def test_bit_flipped_records(name: str, i: int, bits: list[int]) -> None:
+    value = bytearray(SAMPLES[i].value or b"\x00")
+    for b in bits:
+        pos = b % (len(value) * 8)
+        value[pos // 8] ^= 1 << (pos % 8)
+    _only_decode_errors(name, bytes(value))

@@ -16,6 +16,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import phonenumbers
@@ -56,13 +57,23 @@ class _CandidateDetector:
     pattern: ClassVar[re.Pattern[str]]
 
     def prefilter(self, text: str) -> bool:
-        return self.pattern.search(text) is not None
+        return _has_digit_run(text) and self.pattern.search(text) is not None
 
     def confirm(self, text: str) -> bool:
         return any(_safe(self.check, m.group(0)) for m in self.pattern.finditer(text))
 
     def check(self, candidate: str) -> bool:
         raise NotImplementedError
+
+
+_DIGIT_RUN = re.compile(r"\d[\d .-]{2,}\d")
+
+
+@lru_cache(maxsize=64)
+def _has_digit_run(text: str) -> bool:
+    """Shared gate of the number detectors: four digits close together. Cached per string (the
+    detectors of one field share the answer); the cache holds strings only briefly and in memory."""
+    return _DIGIT_RUN.search(text) is not None
 
 
 def _safe(validate: Callable[[str], bool], candidate: str) -> bool:
@@ -157,6 +168,9 @@ class ItCodiceFiscaleDetector(_CandidateDetector):
 
     name = "it_codicefiscale"
     category = Category.GOVERNMENT_ID
+
+    def prefilter(self, text: str) -> bool:  # letters and digits mixed: no digit-run gate
+        return self.pattern.search(text) is not None
     pattern = re.compile(r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b")
     def check(self, candidate: str) -> bool:
         return bool(codicefiscale.is_valid(candidate))
@@ -217,6 +231,13 @@ class EmailDetector:
 _PHONE_HINT = re.compile(r"(?:\+|\b)\d[\d \-./()]{5,}\d")
 
 
+def _parses_valid(candidate: str, region: str) -> bool:
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(candidate, region)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 class PhoneDetector:
     """Phone numbers found by ``phonenumbers.PhoneNumberMatcher`` with leniency VALID.
 
@@ -231,20 +252,25 @@ class PhoneDetector:
         self.regions = tuple(regions) or ("US",)
 
     def prefilter(self, text: str) -> bool:
-        return _PHONE_HINT.search(text) is not None
+        return _has_digit_run(text) and _PHONE_HINT.search(text) is not None
 
     def confirm(self, text: str) -> bool:
         leniency = phonenumbers.Leniency.VALID
-        for region in self.regions:
-            for _ in phonenumbers.PhoneNumberMatcher(text, region, leniency=leniency):
-                return True
+        for hint in _PHONE_HINT.finditer(text):
+            # The matcher runs on the candidate and a little context, not on the whole text.
+            window = text[max(0, hint.start() - 4):hint.end() + 8]
+            for region in self.regions:
+                if not _parses_valid(hint.group(0), region):
+                    continue  # the matcher costs ~1 ms; a failed parse rules the region out first
+                for _ in phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency):
+                    return True
         return False
 
 
 # -- secrets ---------------------------------------------------------------------------------
 
-_SECRET_HINT = re.compile(r"AKIA|ASIA|gh[pousr]_|github_pat_|xox[abposr]-|-----BEGIN|eyJ|"
-                          r"pass|pwd|secret|api[_-]?key|token", re.IGNORECASE)
+_SECRET_HINTS = ("akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
+                 "-----begin", "eyj", "pass", "pwd", "secret", "key", "token")
 _SECRET_PATTERNS = (
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),                     # AWS access key id
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"),                 # GitHub token
@@ -274,7 +300,8 @@ class SecretDetector:
     category = Category.SECRET
 
     def prefilter(self, text: str) -> bool:
-        return _SECRET_HINT.search(text) is not None
+        low = text.lower()
+        return any(h in low for h in _SECRET_HINTS)
 
     def confirm(self, text: str) -> bool:
         if any(p.search(text) for p in _SECRET_PATTERNS):
@@ -284,7 +311,7 @@ class SecretDetector:
 
 # -- prompts ---------------------------------------------------------------------------------
 
-_PROMPT_HINT = re.compile(r"you are|\{\{|###|system|assistant|<\||\[INST\]", re.IGNORECASE)
+_PROMPT_HINTS = ("you are", "{{", "##", "system", "assistant", "<|", "[inst]", "<<sys>>")
 _PROMPT_STRONG = (
     re.compile(r"<\|(?:im_start|im_end|system|user|assistant|begin_of_text)\|>"),
     re.compile(r"\[INST\]|<<SYS>>"),
@@ -310,7 +337,8 @@ class PromptDetector:
     category = Category.PROPRIETARY_PROMPT
 
     def prefilter(self, text: str) -> bool:
-        return _PROMPT_HINT.search(text) is not None
+        low = text.lower()
+        return any(h in low for h in _PROMPT_HINTS)
 
     def confirm(self, text: str) -> bool:
         if any(p.search(text) for p in _PROMPT_STRONG):

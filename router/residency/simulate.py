@@ -56,6 +56,15 @@ def _parse(line: str) -> _Parsed | None:
     return doc, value, key, headers
 
 
+def _options(fmt: str) -> dict[str, Any]:
+    """Avro decoders read schemas from the repository's ``schemas/`` directory."""
+    if "avro" not in fmt and fmt != "auto":
+        return {}
+    from router.ingest.samples import default_schema_store  # noqa: PLC0415
+
+    return {"schema_store": default_schema_store()}
+
+
 def simulate(engine: Engine, lines: Iterable[str], summary: Summary) -> Iterator[dict[str, Any]]:
     """One result row (keys :data:`JSON_KEYS`) per good line; bad lines go to ``summary.bad_lines``."""
     from router.ingest import decoder_for  # noqa: PLC0415 -- the decoders load only when simulating
@@ -74,7 +83,7 @@ def simulate(engine: Engine, lines: Iterable[str], summary: Summary) -> Iterator
         try:
             fmt = doc["format"]
             if fmt not in decoders:
-                decoders[fmt] = decoder_for(fmt)
+                decoders[fmt] = decoder_for(fmt, **_options(fmt))
             event = decoders[fmt].decode(value, key=key, headers={str(k): str(v) for k, v in headers.items()})
         except RecordError as err:
             row.update(decision="quarantine", reason=err.reason.value, categories=[], jurisdictions=[],

@@ -48,3 +48,17 @@ def test_simulate_table_reports_bad_lines_and_never_values(events: Path, capsys:
     assert "crm.eu.account" in captured.out
     assert "line 3:" in captured.err
     assert "Acme" not in captured.out
+
+
+def test_simulate_decides_every_sample_generator_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from router.ingest.samples import generate, write_jsonl
+
+    p = tmp_path / "samples.jsonl"
+    n = write_jsonl(p, generate(24, seed=0))
+    assert main(["simulate", "--config", str(EXAMPLE), "--events", str(p), "--json"]) == 0
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    rows, summary = out[:-1], out[-1]["summary"]
+    assert len(rows) == n
+    assert all(set(r) == KEYS for r in rows)
+    assert summary["bad_lines"] == []
+    assert summary["decisions"].get("route", 0) > 0

@@ -64,7 +64,7 @@ class RouterApp:
 
     def __init__(self, config: RouterConfig, *, bootstrap: str | None = None, instance_id: str | None = None,
                  config_dir: Path | None = None) -> None:
-        _require(config, "pipeline", "keys", "audit", "policy")
+        _require(config, "pipeline", "keys", "audit", "residency", "policy")
         self.config = config
         self.instance_id = instance_id or default_instance_id()
         self.config_dir = config_dir
@@ -84,7 +84,7 @@ class RouterApp:
         from router.pipeline.core import CoreEvaluator  # noqa: PLC0415
         from router.pipeline.processor import RouterProcessor, RouterSettings  # noqa: PLC0415
         from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
-        from router.residency.engine import PolicyEngine  # noqa: PLC0415
+        from router.residency.engine import Engine  # noqa: PLC0415
 
         cfg = self.config
         assert cfg.pipeline is not None and cfg.keys is not None and cfg.audit is not None  # noqa: S101 - _require
@@ -104,7 +104,7 @@ class RouterApp:
                 "raise audit.partitions and recreate the audit topic"
             )
 
-        engine_policy = PolicyEngine.from_config(cfg, self.config_dir)
+        engine_policy = Engine(cfg)
         store: Any = None
         if pipe.schema_registry_url:
             from router.ingest.schema_store import HttpSchemaRegistry  # noqa: PLC0415
@@ -128,7 +128,8 @@ class RouterApp:
         self.watch.start()
 
         sealer = Sealer(build_dek_manager(cfg.keys), build_signer(cfg.keys))
-        quarantine_pattern = getattr(cfg.policy, "quarantine_pattern", "quarantine.{jurisdiction}")
+        assert cfg.policy is not None  # noqa: S101 - _require
+        quarantine_pattern = cfg.policy.quarantine_topic
         consumer_props = {k: v for k, v in self.client_props.items()}
 
         def chain_tail(partition: int) -> Any:
@@ -140,7 +141,7 @@ class RouterApp:
             sealer,
             AuditChain(),
             RouterSettings(
-                quarantine_topic=lambda j: quarantine_pattern.format(jurisdiction=j),
+                quarantine_topic=lambda j: quarantine_pattern.format(jurisdiction=j, entity=""),
                 audit_topic=audit.topic,
                 instance_id=self.instance_id,
                 stall_on_placement_violation=cfg.placement.on_violation == "stall",

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from router.errors import ReasonCode, RecordError
 from router.ingest.event import ChangeEvent
 from router.pipeline.processor import Evaluation
+from router.residency.policy import Route
 
 log = logging.getLogger("router.core")
 
@@ -82,8 +83,8 @@ class CoreEvaluator:
             "jurisdictions": tuple(outcome.resolution.jurisdictions),
             "policy_version": outcome.policy_version,
         }
-        topic = getattr(decision, "topic", None)
-        if topic is not None:
-            return Evaluation(route_topic=topic, jurisdiction=decision.jurisdiction, reason=ReasonCode.ROUTED, **common)
+        if isinstance(decision, Route):
+            return Evaluation(route_topic=decision.topic, jurisdiction=decision.jurisdiction, reason=ReasonCode.ROUTED,
+                              **common)
         return Evaluation(route_topic=None, jurisdiction=decision.jurisdiction, reason=ReasonCode(decision.reason),
                           detail=decision.detail, **common)

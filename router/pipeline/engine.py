@@ -134,6 +134,8 @@ class TransactionalEngine:
         self._txn_records = 0
         self._state: object = None
         self._span: Any = None
+        self._assigned_at: float | None = None
+        """When partitions were last assigned: idle time counts from then (a rebalance is not idleness)."""
 
     # -- clients ---------------------------------------------------------------------------
     def _consumer_config(self) -> dict[str, Any]:
@@ -187,7 +189,11 @@ class TransactionalEngine:
             signal.signal(sig, lambda *_: self.stop())
 
     def run(self, *, max_idle_s: float | None = None, until: Callable[[EngineStats], bool] | None = None) -> EngineStats:
-        """Run until stopped, or until ``until(stats)`` is true, or idle for ``max_idle_s``."""
+        """Run until stopped, or until ``until(stats)`` is true, or idle for ``max_idle_s``.
+
+        Idle time counts from the later of the last record and the last partition assignment, so
+        waiting for the group to rebalance is not mistaken for an empty topic.
+        """
         self._producer = self._new_producer()
         self._consumer = Consumer(self._consumer_config())
         self.consumer.subscribe(self.s.ingress_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
@@ -224,7 +230,8 @@ class TransactionalEngine:
                     except _Restart:
                         self._restart_producer()
                         continue
-                elif max_idle_s is not None and time.monotonic() - last_data > max_idle_s and not self._in_txn:
+                elif (max_idle_s is not None and self._assigned_at is not None and not self._in_txn
+                      and time.monotonic() - max(last_data, self._assigned_at) > max_idle_s):
                     break
                 if self._in_txn and (
                     (time.monotonic() - self._txn_started) * 1000 >= self.s.commit_interval_ms
@@ -373,6 +380,7 @@ class TransactionalEngine:
     # -- rebalance -------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+        self._assigned_at = time.monotonic()
         self.processor.on_assign(partitions)
         self._state = self.processor.checkpoint()
 

@@ -1,0 +1,141 @@
+"""Residency and exactly-once under stress: misplaced topics, a replica moved abroad mid-run,
+SIGKILL crashes, and a second instance that dies and hands its partitions over."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka.admin import NewTopic
+
+from router.audit.chain import verify_chain
+from tests.integration.router_env import make_env
+from tests.integration.test_placement import reassign  # noqa: F401 - fixture
+from tests.integration.test_router_e2e import collect, load_samples, run_router
+from tests.kafka_util import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def _router_cmd(env: Any, instance: str, idle: float) -> list[str]:
+    return [sys.executable, "-m", "router.cli", "run", "--config", str(env.config_path), "--instance-id", instance,
+            "--max-idle-s", str(idle), "--stats-json", "--log-level", "WARNING"]
+
+
+def _exactly_once(env: Any, expected: int) -> dict[str, Any]:
+    out = collect(env)
+    positions = Counter((p, o) for p, o, *_ in out["routed"] + out["quarantined"])
+    inputs = {(m.partition(), m.offset()) for m in read_topic(env.bootstrap, env.ingress)}
+    assert len(inputs) == expected
+    dupes = [k for k, c in positions.items() if c > 1]
+    missing = inputs - set(positions)
+    assert not dupes and not missing, f"{len(dupes)} duplicated, {len(missing)} missing"
+    assert len(out["audit"]) == expected
+    report = verify_chain(out["audit"])
+    assert report.ok, report
+    return out
+
+
+def test_start_up_is_refused_when_an_eu_destination_has_a_us_replica(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path
+) -> None:
+    eu, us = kafka_cluster.brokers_in("eu-"), kafka_cluster.brokers_in("us-")
+    if not eu or not us:
+        pytest.skip("needs eu-* and us-* brokers")
+    env = make_env(kafka_cluster, kafka_admin, tmp_path)
+    bad = f"crm.eu.misplaced.{env.suffix}"
+    kafka_admin.create_topics([NewTopic(bad, num_partitions=1, replica_assignment=[[eu[0], us[0]]])],
+                              request_timeout=30)[bad].result()
+    doc = yaml.safe_load(env.config_path.read_text())
+    doc["topics"].append({"name": bad, "jurisdiction": "eu", "partitions": 1})
+    env.config_path.write_text(yaml.safe_dump(doc))
+    time.sleep(1)
+    proc = subprocess.run(_router_cmd(env, "a", 3), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2
+    assert bad in proc.stderr and "partition 0" in proc.stderr and f"broker {us[0]}" in proc.stderr
+
+
+def test_replica_moved_abroad_during_a_run_diverts_to_quarantine(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, reassign: Any  # noqa: F811
+) -> None:
+    eu, us = kafka_cluster.brokers_in("eu-"), kafka_cluster.brokers_in("us-")
+    if len(eu) < 2 or not us:
+        pytest.skip("needs two eu-* brokers and one us-* broker")
+    env = make_env(kafka_cluster, kafka_admin, tmp_path, ingress_partitions=1)
+    first = load_samples(env, n=200, seed=3)
+    router = subprocess.Popen(_router_cmd(env, "a", 15), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        audited = 0
+        while time.monotonic() < deadline and audited < len(first):
+            audited = len(read_topic(env.bootstrap, env.audit_topic))
+            time.sleep(0.5)
+        assert audited == len(first)
+        moved = f"crm.eu.contact.{env.suffix}"
+        reassign(moved, 0, [eu[0], us[0]])
+        time.sleep(3)  # one recheck interval (1 s) plus margin
+        load_samples(env, n=300, seed=4)
+        _out, err = router.communicate(timeout=180)
+        assert router.returncode == 0, err[-2000:]
+    finally:
+        if router.poll() is None:
+            router.kill()
+    out = collect(env)
+    second_batch = [r for r in out["routed"] if r[1] >= len(first)]
+    assert not [r for r in second_batch if r[2] == moved], "routed onto a topic with a replica abroad"
+    violations = [q for q in out["quarantined"] if q[3] == "PLACEMENT_VIOLATION"]
+    assert violations, "eu contacts after the move are quarantined with PLACEMENT_VIOLATION"
+    assert all(q[2] == f"quarantine.eu.{env.suffix}" for q in violations)
+
+
+def test_sigkill_at_random_points_then_restart_is_exactly_once(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path
+) -> None:
+    env = make_env(kafka_cluster, kafka_admin, tmp_path)
+    n = 4000
+    load_samples(env, n=n, seed=5)
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(_router_cmd(env, "a", 30), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 6.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait(timeout=30)
+    run_router(env, idle=8)
+    assert kills >= 2, "the router finished before it could be killed; raise n"
+    _exactly_once(env, n)
+
+
+def test_two_instances_split_partitions_and_survive_one_dying(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path
+) -> None:
+    env = make_env(kafka_cluster, kafka_admin, tmp_path, ingress_partitions=4)
+    n = 4000
+    a = subprocess.Popen(_router_cmd(env, "a", 30), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen(_router_cmd(env, "b", 30), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(8)  # both join the group
+        load_samples(env, n=n, seed=6)
+        time.sleep(2)
+        b.send_signal(signal.SIGKILL)
+        out_a, err_a = a.communicate(timeout=300)
+        assert a.returncode == 0, err_a[-2000:]
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+    out = _exactly_once(env, n)
+    from router.audit.record import decode_audit
+
+    writers = Counter(decode_audit(v).fields.instance_id for _, _, v in out["audit"])
+    assert set(writers) == {"a", "b"}, f"both instances should have processed a share: {writers}"

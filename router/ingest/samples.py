@@ -229,7 +229,7 @@ class _Gen:
                     "Country__c": p["address"]["Country"], "Prompt__c": p["prompt"], "Status": "New"}
         return {"Name": f"{p['company']} renewal", "Description": p["description"], "StageName": "Prospecting",
                 "Amount": float(self.rng.randint(1000, 90000)), "Iban__c": p["iban"],
-                "Billing_Country__c": p["address"]["Country"], "Prompt__c": p["prompt"]}
+                "Country__c": p["address"]["Country"], "Prompt__c": p["prompt"]}
 
     def header(self, entity: str, rid: str, change: str, changed: list[str], i: int) -> dict[str, Any]:
         return {"entityName": entity, "recordIds": [rid], "changeType": change, "changeOrigin": "com/salesforce/api/rest/61.0",

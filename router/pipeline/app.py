@@ -104,6 +104,15 @@ class RouterApp:
                 "raise audit.partitions and recreate the audit topic"
             )
 
+        configured = {t.name: t.jurisdiction for t in cfg.topics}
+        assert cfg.policy is not None  # noqa: S101 - _require
+        for j in cfg.jurisdictions:
+            qt = cfg.policy.quarantine_topic.format(jurisdiction=j, entity="")
+            if configured.get(qt) != j:
+                raise ConfigError(
+                    f"jurisdiction {j!r} has no quarantine topic: add {{name: {qt}, jurisdiction: {j}}} under 'topics' "
+                    "(data bound to it that cannot be routed must be quarantined inside it)"
+                )
         engine_policy = Engine(cfg)
         store: Any = None
         if pipe.schema_registry_url:
@@ -128,7 +137,6 @@ class RouterApp:
         self.watch.start()
 
         sealer = Sealer(build_dek_manager(cfg.keys), build_signer(cfg.keys))
-        assert cfg.policy is not None  # noqa: S101 - _require
         quarantine_pattern = cfg.policy.quarantine_topic
         consumer_props = {k: v for k, v in self.client_props.items()}
 

@@ -37,7 +37,8 @@ class ResidencyConfig(StrictModel):
         default_factory=lambda: {ANY: ["BillingCountry", "BillingCountryCode", "ShippingCountry",
                                        "MailingCountry", "MailingCountryCode", "Country",
                                        "CountryCode", "Country__c", "BillingAddress.Country",
-                                       "ShippingAddress.Country", "MailingAddress.Country"]},
+                                       "ShippingAddress.Country", "MailingAddress.Country", "Address.Country",
+                                       "OtherAddress.Country"]},
         description="entity (or '*') -> fields (dotted for compound values) holding a country")
     header: str | None = Field(default=None, description="connector header naming a jurisdiction or country")
     trusted_connectors: list[str] = Field(default_factory=list,

@@ -34,7 +34,7 @@ def main() -> None:
                     dec.decode(r.value, key=r.key, headers=r.headers)
                 times.append((time.perf_counter() - t) / len(recs) * 1e6)
             size = statistics.mean(len(r.value or b"") for r in recs)
-            label = fmt if name == fmt else f"  via auto"
+            label = fmt if name == fmt else "  via auto"
             print(f"{label:<18} {len(recs):>7} {size:>12.0f} {statistics.median(times):>26.1f}")
 
 

@@ -49,7 +49,9 @@ import yaml
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from router.demo import DEMO_RACKS
 from router.devcluster.launcher import DevCluster
+from router.keys.local import LocalKeyring
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from worker_paced import EVENT_SOURCE, generate
@@ -69,7 +71,8 @@ def cluster() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="router-bench-cluster-") as state:
         dc = DevCluster(Path(state) / "dc")
         log(f"starting a dev cluster in {state} ...")
-        info = dc.up()
+        # the example config's jurisdictions (eu, uk, us, ch) each need brokers for their topics
+        info = dc.up(DEMO_RACKS, heap_mb=384)
         try:
             yield info.bootstrap
         finally:
@@ -176,6 +179,9 @@ def _cli_has(*words: str) -> bool:
     return r.returncode == 0
 
 
+PARTITIONS = 6  # set from --partitions in main()
+
+
 def router_setup(bootstrap: str, config: Path, workdir: Path) -> RouterSetup:
     if not _cli_has("run"):
         return RouterSetup(reason="`python -m router.cli run` does not exist yet")
@@ -184,6 +190,22 @@ def router_setup(bootstrap: str, config: Path, workdir: Path) -> RouterSetup:
     template = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
     if not _set_ingress(json.loads(json.dumps(template)), "probe"):
         return RouterSetup(reason=f"{config} has no ingress topic setting the bench could override")
+    # A development keyring of the bench's own, and an audit topic with a partition per ingress
+    # partition (one writer per audit chain).
+    keyring = workdir / "bench-keyring.json"
+    if not keyring.exists():
+        LocalKeyring.create(keyring, list(template.get("jurisdictions") or {}))
+    template["keys"] = {
+        "providers": {"dev": {"type": "local", "keyring": str(keyring)}},
+        "jurisdictions": {j: {"provider": "dev"} for j in template.get("jurisdictions") or {}},
+        "signer": {"keyring": str(keyring)},
+    }
+    parts = max(PARTITIONS, 3)
+    audit = template.setdefault("audit", {"topic": "audit", "jurisdiction": "eu"})
+    audit["partitions"] = parts
+    audit["topic"] = f"audit-bench-{uuid.uuid4().hex[:6]}"
+    template["topics"] = [t for t in template.get("topics") or [] if t["name"] != "audit"] + [
+        {"name": audit["topic"], "jurisdiction": audit["jurisdiction"], "partitions": parts, "replication_factor": 1}]
     setup = RouterSetup(available=True, template=template, workdir=workdir)
     setup.output_topics = [t["name"] for t in template.get("topics") or [] if "audit" not in t["name"]]
     if _cli_has("topics", "create"):
@@ -462,6 +484,8 @@ def main() -> int:
         logdir = Path(tmp)
         topics = Topics(bootstrap, args.partitions, args.replication_factor)
         try:
+            global PARTITIONS  # noqa: PLW0603 - one setting read by router_setup
+            PARTITIONS = args.partitions
             router = router_setup(bootstrap, args.config, logdir)
             if not router.available:
                 log(f"router variant unavailable: {router.reason}")

@@ -112,7 +112,9 @@ class RegionalConsumer:
         opener = Opener(build_jurisdiction_keys(config.keys), public_keys)
         return cls(props, jurisdiction, topics, opener)
 
-    def records(self, *, max_records: int | None = None, idle_timeout_s: float | None = None) -> Iterator[Verified | Rejected]:
+    def records(
+        self, *, max_records: int | None = None, idle_timeout_s: float | None = None
+    ) -> Iterator[Verified | Rejected]:
         """Yield verified or rejected records until ``max_records`` or ``idle_timeout_s`` of silence."""
         seen = 0
         idle_since = time.monotonic()
@@ -137,7 +139,10 @@ class RegionalConsumer:
         for attempt in range(self._retries + 1):
             try:
                 opened = self._opener.open(
-                    m.value() or b"", m.headers(), topic=topic, partition=partition,
+                    m.value() or b"",
+                    m.headers(),
+                    topic=topic,
+                    partition=partition,
                     expected_jurisdiction=self.jurisdiction,
                 )
                 return Verified(topic, partition, offset, opened.ctx, opened.plaintext)
@@ -199,9 +204,12 @@ def _consume(args: argparse.Namespace) -> int:
     if config.keys is None:
         raise RouterError(f"{args.config} has no 'keys' section")
     consumer = RegionalConsumer.from_config(
-        config, jurisdiction=args.jurisdiction, topics=args.topic,
+        config,
+        jurisdiction=args.jurisdiction,
+        topics=args.topic,
         group_id=args.group or f"residency-router-consume-{uuid.uuid4().hex[:8]}",
-        public_keys=_public_keys(args, config), bootstrap=args.bootstrap,
+        public_keys=_public_keys(args, config),
+        bootstrap=args.bootstrap,
     )
     ok = bad = 0
     with consumer:
@@ -214,18 +222,35 @@ def _consume(args: argparse.Namespace) -> int:
                         payload: Any = json.loads(item.plaintext)
                     except ValueError:
                         payload = {"base64": base64.b64encode(item.plaintext).decode()}
-                    print(json.dumps({**where, "verified": True, "event_id": item.ctx.event_id,
-                                      "entity": item.ctx.entity, "operation": item.ctx.operation,
-                                      "classification": item.ctx.classification_level, "payload": payload}))
+                    print(
+                        json.dumps(
+                            {
+                                **where,
+                                "verified": True,
+                                "event_id": item.ctx.event_id,
+                                "entity": item.ctx.entity,
+                                "operation": item.ctx.operation,
+                                "classification": item.ctx.classification_level,
+                                "payload": payload,
+                            }
+                        )
+                    )
                 else:
-                    print(f"ok   {item.topic}[{item.partition}]@{item.offset} {item.ctx.entity} "
-                          f"{item.ctx.operation} {item.ctx.event_id} ({len(item.plaintext)} bytes)")
+                    print(
+                        f"ok   {item.topic}[{item.partition}]@{item.offset} {item.ctx.entity} "
+                        f"{item.ctx.operation} {item.ctx.event_id} ({len(item.plaintext)} bytes)"
+                    )
             else:
                 bad += 1
                 if args.json:
-                    print(json.dumps({**where, "verified": False, "error": type(item.error).__name__,
-                                      "detail": str(item.error)}))
+                    print(
+                        json.dumps(
+                            {**where, "verified": False, "error": type(item.error).__name__, "detail": str(item.error)}
+                        )
+                    )
                 else:
-                    print(f"FAIL {item.topic}[{item.partition}]@{item.offset} {type(item.error).__name__}: {item.error}")
+                    print(
+                        f"FAIL {item.topic}[{item.partition}]@{item.offset} {type(item.error).__name__}: {item.error}"
+                    )
     print(f"{ok} verified, {bad} rejected", file=sys.stderr)
     return 0 if bad == 0 else 1

@@ -49,9 +49,9 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     from router.devcluster.launcher import DevCluster  # noqa: PLC0415
     from router.ingest.samples import generate  # noqa: PLC0415
     from router.keys.local import LocalKeyring  # noqa: PLC0415
+    from router.pipeline.app import RouterApp  # noqa: PLC0415
     from router.placement.kafka import admin_for, create_topics, snapshot, wait_for_topics  # noqa: PLC0415
     from router.placement.model import requirements_of, verify  # noqa: PLC0415
-    from router.pipeline.app import RouterApp  # noqa: PLC0415
 
     print("== 1. the local Apache Kafka cluster (the first run fetches Kafka with Maven)", flush=True)
     cluster = DevCluster(args.state_dir)
@@ -59,8 +59,10 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     base = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
     base["clusters"] = {"default": {"bootstrap": info.bootstrap}}
     config0 = parse_config({k: v for k, v in base.items() if k in ("clusters", "jurisdictions")}, args.config)
-    print(f"bootstrap {info.bootstrap}  (Kafka {info.kafka_version}; "
-          f"{'cache used' if info.artifacts_from_cache else 'fetched from Maven Central'})")
+    print(
+        f"bootstrap {info.bootstrap}  (Kafka {info.kafka_version}; "
+        f"{'cache used' if info.artifacts_from_cache else 'fetched from Maven Central'})"
+    )
     print(f"{'broker':>6}  {'rack':<14} jurisdiction")
     for n in info.nodes:
         print(f"{n.node_id:>6}  {n.rack:<14} {config0.jurisdiction_of_rack(n.rack) or '(none)'}")
@@ -78,9 +80,13 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     }
     ingress = f"crm.ingress.demo-{run_id}"
     base.setdefault("pipeline", {})
-    base["pipeline"].update({"ingress": [{"topic": ingress, "decoder": "auto"}],
-                             "group_id": f"residency-router-demo-{run_id}",
-                             "transactional_id_prefix": f"residency-router-demo-{run_id}"})
+    base["pipeline"].update(
+        {
+            "ingress": [{"topic": ingress, "decoder": "auto"}],
+            "group_id": f"residency-router-demo-{run_id}",
+            "transactional_id_prefix": f"residency-router-demo-{run_id}",
+        }
+    )
     config = parse_config(base, args.config)
     config_path = work / "router.yaml"
     config_path.write_text(yaml.safe_dump(base, sort_keys=False), encoding="utf-8")
@@ -92,10 +98,13 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
         print(f"  {o.action:<8} {o.topic:<24} jurisdiction {o.jurisdiction:<3} replicas per partition {o.assignment}")
     brokers = {n.rack: n.node_id for n in info.nodes}
     misplaced = f"crm.eu.misplaced.demo-{run_id}"
-    admin.create_topics([NewTopic(misplaced, num_partitions=1,
-                                  replica_assignment=[[brokers["eu-west-1a"], brokers["us-east-1a"]]])],
-                        request_timeout=30)[misplaced].result()
-    admin.create_topics([NewTopic(ingress, num_partitions=3, replication_factor=1)], request_timeout=30)[ingress].result()
+    admin.create_topics(
+        [NewTopic(misplaced, num_partitions=1, replica_assignment=[[brokers["eu-west-1a"], brokers["us-east-1a"]]])],
+        request_timeout=30,
+    )[misplaced].result()
+    admin.create_topics([NewTopic(ingress, num_partitions=3, replication_factor=1)], request_timeout=30)[
+        ingress
+    ].result()
     names = [t.name for t in config.topics] + [misplaced, ingress]
     wait_for_topics(admin, names, timeout=30)
     reqs = {**requirements_of(config), misplaced: "eu"}
@@ -137,8 +146,15 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
 def _count(bootstrap: str, topic: str) -> list[Any]:
     from confluent_kafka import Consumer, KafkaError, TopicPartition  # noqa: PLC0415
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-reader", "enable.auto.commit": False,
-                  "isolation.level": "read_committed", "enable.partition.eof": True})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "demo-reader",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
     try:
         parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
         c.assign([TopicPartition(topic, p, 0) for p in parts])
@@ -186,17 +202,30 @@ def _consumer_demo(config: Any, bootstrap: str) -> None:
     from router.consumer import RegionalConsumer, Verified  # noqa: PLC0415
     from router.keys.factory import build_public_keys  # noqa: PLC0415
 
-    eu_topic = next(t.name for t in config.topics if t.jurisdiction == "eu" and t.name.startswith("crm.")
-                    and _count(bootstrap, t.name))
+    eu_topic = next(
+        t.name
+        for t in config.topics
+        if t.jurisdiction == "eu" and t.name.startswith("crm.") and _count(bootstrap, t.name)
+    )
     public = build_public_keys(config.keys)
     for j in ("eu", "us"):
-        with RegionalConsumer.from_config(config, jurisdiction=j, topics=[eu_topic], group_id=f"demo-{uuid.uuid4().hex}",
-                                          public_keys=public, bootstrap=bootstrap) as c:
+        with RegionalConsumer.from_config(
+            config,
+            jurisdiction=j,
+            topics=[eu_topic],
+            group_id=f"demo-{uuid.uuid4().hex}",
+            public_keys=public,
+            bootstrap=bootstrap,
+        ) as c:
             items = list(c.records(max_records=20, idle_timeout_s=5))
         ok = [i for i in items if isinstance(i, Verified)]
         bad = [i for i in items if not isinstance(i, Verified)]
-        print(f"  with the {j.upper()} key: {len(ok)} verified and decrypted, {len(bad)} rejected"
-              + (f" ({type(bad[0].error).__name__})" if bad else ""))  # type: ignore[union-attr]
+        print(
+            f"  with the {j.upper()} key: {len(ok)} verified and decrypted, {len(bad)} rejected"
+            + (f" ({type(bad[0].error).__name__})" if bad else "")
+        )  # type: ignore[union-attr]
         if ok:
-            print(f"    e.g. {ok[0].ctx.entity} {ok[0].ctx.operation} {ok[0].ctx.event_id}: "
-                  f"{len(ok[0].plaintext)} bytes of plaintext, classification {ok[0].ctx.classification_level}")
+            print(
+                f"    e.g. {ok[0].ctx.entity} {ok[0].ctx.operation} {ok[0].ctx.event_id}: "
+                f"{len(ok[0].plaintext)} bytes of plaintext, classification {ok[0].ctx.classification_level}"
+            )

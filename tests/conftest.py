@@ -129,8 +129,13 @@ def create_topic(kafka_admin: Any, unique_name: Callable[[str], str]) -> Iterato
 
     created: list[str] = []
 
-    def make(prefix: str = "test", *, partitions: int = 1, assignment: list[list[int]] | None = None,
-             config: dict[str, str] | None = None) -> str:
+    def make(
+        prefix: str = "test",
+        *,
+        partitions: int = 1,
+        assignment: list[list[int]] | None = None,
+        config: dict[str, str] | None = None,
+    ) -> str:
         name = unique_name(prefix)
         if assignment is not None:
             topic = NewTopic(name, num_partitions=len(assignment), replica_assignment=assignment, config=config or {})

@@ -37,14 +37,16 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
 
 def read_topic(bootstrap: str, topic: str, *, isolation: str = "read_committed", timeout: float = 60.0) -> list[Any]:
     """Every message of every partition from the beginning to the current end, in partition order."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"reader-{uuid.uuid4().hex}",
-        "enable.auto.commit": False,
-        "isolation.level": isolation,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         md = consumer.list_topics(topic, timeout=15).topics[topic]
         parts = sorted(md.partitions)

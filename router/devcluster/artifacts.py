@@ -126,14 +126,22 @@ def resolve(*, offline: bool = False) -> KafkaArtifacts:
     libs.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="libs-", dir=libs.parent))
     cmd = [
-        mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+        "-DincludeScope=runtime",
     ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)  # noqa: S603
     except subprocess.TimeoutExpired:
         shutil.rmtree(staging, ignore_errors=True)
-        raise DevClusterError("Maven did not finish resolving Kafka within 30 minutes; check network access to Maven Central") from None
+        raise DevClusterError(
+            "Maven did not finish resolving Kafka within 30 minutes; check network access to Maven Central"
+        ) from None
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])

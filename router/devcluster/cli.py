@@ -16,14 +16,24 @@ def register(sub: Any) -> None:
         help="start, inspect or stop a local Apache Kafka cluster (KRaft, one rack per node)",
         description="A real Apache Kafka cluster from Maven Central, for development and tests.",
     )
-    p.add_argument("--state-dir", help="where configs, data and logs live (default: $ROUTER_DEVCLUSTER_STATE "
-                   "or ~/.local/state/residency-router/devcluster)")
+    p.add_argument(
+        "--state-dir",
+        help="where configs, data and logs live (default: $ROUTER_DEVCLUSTER_STATE "
+        "or ~/.local/state/residency-router/devcluster)",
+    )
     verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     up = verbs.add_parser("up", help="start the cluster and wait until it is usable")
-    up.add_argument("--rack", action="append", dest="racks", metavar="RACK",
-                    help=f"broker.rack of one node; repeat per node (default: {' '.join(DEFAULT_RACKS)})")
-    up.add_argument("--nodes", type=int, help="number of nodes; racks cycle through the defaults if --rack is not given")
+    up.add_argument(
+        "--rack",
+        action="append",
+        dest="racks",
+        metavar="RACK",
+        help=f"broker.rack of one node; repeat per node (default: {' '.join(DEFAULT_RACKS)})",
+    )
+    up.add_argument(
+        "--nodes", type=int, help="number of nodes; racks cycle through the defaults if --rack is not given"
+    )
     up.add_argument("--heap-mb", type=int, default=DEFAULT_HEAP_MB, help="max heap per node (default: %(default)s)")
     up.add_argument("--port-base", type=int, help="use consecutive ports from here instead of free ones")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
@@ -70,10 +80,14 @@ def _up(args: argparse.Namespace) -> int:
     cluster = DevCluster(args.state_dir)
     if not args.json:
         print("starting the dev cluster ...", file=sys.stderr, flush=True)
-    info = cluster.up(_racks(args), heap_mb=args.heap_mb, port_base=args.port_base,
-                      timeout=args.timeout, offline=args.offline)
-    source = ("Kafka artifacts: cache used, nothing downloaded" if info.artifacts_from_cache
-              else "Kafka artifacts: resolved from Maven Central into the cache")
+    info = cluster.up(
+        _racks(args), heap_mb=args.heap_mb, port_base=args.port_base, timeout=args.timeout, offline=args.offline
+    )
+    source = (
+        "Kafka artifacts: cache used, nothing downloaded"
+        if info.artifacts_from_cache
+        else "Kafka artifacts: resolved from Maven Central into the cache"
+    )
     _print(info, args.json, f"dev cluster up ({source})")
     return 0
 

@@ -123,8 +123,9 @@ def _check_port(port: int) -> None:
         except OSError:
             raise DevClusterError(
                 f"port {port} on 127.0.0.1 is in use; stop what listens there "
-                "(e.g. `ss -ltnp | grep :{port}`) or choose another --port-base, or omit it to pick free ports"
-                .replace("{port}", str(port))
+                "(e.g. `ss -ltnp | grep :{port}`) or choose another --port-base, or omit it to pick free ports".replace(
+                    "{port}", str(port)
+                )
             ) from None
 
 
@@ -173,7 +174,9 @@ class DevCluster:
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as err:
-            raise DevClusterError(f"{self.state_path} is unreadable ({err}); remove it and run `devcluster up` again") from None
+            raise DevClusterError(
+                f"{self.state_path} is unreadable ({err}); remove it and run `devcluster up` again"
+            ) from None
         info = ClusterInfo.from_state(data)
         running = {n.node_id: _pid_alive(n.pid, info.state_dir) for n in info.nodes}
         return ClusterInfo(**{**asdict_shallow(info), "running": running})
@@ -193,7 +196,7 @@ class DevCluster:
         tmp.replace(self.state_path)
 
     # -- up -------------------------------------------------------------------------------
-    def up(
+    def up(  # noqa: PLR0912 - preflight, config, format, launch, wait: one linear start-up
         self,
         racks: Sequence[str] = DEFAULT_RACKS,
         *,
@@ -276,16 +279,33 @@ class DevCluster:
             node_dirs.append(node_dir)
 
         jvm = [
-            java, f"-Xmx{heap_mb}m", f"-Xms{min(heap_mb, 256)}m", "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+            java,
+            f"-Xmx{heap_mb}m",
+            f"-Xms{min(heap_mb, 256)}m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={artifacts.LOG4J_CONFIG}",
-            "-cp", arts.classpath,
+            "-cp",
+            arts.classpath,
         ]
         for node_dir in node_dirs:
             fmt = subprocess.run(  # noqa: S603 - argument list built from our own paths
-                [*jvm, f"-Dkafka.logs.dir={node_dir / 'logs'}", "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(node_dir / "server.properties"), "--ignore-formatted"],
-                capture_output=True, text=True, timeout=180, check=False,
+                [
+                    *jvm,
+                    f"-Dkafka.logs.dir={node_dir / 'logs'}",
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(node_dir / "server.properties"),
+                    "--ignore-formatted",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=180,
+                check=False,
             )
             if fmt.returncode != 0:
                 raise DevClusterError(
@@ -298,8 +318,11 @@ class DevCluster:
                 console = (node_dir / "console.log").open("wb")
                 proc = subprocess.Popen(  # noqa: S603
                     [*jvm, f"-Dkafka.logs.dir={node_dir / 'logs'}", "kafka.Kafka", str(node_dir / "server.properties")],
-                    stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    start_new_session=True, cwd=node_dir,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    cwd=node_dir,
                 )
                 console.close()
                 nodes.append(NodeInfo(i + 1, rack, client_ports[i], ctrl_ports[i], proc.pid, str(node_dir)))
@@ -354,7 +377,9 @@ class DevCluster:
 
         topic = f"{PROBE_TOPIC}-{uuid.uuid4().hex[:8]}"
         try:
-            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[node_ids])], request_timeout=10)[topic].result()
+            admin.create_topics([NewTopic(topic, num_partitions=1, replica_assignment=[node_ids])], request_timeout=10)[
+                topic
+            ].result()
             md = admin.list_topics(topic, timeout=10)
             replicas = sorted(md.topics[topic].partitions[0].replicas)
             if replicas != sorted(node_ids):
@@ -373,10 +398,12 @@ class DevCluster:
                 text = _tail(log, 40)
                 hint = ""
                 if "Address already in use" in text or "BindException" in text:
-                    hint = f" Port {n.port} or {n.controller_port} was taken by another process; run `devcluster up` again to pick other ports."
+                    hint = (
+                        f" Port {n.port} or {n.controller_port} was taken by another process;"
+                        " run `devcluster up` again to pick other ports."
+                    )
                 raise DevClusterError(
-                    f"broker {n.node_id} (rack {n.rack}) exited during start-up.{hint} "
-                    f"Last lines of {log}:\n{text}"
+                    f"broker {n.node_id} (rack {n.rack}) exited during start-up.{hint} Last lines of {log}:\n{text}"
                 )
 
     # -- down -----------------------------------------------------------------------------

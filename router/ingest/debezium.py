@@ -16,8 +16,14 @@ from router.errors import ReasonCode
 from router.ingest.errors import DecodeError
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 
-_OPS = {"c": Operation.CREATE, "r": Operation.READ, "u": Operation.UPDATE, "d": Operation.DELETE,
-        "t": Operation.TRUNCATE, "m": Operation.UPDATE}
+_OPS = {
+    "c": Operation.CREATE,
+    "r": Operation.READ,
+    "u": Operation.UPDATE,
+    "d": Operation.DELETE,
+    "t": Operation.TRUNCATE,
+    "m": Operation.UPDATE,
+}
 _ID_FIELDS = ("id", "Id", "ID", "uuid")
 
 
@@ -48,14 +54,21 @@ class DebeziumJsonDecoder:
         self.entity = entity
         self.max_bytes = max_bytes
 
-    def decode(self, value: bytes | None, *, key: bytes | None = None,
-               headers: Mapping[str, str] | None = None) -> ChangeEvent:
+    def decode(
+        self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> ChangeEvent:
         headers = headers or {}
         if value is None:
             ids = _key_ids(key)
-            return ChangeEvent(SourceSystem.DEBEZIUM, self.entity or "unknown", Operation.DELETE, ids,
-                               RawRecord(b"", "application/json"), headers=dict(headers),
-                               connector_event_id=f"tombstone:{','.join(ids)}" if ids else None)
+            return ChangeEvent(
+                SourceSystem.DEBEZIUM,
+                self.entity or "unknown",
+                Operation.DELETE,
+                ids,
+                RawRecord(b"", "application/json"),
+                headers=dict(headers),
+                connector_event_id=f"tombstone:{','.join(ids)}" if ids else None,
+            )
         if len(value) > self.max_bytes:
             raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
         try:
@@ -64,17 +77,31 @@ class DebeziumJsonDecoder:
             raise DecodeError(ReasonCode.DECODE_ERROR, "not valid JSON", value) from None
         return self.from_document(doc, value, key, headers, "application/json", None)
 
-    def from_document(self, doc: Any, value: bytes, key: bytes | None, headers: Mapping[str, str],
-                      content_type: str, schema_id: int | None) -> ChangeEvent:
+    def from_document(  # noqa: PLR0917 - decode()'s inputs plus the detected content type
+        self,
+        doc: Any,
+        value: bytes,
+        key: bytes | None,
+        headers: Mapping[str, str],
+        content_type: str,
+        schema_id: int | None,
+    ) -> ChangeEvent:
         if not isinstance(doc, dict):
             raise DecodeError(ReasonCode.DECODE_ERROR, "a Debezium event must be a JSON object", value)
         raw = RawRecord(value, content_type, schema_id)
         source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
         entity = str(source.get("table") or source.get("collection") or self.entity or "unknown")
         if "op" not in doc and ("ddl" in doc or "tableChanges" in doc):
-            return ChangeEvent(SourceSystem.DEBEZIUM, entity, Operation.SCHEMA_CHANGE, (), raw,
-                               commit_timestamp_ms=_int(doc.get("ts_ms")), headers=dict(headers),
-                               connector_event_id=_position(source))
+            return ChangeEvent(
+                SourceSystem.DEBEZIUM,
+                entity,
+                Operation.SCHEMA_CHANGE,
+                (),
+                raw,
+                commit_timestamp_ms=_int(doc.get("ts_ms")),
+                headers=dict(headers),
+                connector_event_id=_position(source),
+            )
         op = doc.get("op")
         if op not in _OPS:
             raise DecodeError(ReasonCode.MISSING_FIELD, "Debezium 'op' is missing or not one of c/r/u/d/t/m", value)

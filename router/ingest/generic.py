@@ -12,8 +12,12 @@ from router.errors import ReasonCode
 from router.ingest.errors import DecodeError
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 
-_OPS = {o.value: o for o in Operation} | {"insert": Operation.CREATE, "created": Operation.CREATE,
-                                          "updated": Operation.UPDATE, "deleted": Operation.DELETE}
+_OPS = {o.value: o for o in Operation} | {
+    "insert": Operation.CREATE,
+    "created": Operation.CREATE,
+    "updated": Operation.UPDATE,
+    "deleted": Operation.DELETE,
+}
 
 
 def _get(doc: Any, path: str | None) -> Any:
@@ -29,17 +33,32 @@ def _get(doc: Any, path: str | None) -> Any:
 class GenericJsonDecoder:
     name = "generic-json"
 
-    def __init__(self, *, entity_field: str | None = "entity", id_field: str = "id",
-                 operation_field: str | None = "operation", timestamp_field: str | None = "timestamp",
-                 tenant_field: str | None = None, entity: str | None = None, values_field: str | None = None,
-                 event_id_field: str | None = None, max_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self,
+        *,
+        entity_field: str | None = "entity",
+        id_field: str = "id",
+        operation_field: str | None = "operation",
+        timestamp_field: str | None = "timestamp",
+        tenant_field: str | None = None,
+        entity: str | None = None,
+        values_field: str | None = None,
+        event_id_field: str | None = None,
+        max_bytes: int = 1_048_576,
+    ) -> None:
         self.entity_field, self.id_field, self.op_field = entity_field, id_field, operation_field
-        self.ts_field, self.tenant_field, self.entity, self.values_field = timestamp_field, tenant_field, entity, values_field
+        self.ts_field, self.tenant_field, self.entity, self.values_field = (
+            timestamp_field,
+            tenant_field,
+            entity,
+            values_field,
+        )
         self.event_id_field = event_id_field
         self.max_bytes = max_bytes
 
-    def decode(self, value: bytes | None, *, key: bytes | None = None,
-               headers: Mapping[str, str] | None = None) -> ChangeEvent:
+    def decode(
+        self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> ChangeEvent:
         if value is None:
             raise DecodeError(ReasonCode.DECODE_ERROR, "empty (null) value", None)
         if len(value) > self.max_bytes:
@@ -59,14 +78,19 @@ class GenericJsonDecoder:
         op_text = _get(doc, self.op_field) if self.op_field else "update"
         op = _OPS.get(str(op_text).lower()) if op_text is not None else None
         if op is None:
-            raise DecodeError(ReasonCode.MISSING_FIELD, f"operation field {self.op_field!r} is missing or unknown",
-                              value)
+            raise DecodeError(
+                ReasonCode.MISSING_FIELD, f"operation field {self.op_field!r} is missing or unknown", value
+            )
         values = _get(doc, self.values_field) if self.values_field else doc
         ts = _get(doc, self.ts_field)
         tenant = _get(doc, self.tenant_field)
         eid = _get(doc, self.event_id_field)
         return ChangeEvent(
-            SourceSystem.GENERIC, entity, op, (str(rid),), RawRecord(value, "application/json"),
+            SourceSystem.GENERIC,
+            entity,
+            op,
+            (str(rid),),
+            RawRecord(value, "application/json"),
             values=values if isinstance(values, dict) else {},
             commit_timestamp_ms=ts if isinstance(ts, int) else None,
             tenant_id=str(tenant) if tenant is not None else None,

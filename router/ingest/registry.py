@@ -35,16 +35,18 @@ class ConfluentAvroDecoder:
         self._sf = SalesforceAvroDecoder(schema_store, max_bytes=max_bytes)
         self._dbz = DebeziumJsonDecoder(max_bytes=max_bytes)
 
-    def decode(self, value: bytes | None, *, key: bytes | None = None,
-               headers: Mapping[str, str] | None = None) -> ChangeEvent:
+    def decode(
+        self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> ChangeEvent:
         headers = headers or {}
         if value is None:
             return self._dbz.decode(None, key=key, headers=headers)
         if len(value) > self.max_bytes:
             raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
         if len(value) < 5 or value[0] != MAGIC:
-            raise DecodeError(ReasonCode.UNSUPPORTED_FORMAT, "not Confluent wire format (magic byte 0 + schema id)",
-                              value)
+            raise DecodeError(
+                ReasonCode.UNSUPPORTED_FORMAT, "not Confluent wire format (magic byte 0 + schema id)", value
+            )
         (sid,) = struct.unpack_from(">I", value, 1)
         try:
             stored = self.store.get(sid)
@@ -58,11 +60,15 @@ class ConfluentAvroDecoder:
             try:
                 doc = schemaless_reader(buf, stored.parsed, None)
             except _AVRO_ERRORS as err:
-                raise DecodeError(ReasonCode.DECODE_ERROR, f"Avro body does not match schema {sid} "
-                                  f"({type(err).__name__})", value) from None
+                raise DecodeError(
+                    ReasonCode.DECODE_ERROR, f"Avro body does not match schema {sid} ({type(err).__name__})", value
+                ) from None
             return self._dbz.from_document(doc, value, key, headers, "application/vnd.confluent.avro", sid)
-        raise DecodeError(ReasonCode.UNSUPPORTED_FORMAT, f"schema {sid} is neither a Salesforce change event "
-                          "nor a Debezium envelope", value)
+        raise DecodeError(
+            ReasonCode.UNSUPPORTED_FORMAT,
+            f"schema {sid} is neither a Salesforce change event nor a Debezium envelope",
+            value,
+        )
 
 
 class AutoDecoder:
@@ -76,8 +82,9 @@ class AutoDecoder:
         self._sf = SalesforceJsonDecoder(max_bytes)
         self._dbz = DebeziumJsonDecoder(max_bytes=max_bytes)
 
-    def decode(self, value: bytes | None, *, key: bytes | None = None,
-               headers: Mapping[str, str] | None = None) -> ChangeEvent:
+    def decode(
+        self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> ChangeEvent:
         headers = headers or {}
         if value is None:
             return self._dbz.decode(None, key=key, headers=headers)
@@ -85,8 +92,9 @@ class AutoDecoder:
             raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
         if value[:1] == b"\x00":
             if self._confluent is None:
-                raise DecodeError(ReasonCode.UNSUPPORTED_FORMAT, "Confluent wire format but no schema store configured",
-                                  value)
+                raise DecodeError(
+                    ReasonCode.UNSUPPORTED_FORMAT, "Confluent wire format but no schema store configured", value
+                )
             return self._confluent.decode(value, key=key, headers=headers)
         try:
             doc = orjson.loads(value)
@@ -119,5 +127,9 @@ def decoder_for(name: str, **options: Any) -> Decoder:
         return GenericJsonDecoder(**options)
     if name == "auto":
         return AutoDecoder(**options)
-    raise DecodeError(ReasonCode.UNSUPPORTED_FORMAT, f"no decoder named {name!r} (salesforce-json, salesforce-avro, "
-                      "confluent-avro, debezium-json, generic-json, auto)", None)
+    raise DecodeError(
+        ReasonCode.UNSUPPORTED_FORMAT,
+        f"no decoder named {name!r} (salesforce-json, salesforce-avro, "
+        "confluent-avro, debezium-json, generic-json, auto)",
+        None,
+    )

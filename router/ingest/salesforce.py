@@ -29,13 +29,32 @@ _OPS = {
     "UNDELETE": Operation.UNDELETE,
 }
 GAP_TYPES = frozenset({"GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW"})
-_AVRO_ERRORS = (EOFError, ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, OverflowError,
-                MemoryError, AttributeError, AssertionError)
+_AVRO_ERRORS = (
+    EOFError,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    UnicodeDecodeError,
+    OverflowError,
+    MemoryError,
+    AttributeError,
+    AssertionError,
+)
 
 
-def _header_event(header: Mapping[str, Any], values: Mapping[str, Any], raw: RawRecord, *,
-                  changed: tuple[str, ...], nulled: tuple[str, ...], diff: tuple[str, ...],
-                  event_id: str | None, tenant: str | None, headers: Mapping[str, str]) -> ChangeEvent:
+def _header_event(
+    header: Mapping[str, Any],
+    values: Mapping[str, Any],
+    raw: RawRecord,
+    *,
+    changed: tuple[str, ...],
+    nulled: tuple[str, ...],
+    diff: tuple[str, ...],
+    event_id: str | None,
+    tenant: str | None,
+    headers: Mapping[str, str],
+) -> ChangeEvent:
     entity = header.get("entityName")
     change = header.get("changeType")
     if not isinstance(entity, str) or not entity:
@@ -50,8 +69,9 @@ def _header_event(header: Mapping[str, Any], values: Mapping[str, Any], raw: Raw
     elif change in _OPS:
         op, gap = _OPS[change], None
     else:
-        raise DecodeError(ReasonCode.DECODE_ERROR, "ChangeEventHeader.changeType is not a known change type",
-                          raw.payload)
+        raise DecodeError(
+            ReasonCode.DECODE_ERROR, "ChangeEventHeader.changeType is not a known change type", raw.payload
+        )
     seq = header.get("sequenceNumber")
     ts = header.get("commitTimestamp")
     return ChangeEvent(
@@ -89,8 +109,9 @@ class SalesforceJsonDecoder:
     def __init__(self, max_bytes: int = 1_048_576) -> None:
         self.max_bytes = max_bytes
 
-    def decode(self, value: bytes | None, *, key: bytes | None = None,
-               headers: Mapping[str, str] | None = None) -> ChangeEvent:
+    def decode(
+        self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> ChangeEvent:
         if value is None:
             raise DecodeError(ReasonCode.DECODE_ERROR, "a Salesforce change event cannot be empty (null value)", None)
         if len(value) > self.max_bytes:
@@ -114,10 +135,17 @@ class SalesforceJsonDecoder:
         event_id = doc.get("EventUuid") or (f"replay:{replay}" if replay is not None else None)
         tenant = doc.get("OrgId") or headers.get("sf-org-id")
         raw = RawRecord(value, "application/json")
-        return _header_event(header, values, raw, changed=_names(header.get("changedFields")),
-                             nulled=_names(header.get("nulledFields")), diff=_names(header.get("diffFields")),
-                             event_id=str(event_id) if event_id else None,
-                             tenant=str(tenant) if tenant else None, headers=headers)
+        return _header_event(
+            header,
+            values,
+            raw,
+            changed=_names(header.get("changedFields")),
+            nulled=_names(header.get("nulledFields")),
+            diff=_names(header.get("diffFields")),
+            event_id=str(event_id) if event_id else None,
+            tenant=str(tenant) if tenant else None,
+            headers=headers,
+        )
 
 
 def _record_fields(avro_type: Any) -> list[str] | None:
@@ -186,8 +214,9 @@ class SalesforceAvroDecoder:
         self.max_bytes = max_bytes
         self._tables: dict[int, BitmapTable] = {}
 
-    def decode(self, value: bytes | None, *, key: bytes | None = None,
-               headers: Mapping[str, str] | None = None) -> ChangeEvent:
+    def decode(
+        self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> ChangeEvent:
         headers = headers or {}
         sid = self.schema_id
         hid = headers.get("schema-id") or headers.get("sf-schema-id")
@@ -196,14 +225,16 @@ class SalesforceAvroDecoder:
                 raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, "schema-id header is not a number", value)
             sid = int(hid)
         if sid is None:
-            raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, "no schema id: set the decoder option or the schema-id header",
-                              value)
+            raise DecodeError(
+                ReasonCode.UNKNOWN_SCHEMA, "no schema id: set the decoder option or the schema-id header", value
+            )
         if value is None:
             raise DecodeError(ReasonCode.DECODE_ERROR, "a Salesforce change event cannot be empty (null value)", None)
         return self.decode_body(value, value, sid, headers)
 
-    def decode_body(self, body: bytes, raw: bytes, sid: int, headers: Mapping[str, str],
-                    content_type: str = "avro/binary") -> ChangeEvent:
+    def decode_body(
+        self, body: bytes, raw: bytes, sid: int, headers: Mapping[str, str], content_type: str = "avro/binary"
+    ) -> ChangeEvent:
         if len(raw) > self.max_bytes:
             raise DecodeError(ReasonCode.OVERSIZED, f"{len(raw)} bytes exceed {self.max_bytes}", raw)
         try:
@@ -214,11 +245,13 @@ class SalesforceAvroDecoder:
         try:
             rec = schemaless_reader(buf, stored.parsed, None)
         except _AVRO_ERRORS as err:
-            raise DecodeError(ReasonCode.DECODE_ERROR, f"Avro body does not match schema {sid} ({type(err).__name__})",
-                              raw) from None
+            raise DecodeError(
+                ReasonCode.DECODE_ERROR, f"Avro body does not match schema {sid} ({type(err).__name__})", raw
+            ) from None
         if buf.tell() != len(body):
-            raise DecodeError(ReasonCode.DECODE_ERROR, f"{len(body) - buf.tell()} trailing bytes after the Avro record",
-                              raw)
+            raise DecodeError(
+                ReasonCode.DECODE_ERROR, f"{len(body) - buf.tell()} trailing bytes after the Avro record", raw
+            )
         if not isinstance(rec, dict) or not isinstance(rec.get("ChangeEventHeader"), dict):
             raise DecodeError(ReasonCode.MISSING_FIELD, f"schema {sid} has no ChangeEventHeader", raw)
         table = self._tables.get(sid)
@@ -228,9 +261,13 @@ class SalesforceAvroDecoder:
         values = {k: v for k, v in rec.items() if k != "ChangeEventHeader" and v is not None}
         event_id = headers.get("sf-event-uuid") or headers.get("replay-id")
         return _header_event(
-            header, values, RawRecord(raw, content_type, sid),
+            header,
+            values,
+            RawRecord(raw, content_type, sid),
             changed=table.decode(header.get("changedFields"), raw),
             nulled=table.decode(header.get("nulledFields"), raw),
             diff=table.decode(header.get("diffFields"), raw),
-            event_id=event_id, tenant=headers.get("sf-org-id"), headers=headers,
+            event_id=event_id,
+            tenant=headers.get("sf-org-id"),
+            headers=headers,
         )

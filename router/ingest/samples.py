@@ -44,30 +44,128 @@ ENTITIES = ("Account", "Contact", "Lead", "Case", "Opportunity")
 
 # country, weight, names used in free-text country fields
 COUNTRIES: list[tuple[str, int, tuple[str, ...]]] = [
-    ("DE", 12, ("Germany", "DE", "Deutschland")), ("FR", 9, ("France", "FR")), ("ES", 6, ("Spain", "ES", "España")),
-    ("IT", 6, ("Italy", "IT")), ("NL", 5, ("Netherlands", "NL")), ("IE", 3, ("Ireland", "IE")),
-    ("AT", 3, ("Austria", "AT")), ("BE", 3, ("Belgium", "BE")), ("PL", 3, ("Poland", "PL")), ("SE", 3, ("Sweden", "SE")),
-    ("GB", 10, ("United Kingdom", "GB", "UK")), ("US", 20, ("United States", "US", "USA")),
-    ("CH", 4, ("Switzerland", "CH")), ("JP", 2, ("Japan", "JP")), ("BR", 2, ("Brazil", "BR")),
+    ("DE", 12, ("Germany", "DE", "Deutschland")),
+    ("FR", 9, ("France", "FR")),
+    ("ES", 6, ("Spain", "ES", "España")),
+    ("IT", 6, ("Italy", "IT")),
+    ("NL", 5, ("Netherlands", "NL")),
+    ("IE", 3, ("Ireland", "IE")),
+    ("AT", 3, ("Austria", "AT")),
+    ("BE", 3, ("Belgium", "BE")),
+    ("PL", 3, ("Poland", "PL")),
+    ("SE", 3, ("Sweden", "SE")),
+    ("GB", 10, ("United Kingdom", "GB", "UK")),
+    ("US", 20, ("United States", "US", "USA")),
+    ("CH", 4, ("Switzerland", "CH")),
+    ("JP", 2, ("Japan", "JP")),
+    ("BR", 2, ("Brazil", "BR")),
 ]
-FIRST = ["Anna", "Lukas", "Marie", "Jean", "Lucía", "Marco", "Sofia", "Liam", "Emma", "Noah", "Olivia", "Jan", "Eva",
-         "Pierre", "Giulia", "Sean", "Aoife", "Hiro", "Yuki", "Ana", "João", "Lars", "Ingrid", "Tomasz", "Zofia"]
-LAST = ["Müller", "Schmidt", "Dubois", "Martin", "García", "Rossi", "Bianchi", "de Vries", "Murphy", "Smith", "Johnson",
-        "Brown", "Tanaka", "Sato", "Silva", "Andersson", "Nowak", "Kowalski", "Huber", "Peeters", "O'Brien", "Jansen"]
-COMPANY = ["Nordlicht", "Atlas", "Blue Harbor", "Cumulus", "Helios", "Iberia Foods", "Lagom", "Meridian", "Quantum",
-           "Rhein", "Sakura", "Tejo", "Vista", "Alpenrose", "Brightwater"]
-SUFFIX = {"DE": "GmbH", "AT": "GmbH", "CH": "AG", "FR": "SAS", "ES": "S.L.", "IT": "S.r.l.", "NL": "B.V.", "BE": "NV",
-          "IE": "Ltd", "GB": "Ltd", "US": "Inc.", "PL": "Sp. z o.o.", "SE": "AB", "JP": "K.K.", "BR": "Ltda."}
-FILLER = ("Customer asked about renewal terms and onboarding for the new regional team. "
-          "Follow-up scheduled after the quarterly business review; pricing to be confirmed. ")
+FIRST = [
+    "Anna",
+    "Lukas",
+    "Marie",
+    "Jean",
+    "Lucía",
+    "Marco",
+    "Sofia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Olivia",
+    "Jan",
+    "Eva",
+    "Pierre",
+    "Giulia",
+    "Sean",
+    "Aoife",
+    "Hiro",
+    "Yuki",
+    "Ana",
+    "João",
+    "Lars",
+    "Ingrid",
+    "Tomasz",
+    "Zofia",
+]
+LAST = [
+    "Müller",
+    "Schmidt",
+    "Dubois",
+    "Martin",
+    "García",
+    "Rossi",
+    "Bianchi",
+    "de Vries",
+    "Murphy",
+    "Smith",
+    "Johnson",
+    "Brown",
+    "Tanaka",
+    "Sato",
+    "Silva",
+    "Andersson",
+    "Nowak",
+    "Kowalski",
+    "Huber",
+    "Peeters",
+    "O'Brien",
+    "Jansen",
+]
+COMPANY = [
+    "Nordlicht",
+    "Atlas",
+    "Blue Harbor",
+    "Cumulus",
+    "Helios",
+    "Iberia Foods",
+    "Lagom",
+    "Meridian",
+    "Quantum",
+    "Rhein",
+    "Sakura",
+    "Tejo",
+    "Vista",
+    "Alpenrose",
+    "Brightwater",
+]
+SUFFIX = {
+    "DE": "GmbH",
+    "AT": "GmbH",
+    "CH": "AG",
+    "FR": "SAS",
+    "ES": "S.L.",
+    "IT": "S.r.l.",
+    "NL": "B.V.",
+    "BE": "NV",
+    "IE": "Ltd",
+    "GB": "Ltd",
+    "US": "Inc.",
+    "PL": "Sp. z o.o.",
+    "SE": "AB",
+    "JP": "K.K.",
+    "BR": "Ltda.",
+}
+FILLER = (
+    "Customer asked about renewal terms and onboarding for the new regional team. "
+    "Follow-up scheduled after the quarterly business review; pricing to be confirmed. "
+)
 PROMPTS = [
     "You are a helpful sales assistant for {{account_name}}. Summarize the last three interactions and "
     "suggest a next step. Respond in a friendly tone.",
     "### Instruction\nClassify the sentiment of the customer's message: {{message}}\n### Response",
     "You are an expert support agent. Given the case history {{history}}, draft a reply that resolves the issue.",
 ]
-IBAN_BBAN = {"DE": "18n", "AT": "16n", "NL": "4a10n", "GB": "4a14n", "IE": "4a14n", "CH": "5n12n", "BE": "12n",
-             "PL": "24n", "SE": "20n"}
+IBAN_BBAN = {
+    "DE": "18n",
+    "AT": "16n",
+    "NL": "4a10n",
+    "GB": "4a14n",
+    "IE": "4a14n",
+    "CH": "5n12n",
+    "BE": "12n",
+    "PL": "24n",
+    "SE": "20n",
+}
 VAT_LEN = {"DE": 9, "IT": 11, "BE": 10, "PL": 10, "SE": 12, "FR": 11, "ES": 9}
 POOL = 16  # valid identifiers made per country and kind, then reused
 
@@ -108,7 +206,7 @@ def _corrupt(rng: random.Random, text: str) -> str:
     """Change one digit so that a check digit no longer matches."""
     idx = [i for i, c in enumerate(text) if c.isdigit()]
     i = rng.choice(idx[-4:] if len(idx) > 4 else idx)
-    return text[:i] + str((int(text[i]) + rng.randint(1, 9)) % 10) + text[i + 1:]
+    return text[:i] + str((int(text[i]) + rng.randint(1, 9)) % 10) + text[i + 1 :]
 
 
 def make_iban(rng: random.Random, cc: str) -> str | None:
@@ -158,8 +256,9 @@ def make_phone(rng: random.Random, cc: str) -> str | None:
     national = str(example.national_number)
     for _ in range(30):
         tail = _digits(rng, 3)
-        candidate = phonenumbers.PhoneNumber(country_code=example.country_code,
-                                             national_number=int(national[:-3] + tail))
+        candidate = phonenumbers.PhoneNumber(
+            country_code=example.country_code, national_number=int(national[:-3] + tail)
+        )
         if phonenumbers.is_valid_number(candidate):
             return phonenumbers.format_number(candidate, phonenumbers.PhoneNumberFormat.E164)
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
@@ -167,7 +266,7 @@ def make_phone(rng: random.Random, cc: str) -> str | None:
 
 class _Gen:
     def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible sample data, not secrets
         self.store = DirectorySchemaStore(default_schema_dir())
         self.ids = {Path(f).stem.removesuffix("ChangeEvent"): sid for sid, f in self.store.ids().items()}
         self.weights = [w for _, w, _ in COUNTRIES]
@@ -189,7 +288,7 @@ class _Gen:
         rng = self.rng
         first, last = rng.choice(FIRST), rng.choice(LAST)
         company = f"{rng.choice(COMPANY)} {SUFFIX.get(cc, 'Ltd')}"
-        domain = company.split()[0].lower().replace("'", "") + ".example"
+        domain = company.split(maxsplit=1)[0].lower().replace("'", "") + ".example"
         iban, vat, nid = self.pick("iban", cc), self.pick("vat", cc), self.pick("nid", cc)
         if not valid:
             iban = _corrupt(rng, iban) if iban else None
@@ -202,41 +301,98 @@ class _Gen:
             description += f" Contact {first.lower()}@{domain} for details."
         prompt = rng.choice(PROMPTS) if rng.random() < 0.25 else None
         return {
-            "first": first, "last": last, "company": company, "email": f"{first.lower()}.{last.lower()}@{domain}"
-            .replace(" ", "").replace("'", ""), "phone": self.pick("phone", cc), "iban": iban, "vat": vat,
-            "national_id": nid, "description": description, "prompt": prompt,
-            "address": {"Street": f"{rng.randint(1, 200)} Market Street", "City": "Springfield",
-                        "PostalCode": _digits(rng, 5), "Country": country_text},
+            "first": first,
+            "last": last,
+            "company": company,
+            "email": f"{first.lower()}.{last.lower()}@{domain}".replace(" ", "").replace("'", ""),
+            "phone": self.pick("phone", cc),
+            "iban": iban,
+            "vat": vat,
+            "national_id": nid,
+            "description": description,
+            "prompt": prompt,
+            "address": {
+                "Street": f"{rng.randint(1, 200)} Market Street",
+                "City": "Springfield",
+                "PostalCode": _digits(rng, 5),
+                "Country": country_text,
+            },
         }
 
     def values(self, entity: str, p: dict[str, Any]) -> dict[str, Any]:
         name = {"Salutation": None, "FirstName": p["first"], "LastName": p["last"]}
         if entity == "Account":
-            return {"Name": p["company"], "BillingAddress": p["address"], "Phone": p["phone"], "Industry": "Retail",
-                    "Description": p["description"], "VatId__c": p["vat"], "Iban__c": p["iban"],
-                    "Prompt__c": p["prompt"], "NumberOfEmployees": self.rng.randint(5, 5000)}
+            return {
+                "Name": p["company"],
+                "BillingAddress": p["address"],
+                "Phone": p["phone"],
+                "Industry": "Retail",
+                "Description": p["description"],
+                "VatId__c": p["vat"],
+                "Iban__c": p["iban"],
+                "Prompt__c": p["prompt"],
+                "NumberOfEmployees": self.rng.randint(5, 5000),
+            }
         if entity == "Contact":
-            return {"Name": name, "MailingAddress": p["address"], "Email": p["email"], "MobilePhone": p["phone"],
-                    "Description": p["description"], "National_Id__c": p["national_id"], "Iban__c": p["iban"],
-                    "Prompt__c": p["prompt"], "Title": "Head of Operations"}
+            return {
+                "Name": name,
+                "MailingAddress": p["address"],
+                "Email": p["email"],
+                "MobilePhone": p["phone"],
+                "Description": p["description"],
+                "National_Id__c": p["national_id"],
+                "Iban__c": p["iban"],
+                "Prompt__c": p["prompt"],
+                "Title": "Head of Operations",
+            }
         if entity == "Lead":
-            return {"Name": name, "Company": p["company"], "Address": p["address"], "Email": p["email"],
-                    "Phone": p["phone"], "Description": p["description"], "VatId__c": p["vat"],
-                    "Prompt__c": p["prompt"], "Status": "Open - Not Contacted"}
+            return {
+                "Name": name,
+                "Company": p["company"],
+                "Address": p["address"],
+                "Email": p["email"],
+                "Phone": p["phone"],
+                "Description": p["description"],
+                "VatId__c": p["vat"],
+                "Prompt__c": p["prompt"],
+                "Status": "Open - Not Contacted",
+            }
         if entity == "Case":
-            return {"SuppliedName": f"{p['first']} {p['last']}", "SuppliedEmail": p["email"],
-                    "SuppliedPhone": p["phone"], "Subject": "Invoice question", "Description": p["description"],
-                    "Country__c": p["address"]["Country"], "Prompt__c": p["prompt"], "Status": "New"}
-        return {"Name": f"{p['company']} renewal", "Description": p["description"], "StageName": "Prospecting",
-                "Amount": float(self.rng.randint(1000, 90000)), "Iban__c": p["iban"],
-                "Country__c": p["address"]["Country"], "Prompt__c": p["prompt"]}
+            return {
+                "SuppliedName": f"{p['first']} {p['last']}",
+                "SuppliedEmail": p["email"],
+                "SuppliedPhone": p["phone"],
+                "Subject": "Invoice question",
+                "Description": p["description"],
+                "Country__c": p["address"]["Country"],
+                "Prompt__c": p["prompt"],
+                "Status": "New",
+            }
+        return {
+            "Name": f"{p['company']} renewal",
+            "Description": p["description"],
+            "StageName": "Prospecting",
+            "Amount": float(self.rng.randint(1000, 90000)),
+            "Iban__c": p["iban"],
+            "Country__c": p["address"]["Country"],
+            "Prompt__c": p["prompt"],
+        }
 
     def header(self, entity: str, rid: str, change: str, changed: list[str], i: int) -> dict[str, Any]:
-        return {"entityName": entity, "recordIds": [rid], "changeType": change, "changeOrigin": "com/salesforce/api/rest/61.0",
-                "transactionKey": f"{self.rng.getrandbits(64):016x}", "sequenceNumber": 1,
-                "commitTimestamp": 1_767_225_600_000 + i * 1000, "commitNumber": 10_000_000 + i,
-                "commitUser": "005" + _digits(self.rng, 12), "nulledFields": [], "diffFields": [],
-                "changedFields": changed}
+        return {
+            "entityName": entity,
+            "recordIds": [rid],
+            "changeType": change,
+            "changeOrigin": "com/salesforce/api/rest/61.0",
+            "transactionKey": f"{self.rng.getrandbits(64):016x}",
+            "sequenceNumber": 1,
+            "commitTimestamp": 1_767_225_600_000 + i * 1000,
+            "commitNumber": 10_000_000 + i,
+            "commitUser": "005" + _digits(self.rng, 12),
+            "nulledFields": [],
+            "diffFields": [],
+            "changedFields": changed,
+        }
 
     def record(self, i: int, fmt: str) -> SampleRecord:
         rng = self.rng
@@ -251,36 +407,60 @@ class _Gen:
             change = "GAP_OVERFLOW"
         key = rid.encode()
         if fmt == "salesforce-json":
-            doc = {"ChangeEventHeader": self.header(entity, rid, change, sorted(values), i), **values,
-                   "EventUuid": f"{rng.getrandbits(128):032x}"}
+            doc = {
+                "ChangeEventHeader": self.header(entity, rid, change, sorted(values), i),
+                **values,
+                "EventUuid": f"{rng.getrandbits(128):032x}",
+            }
             return SampleRecord(key, orjson.dumps(doc), "salesforce-json", {}, cc, entity)
         if fmt == "salesforce-avro":
             return self.avro(entity, rid, change, values, i, cc)
         if rng.random() < 0.005:
             return SampleRecord(json.dumps({"id": rid}).encode(), None, "debezium-json", {}, None, entity)
-        row = {"id": rid, **{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in values.items()},
-               **({"Country": country_text} if entity != "Opportunity" else {})}
+        row = {
+            "id": rid,
+            **{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in values.items()},
+            **({"Country": country_text} if entity != "Opportunity" else {}),
+        }
         op = "c" if change == "CREATE" else "u"
-        doc = {"before": None if op == "c" else {"id": rid}, "after": row,
-               "source": {"version": "2.7.0.Final", "connector": "postgresql", "name": "crm", "db": "crm",
-                          "schema": "public", "table": entity.lower(), "lsn": 100_000 + i,
-                          "ts_ms": 1_767_225_600_000 + i * 1000},
-               "op": op, "ts_ms": 1_767_225_600_000 + i * 1000,
-               "transaction": {"id": f"{i // 3}", "total_order": i % 3 + 1, "data_collection_order": 1}}
+        doc = {
+            "before": None if op == "c" else {"id": rid},
+            "after": row,
+            "source": {
+                "version": "2.7.0.Final",
+                "connector": "postgresql",
+                "name": "crm",
+                "db": "crm",
+                "schema": "public",
+                "table": entity.lower(),
+                "lsn": 100_000 + i,
+                "ts_ms": 1_767_225_600_000 + i * 1000,
+            },
+            "op": op,
+            "ts_ms": 1_767_225_600_000 + i * 1000,
+            "transaction": {"id": f"{i // 3}", "total_order": i % 3 + 1, "data_collection_order": 1},
+        }
         return SampleRecord(json.dumps({"id": rid}).encode(), orjson.dumps(doc), "debezium-json", {}, cc, entity)
 
-    def avro(self, entity: str, rid: str, change: str, values: dict[str, Any], i: int, cc: str) -> SampleRecord:
+    def avro(  # noqa: PLR0917 - one record's parts, from record()
+        self, entity: str, rid: str, change: str, values: dict[str, Any], i: int, cc: str
+    ) -> SampleRecord:
         sid = self.ids[entity]
         stored = self.store.get(sid)
         names = stored.field_names
-        rec: dict[str, Any] = {n: None for n in names}
+        rec: dict[str, Any] = dict.fromkeys(names)
         for k, v in values.items():
             if k in rec:
                 if isinstance(v, dict):
-                    nested = next(b for b in next(f for f in stored.raw["fields"] if f["name"] == k)["type"]
-                                  if isinstance(b, dict))
-                    v = {f["name"]: (str(v.get(f["name"])) if v.get(f["name"]) is not None else None)
-                         for f in nested["fields"]}
+                    nested = next(
+                        b
+                        for b in next(f for f in stored.raw["fields"] if f["name"] == k)["type"]
+                        if isinstance(b, dict)
+                    )
+                    v = {  # noqa: PLW2901 - the compound value, re-shaped to its Avro record
+                        f["name"]: (str(v.get(f["name"])) if v.get(f["name"]) is not None else None)
+                        for f in nested["fields"]
+                    }
                 rec[k] = v
         bits = sum(1 << names.index(k) for k in values if k in names)
         changed = [f"0x{bits:X}"]
@@ -308,11 +488,16 @@ def write_jsonl(path: str | Path, records: Iterable[SampleRecord]) -> int:
     n = 0
     with Path(path).open("w", encoding="utf-8") as fh:
         for r in records:
-            fh.write(json.dumps({
-                "format": r.format,
-                "key_b64": base64.b64encode(r.key).decode() if r.key is not None else None,
-                "value_b64": base64.b64encode(r.value).decode() if r.value is not None else None,
-                "headers": r.headers,
-            }) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "format": r.format,
+                        "key_b64": base64.b64encode(r.key).decode() if r.key is not None else None,
+                        "value_b64": base64.b64encode(r.value).decode() if r.value is not None else None,
+                        "headers": r.headers,
+                    }
+                )
+                + "\n"
+            )
             n += 1
     return n

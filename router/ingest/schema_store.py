@@ -91,11 +91,16 @@ class HttpSchemaRegistry:
             raw = json.loads(body["schema"])
         except urllib.error.HTTPError as err:
             if err.code == 404:
-                raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, f"schema id {schema_id} unknown to {self.url}", None) from None
-            raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, f"schema registry {self.url} answered {err.code}", None) from None
+                raise DecodeError(
+                    ReasonCode.UNKNOWN_SCHEMA, f"schema id {schema_id} unknown to {self.url}", None
+                ) from None
+            raise DecodeError(
+                ReasonCode.UNKNOWN_SCHEMA, f"schema registry {self.url} answered {err.code}", None
+            ) from None
         except (OSError, ValueError, KeyError) as err:
-            raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, f"schema registry {self.url} unreachable: {type(err).__name__}",
-                              None) from None
+            raise DecodeError(
+                ReasonCode.UNKNOWN_SCHEMA, f"schema registry {self.url} unreachable: {type(err).__name__}", None
+            ) from None
         stored = StoredSchema(schema_id, parse_schema(raw), raw)
         self._cache[schema_id] = stored
         return stored

@@ -45,8 +45,11 @@ class _WatchPlacement:
         report = self.watch.report
         if report is None or self.watch.expired:
             return f"expired: {self.watch.reason}"
-        return f"ok@{int(report.taken_at * 1000)}" if report.ok else "violations: " + "; ".join(
-            t.topic for t in report.failures)
+        return (
+            f"ok@{int(report.taken_at * 1000)}"
+            if report.ok
+            else "violations: " + "; ".join(t.topic for t in report.failures)
+        )
 
 
 def _require(config: RouterConfig, *sections: str) -> None:
@@ -62,8 +65,14 @@ def default_instance_id() -> str:
 class RouterApp:
     """One router instance. Several with the same config and distinct instance ids share the work."""
 
-    def __init__(self, config: RouterConfig, *, bootstrap: str | None = None, instance_id: str | None = None,
-                 config_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        bootstrap: str | None = None,
+        instance_id: str | None = None,
+        config_dir: Path | None = None,
+    ) -> None:
         _require(config, "pipeline", "keys", "audit", "residency", "policy")
         self.config = config
         self.instance_id = instance_id or default_instance_id()
@@ -75,7 +84,7 @@ class RouterApp:
         self.watch: Any = None
         self.engine: TransactionalEngine | None = None
 
-    def build(self) -> TransactionalEngine:
+    def build(self) -> TransactionalEngine:  # noqa: PLR0915 - start-up checks, then wiring, in order
         from router.audit.chain import AuditChain  # noqa: PLC0415 - heavy imports after arg parsing
         from router.audit.kafka import read_chain_tail  # noqa: PLC0415
         from router.envelope import Sealer  # noqa: PLC0415
@@ -87,16 +96,22 @@ class RouterApp:
         from router.residency.engine import Engine  # noqa: PLC0415
 
         cfg = self.config
-        assert cfg.pipeline is not None and cfg.keys is not None and cfg.audit is not None  # noqa: S101 - _require
+        assert cfg.pipeline is not None
+        assert cfg.keys is not None
+        assert cfg.audit is not None
         pipe, audit = cfg.pipeline, cfg.audit
 
         admin = admin_for(cfg, self.client_props["bootstrap.servers"])
         report = check_startup(cfg, admin)
-        ingress_parts = max(len(admin.list_topics(i.topic, timeout=10).topics[i.topic].partitions) for i in pipe.ingress)
+        ingress_parts = max(
+            len(admin.list_topics(i.topic, timeout=10).topics[i.topic].partitions) for i in pipe.ingress
+        )
         audit_placement = report.topics.get(audit.topic)
         if audit_placement is None:
-            raise ConfigError(f"the audit topic {audit.topic!r} must be listed under 'topics' (jurisdiction "
-                              f"{audit.jurisdiction}) so that its placement is checked")
+            raise ConfigError(
+                f"the audit topic {audit.topic!r} must be listed under 'topics' (jurisdiction "
+                f"{audit.jurisdiction}) so that its placement is checked"
+            )
         if len(audit_placement.partitions) < ingress_parts:
             raise ConfigError(
                 f"audit topic {audit.topic} has {len(audit_placement.partitions)} partitions but an ingress topic has "
@@ -105,7 +120,7 @@ class RouterApp:
             )
 
         configured = {t.name: t.jurisdiction for t in cfg.topics}
-        assert cfg.policy is not None  # noqa: S101 - _require
+        assert cfg.policy is not None
         for j in cfg.jurisdictions:
             qt = cfg.policy.quarantine_topic.format(jurisdiction=j, entity="")
             if configured.get(qt) != j:
@@ -120,8 +135,8 @@ class RouterApp:
 
             store = HttpSchemaRegistry(pipe.schema_registry_url)
         else:
-            from router.ingest.schema_store import DirectorySchemaStore  # noqa: PLC0415
             from router.ingest.samples import default_schema_store  # noqa: PLC0415
+            from router.ingest.schema_store import DirectorySchemaStore  # noqa: PLC0415
 
             store = DirectorySchemaStore(pipe.schema_dir) if pipe.schema_dir else default_schema_store()
         decoders = {}
@@ -138,7 +153,7 @@ class RouterApp:
 
         sealer = Sealer(build_dek_manager(cfg.keys), build_signer(cfg.keys))
         quarantine_pattern = cfg.policy.quarantine_topic
-        consumer_props = {k: v for k, v in self.client_props.items()}
+        consumer_props = dict(self.client_props)
 
         def chain_tail(partition: int) -> Any:
             return read_chain_tail(consumer_props, audit.topic, partition)
@@ -187,8 +202,11 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("run", help="run the router (one instance of the consumer group)")
     p.add_argument("--config", required=True, help="router YAML config")
     p.add_argument("--bootstrap", help="override clusters.default.bootstrap")
-    p.add_argument("--instance-id", help="this instance's id (default: $ROUTER_INSTANCE_ID or the host name); "
-                   "its transactional.id is '<pipeline.transactional_id_prefix>-<id>'")
+    p.add_argument(
+        "--instance-id",
+        help="this instance's id (default: $ROUTER_INSTANCE_ID or the host name); "
+        "its transactional.id is '<pipeline.transactional_id_prefix>-<id>'",
+    )
     p.add_argument("--max-idle-s", type=float, default=None, help="stop after this many seconds without input")
     p.add_argument("--stats-json", action="store_true", help="print one JSON line of counters at exit")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
@@ -199,18 +217,26 @@ def _run(args: argparse.Namespace) -> int:
     from router.config import load_config  # noqa: PLC0415
 
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO), stream=sys.stderr,
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        stream=sys.stderr,
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
     )
     config = load_config(args.config)
-    app = RouterApp(config, bootstrap=args.bootstrap, instance_id=args.instance_id,
-                    config_dir=Path(args.config).resolve().parent)
+    app = RouterApp(
+        config, bootstrap=args.bootstrap, instance_id=args.instance_id, config_dir=Path(args.config).resolve().parent
+    )
     engine = app.build()
     engine.install_signal_handlers()
     log.info("instance=%s started", app.instance_id)
     stats = app.run(max_idle_s=args.max_idle_s)
-    log.info("instance=%s stopped consumed=%d produced=%d commits=%d aborts=%d", app.instance_id,
-             stats.consumed, stats.produced, stats.commits, stats.aborts)
+    log.info(
+        "instance=%s stopped consumed=%d produced=%d commits=%d aborts=%d",
+        app.instance_id,
+        stats.consumed,
+        stats.produced,
+        stats.commits,
+        stats.aborts,
+    )
     if args.stats_json:
         print(json.dumps({"instance_id": app.instance_id, **vars(stats)}), flush=True)
     return 0

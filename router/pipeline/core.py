@@ -23,8 +23,9 @@ log = logging.getLogger("router.core")
 
 
 class _Decoder(Protocol):
-    def decode(self, value: bytes | None, *, key: bytes | None = None,
-               headers: Mapping[str, str] | None = None) -> ChangeEvent: ...
+    def decode(
+        self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> ChangeEvent: ...
 
 
 class CoreEvaluator:
@@ -52,7 +53,9 @@ class CoreEvaluator:
 
     def __call__(self, topic: str, value: bytes | None, key: bytes | None, headers: Mapping[str, str]) -> Evaluation:
         if value is not None and len(value) > self.max_bytes:
-            return self._quarantine(ReasonCode.OVERSIZED, f"record of {len(value)} bytes exceeds pipeline.max_record_bytes")
+            return self._quarantine(
+                ReasonCode.OVERSIZED, f"record of {len(value)} bytes exceeds pipeline.max_record_bytes"
+            )
         decoder = self.decoders.get(topic)
         if decoder is None:
             return self._quarantine(ReasonCode.UNSUPPORTED_FORMAT, f"no decoder configured for topic {topic}")
@@ -62,7 +65,7 @@ class CoreEvaluator:
             return self._quarantine(err.reason, err.detail)
         try:
             return self._evaluate(event)
-        except Exception as err:  # noqa: BLE001 - a core bug must not crash-loop the router
+        except Exception as err:
             log.error("core failed on %s: %s", event.describe(), type(err).__name__)
             return self._quarantine(ReasonCode.PROCESSING_ERROR, f"internal error {type(err).__name__}", event)
 
@@ -84,7 +87,13 @@ class CoreEvaluator:
             "policy_version": outcome.policy_version,
         }
         if isinstance(decision, Route):
-            return Evaluation(route_topic=decision.topic, jurisdiction=decision.jurisdiction, reason=ReasonCode.ROUTED,
-                              **common)
-        return Evaluation(route_topic=None, jurisdiction=decision.jurisdiction, reason=ReasonCode(decision.reason),
-                          detail=decision.detail, **common)
+            return Evaluation(
+                route_topic=decision.topic, jurisdiction=decision.jurisdiction, reason=ReasonCode.ROUTED, **common
+            )
+        return Evaluation(
+            route_topic=None,
+            jurisdiction=decision.jurisdiction,
+            reason=ReasonCode(decision.reason),
+            detail=decision.detail,
+            **common,
+        )

@@ -22,6 +22,7 @@ Error model (librdkafka's ``examples/transactions.c``):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -188,7 +189,9 @@ class TransactionalEngine:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
 
-    def run(self, *, max_idle_s: float | None = None, until: Callable[[EngineStats], bool] | None = None) -> EngineStats:
+    def run(  # noqa: PLR0912, PLR0915 - the error model stays readable in one loop
+        self, *, max_idle_s: float | None = None, until: Callable[[EngineStats], bool] | None = None
+    ) -> EngineStats:
         """Run until stopped, or until ``until(stats)`` is true, or idle for ``max_idle_s``.
 
         Idle time counts from the later of the last record and the last partition assignment, so
@@ -230,8 +233,12 @@ class TransactionalEngine:
                     except _Restart:
                         self._restart_producer()
                         continue
-                elif (max_idle_s is not None and self._assigned_at is not None and not self._in_txn
-                      and time.monotonic() - max(last_data, self._assigned_at) > max_idle_s):
+                elif (
+                    max_idle_s is not None
+                    and self._assigned_at is not None
+                    and not self._in_txn
+                    and time.monotonic() - max(last_data, self._assigned_at) > max_idle_s
+                ):
                     break
                 if self._in_txn and (
                     (time.monotonic() - self._txn_started) * 1000 >= self.s.commit_interval_ms
@@ -307,7 +314,6 @@ class TransactionalEngine:
         for attempt in range(self.s.max_retries + 1):
             try:
                 fn()
-                return
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]
                 if err.fatal():
@@ -325,9 +331,15 @@ class TransactionalEngine:
                     continue
                 if not restart_on_fail:
                     raise FatalPipelineError(f"{what} failed: {err.str()}") from None
-                log.error("%s: giving up after %d attempts (%s); outcome ambiguous, re-creating the producer",
-                          what, attempt + 1, err.str())
+                log.error(
+                    "%s: giving up after %d attempts (%s); outcome ambiguous, re-creating the producer",
+                    what,
+                    attempt + 1,
+                    err.str(),
+                )
                 raise _Restart from None
+            else:
+                return
 
     def _handle_txn_error(self, exc: KafkaException, what: str) -> None:
         err: KafkaError = exc.args[0]
@@ -369,10 +381,8 @@ class TransactionalEngine:
         if self._span is not None:
             self._span.end()
             self._span = None
-        try:
+        with contextlib.suppress(KafkaException):
             self.producer.flush(0)
-        except KafkaException:
-            pass
         self._producer = self._new_producer()  # fences and aborts what the old one left open
         self._rewind()
         self.processor.rollback(self._state)
@@ -395,10 +405,8 @@ class TransactionalEngine:
 
     def _close(self) -> None:
         if self._in_txn and self._producer is not None:
-            try:
+            with contextlib.suppress(KafkaException):
                 self._producer.abort_transaction(10)
-            except KafkaException:
-                pass
             self._in_txn = False
         if self._consumer is not None:
             self._consumer.close()

@@ -169,7 +169,9 @@ class RouterProcessor:
             dest = self.s.quarantine_topic(ev.jurisdiction)
         elif not quarantined and not self.placement.permitted(dest, ev.jurisdiction):
             if self.s.stall_on_placement_violation:
-                raise StallError(f"destination {dest} is not placed in {ev.jurisdiction} (placement.on_violation: stall)")
+                raise StallError(
+                    f"destination {dest} is not placed in {ev.jurisdiction} (placement.on_violation: stall)"
+                )
             reason = ReasonCode.PLACEMENT_VIOLATION
             detail = f"destination {dest} has a replica outside {ev.jurisdiction}"
             quarantined = True
@@ -278,6 +280,12 @@ class RouterProcessor:
                 ),
             )
             outs.append(OutRecord(self.s.audit_topic, audit_value, None, m.partition(), trace or None))
-            telemetry.decisions.add(1, {"decision": "quarantine" if p.quarantined else "route",
-                                        "reason": p.reason.value, "jurisdiction": ev.jurisdiction})
+            telemetry.decisions.add(
+                1,
+                {
+                    "decision": "quarantine" if p.quarantined else "route",
+                    "reason": p.reason.value,
+                    "jurisdiction": ev.jurisdiction,
+                },
+            )
         return outs

@@ -18,8 +18,12 @@ decisions = meter.create_counter(
     "router.decisions", unit="{event}", description="Events decided, by decision, reason and jurisdiction"
 )
 batches = meter.create_counter("router.batches", unit="{batch}", description="Transactions committed")
-aborts = meter.create_counter("router.transaction.aborts", unit="{transaction}", description="Transactions aborted, by cause")
-stalls = meter.create_counter("router.stalls", unit="{stall}", description="Back-offs because a dependency was unavailable")
+aborts = meter.create_counter(
+    "router.transaction.aborts", unit="{transaction}", description="Transactions aborted, by cause"
+)
+stalls = meter.create_counter(
+    "router.stalls", unit="{stall}", description="Back-offs because a dependency was unavailable"
+)
 
 
 def trace_headers() -> list[tuple[str, bytes]]:

@@ -20,8 +20,15 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     engine = TransactionalEngine(
-        EngineSettings({"bootstrap.servers": args.bootstrap}, [args.source], args.group, args.txid,
-                       batch_size=100, commit_interval_ms=50, session_timeout_ms=6000),
+        EngineSettings(
+            {"bootstrap.servers": args.bootstrap},
+            [args.source],
+            args.group,
+            args.txid,
+            batch_size=100,
+            commit_interval_ms=50,
+            session_timeout_ms=6000,
+        ),
         CopyProcessor(args.dest),
     )
     engine.install_signal_handlers()

@@ -39,8 +39,15 @@ class RouterEnv:
         return self.config.audit.topic
 
 
-def make_env(kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, *, ingress_partitions: int = 3,
-             extra: dict[str, Any] | None = None, decoder: str = "auto") -> RouterEnv:
+def make_env(
+    kafka_cluster: Any,
+    kafka_admin: Any,
+    tmp_path: Path,
+    *,
+    ingress_partitions: int = 3,
+    extra: dict[str, Any] | None = None,
+    decoder: str = "auto",
+) -> RouterEnv:
     sfx = uuid.uuid4().hex[:8]
     keyring = tmp_path / "keyring.json"
     LocalKeyring.create(keyring, ["eu", "us"])
@@ -48,11 +55,19 @@ def make_env(kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, *, ingress_pa
     topics: list[dict[str, Any]] = []
     for j in ("eu", "us"):
         rf = 2 if j == "eu" and len(eu_brokers) >= 2 else 1
-        topics += [{"name": f"crm.{j}.{e}.{sfx}", "jurisdiction": j, "partitions": 2, "replication_factor": rf}
-                   for e in ENTITIES]
+        topics += [
+            {"name": f"crm.{j}.{e}.{sfx}", "jurisdiction": j, "partitions": 2, "replication_factor": rf}
+            for e in ENTITIES
+        ]
         topics.append({"name": f"quarantine.{j}.{sfx}", "jurisdiction": j, "partitions": 2, "replication_factor": rf})
-    topics.append({"name": f"audit.{sfx}", "jurisdiction": "eu", "partitions": ingress_partitions,
-                   "replication_factor": 2 if len(eu_brokers) >= 2 else 1})
+    topics.append(
+        {
+            "name": f"audit.{sfx}",
+            "jurisdiction": "eu",
+            "partitions": ingress_partitions,
+            "replication_factor": 2 if len(eu_brokers) >= 2 else 1,
+        }
+    )
     ingress = f"crm.ingress.{sfx}"
     doc: dict[str, Any] = {
         "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap}},
@@ -94,7 +109,8 @@ def make_env(kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, *, ingress_pa
     from router.placement.kafka import create_topics, wait_for_topics
 
     create_topics(config, kafka_admin)
-    kafka_admin.create_topics([NewTopic(ingress, num_partitions=ingress_partitions, replication_factor=1)],
-                              request_timeout=30)[ingress].result()
+    kafka_admin.create_topics(
+        [NewTopic(ingress, num_partitions=ingress_partitions, replication_factor=1)], request_timeout=30
+    )[ingress].result()
     wait_for_topics(kafka_admin, [t["name"] for t in topics] + [ingress], timeout=30)
     return RouterEnv(config, path, sfx, kafka_cluster.bootstrap, ingress)

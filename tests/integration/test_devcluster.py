@@ -42,7 +42,11 @@ def _cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ROUTER_DEVCLUSTER_STATE": str(state)}
     return subprocess.run(
         [sys.executable, "-m", "router.cli", "devcluster", *args],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
 
 

@@ -30,8 +30,15 @@ def test_copy_pipe_delivers_each_record_exactly_once(kafka_cluster: Any, create_
     n = 2000
     produce_all(kafka_cluster.bootstrap, src, ((f"k{i}".encode(), f"v{i}".encode()) for i in range(n)))
     engine = TransactionalEngine(
-        EngineSettings(kafka_cluster.client_config(), [src], unique_group, f"tx-{unique_group}",
-                       batch_size=200, commit_interval_ms=50, session_timeout_ms=6000),
+        EngineSettings(
+            kafka_cluster.client_config(),
+            [src],
+            unique_group,
+            f"tx-{unique_group}",
+            batch_size=200,
+            commit_interval_ms=50,
+            session_timeout_ms=6000,
+        ),
         CopyProcessor(dst),
     )
     stats = engine.run(until=lambda s: s.consumed >= n, max_idle_s=20)
@@ -48,8 +55,21 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     dst = create_topic("copy", partitions=3)
     n = 20000
     produce_all(kafka_cluster.bootstrap, src, ((f"k{i}".encode(), f"v{i}".encode()) for i in range(n)))
-    cmd = [sys.executable, "-m", "tests.integration.copy_pipe_main", "--bootstrap", kafka_cluster.bootstrap,
-           "--source", src, "--dest", dst, "--group", unique_group, "--txid", f"tx-{unique_group}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.integration.copy_pipe_main",
+        "--bootstrap",
+        kafka_cluster.bootstrap,
+        "--source",
+        src,
+        "--dest",
+        dst,
+        "--group",
+        unique_group,
+        "--txid",
+        f"tx-{unique_group}",
+    ]
     rng = random.Random(7)
     kills = 0
     for _ in range(4):

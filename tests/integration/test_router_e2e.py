@@ -27,9 +27,25 @@ N_EVENTS = 600
 
 def run_router(env: RouterEnv, instance: str = "a", idle: float = 6.0, timeout: float = 240) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-m", "router.cli", "run", "--config", str(env.config_path), "--instance-id", instance,
-         "--max-idle-s", str(idle), "--stats-json", "--log-level", "WARNING"],
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [
+            sys.executable,
+            "-m",
+            "router.cli",
+            "run",
+            "--config",
+            str(env.config_path),
+            "--instance-id",
+            instance,
+            "--max-idle-s",
+            str(idle),
+            "--stats-json",
+            "--log-level",
+            "WARNING",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -52,14 +68,20 @@ def collect(env: RouterEnv) -> dict[str, Any]:
     quarantined: list[tuple[int, int, str, str]] = []
     for topic in env.routed_topics():
         for m in read_topic(env.bootstrap, topic):
-            opened = opener.open(m.value(), m.headers(), topic=topic, partition=m.partition(),
-                                 expected_jurisdiction=placed[topic])
+            opened = opener.open(
+                m.value(), m.headers(), topic=topic, partition=m.partition(), expected_jurisdiction=placed[topic]
+            )
             routed.append((opened.ctx.source_partition, opened.ctx.source_offset, topic, opened.ctx.jurisdiction))
     for topic in env.quarantine_topics():
         for m in read_topic(env.bootstrap, topic):
             rec = decode_quarantine(m.value())
-            opener.open(rec.sealed_payload, list(rec.envelope_headers), topic=topic, partition=m.partition(),
-                        expected_jurisdiction=placed[topic])
+            opener.open(
+                rec.sealed_payload,
+                list(rec.envelope_headers),
+                topic=topic,
+                partition=m.partition(),
+                expected_jurisdiction=placed[topic],
+            )
             quarantined.append((rec.source_partition, rec.source_offset, topic, rec.reason))
     audit = [(m.partition(), m.offset(), m.value()) for m in read_topic(env.bootstrap, env.audit_topic)]
     return {"routed": routed, "quarantined": quarantined, "audit": audit}
@@ -105,15 +127,21 @@ def test_one_intact_audit_record_per_input(routed_run: dict[str, Any]) -> None:
     audit = routed_run["audit"]
     assert len(audit) == N_EVENTS
     assert verify_chain(audit).ok
-    sources = Counter((decode_audit(v).fields.source_partition, decode_audit(v).fields.source_offset)
-                      for _, _, v in audit)
+    sources = Counter(
+        (decode_audit(v).fields.source_partition, decode_audit(v).fields.source_offset) for _, _, v in audit
+    )
     assert set(sources) == routed_run["inputs"] and max(sources.values()) == 1
 
 
 def test_audit_verify_command_accepts_the_trail(routed_run: dict[str, Any]) -> None:
     env = routed_run["env"]
-    proc = subprocess.run([sys.executable, "-m", "router.cli", "audit", "verify", "--config", str(env.config_path)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "router.cli", "audit", "verify", "--config", str(env.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -26,8 +26,21 @@ pytestmark = pytest.mark.integration
 
 
 def _router_cmd(env: Any, instance: str, idle: float) -> list[str]:
-    return [sys.executable, "-m", "router.cli", "run", "--config", str(env.config_path), "--instance-id", instance,
-            "--max-idle-s", str(idle), "--stats-json", "--log-level", "WARNING"]
+    return [
+        sys.executable,
+        "-m",
+        "router.cli",
+        "run",
+        "--config",
+        str(env.config_path),
+        "--instance-id",
+        instance,
+        "--max-idle-s",
+        str(idle),
+        "--stats-json",
+        "--log-level",
+        "WARNING",
+    ]
 
 
 def _exactly_once(env: Any, expected: int) -> dict[str, Any]:
@@ -52,8 +65,9 @@ def test_start_up_is_refused_when_an_eu_destination_has_a_us_replica(
         pytest.skip("needs eu-* and us-* brokers")
     env = make_env(kafka_cluster, kafka_admin, tmp_path)
     bad = f"crm.eu.misplaced.{env.suffix}"
-    kafka_admin.create_topics([NewTopic(bad, num_partitions=1, replica_assignment=[[eu[0], us[0]]])],
-                              request_timeout=30)[bad].result()
+    kafka_admin.create_topics(
+        [NewTopic(bad, num_partitions=1, replica_assignment=[[eu[0], us[0]]])], request_timeout=30
+    )[bad].result()
     doc = yaml.safe_load(env.config_path.read_text())
     doc["topics"].append({"name": bad, "jurisdiction": "eu", "partitions": 1})
     env.config_path.write_text(yaml.safe_dump(doc))
@@ -64,7 +78,10 @@ def test_start_up_is_refused_when_an_eu_destination_has_a_us_replica(
 
 
 def test_replica_moved_abroad_during_a_run_diverts_to_quarantine(
-    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, reassign: Any  # noqa: F811
+    kafka_cluster: Any,
+    kafka_admin: Any,
+    tmp_path: Path,
+    reassign: Any,  # noqa: F811
 ) -> None:
     eu, us = kafka_cluster.brokers_in("eu-"), kafka_cluster.brokers_in("us-")
     if len(eu) < 2 or not us:
@@ -128,7 +145,7 @@ def test_two_instances_split_partitions_and_survive_one_dying(
         load_samples(env, n=n, seed=6)
         time.sleep(2)
         b.send_signal(signal.SIGKILL)
-        out_a, err_a = a.communicate(timeout=300)
+        _out_a, err_a = a.communicate(timeout=300)
         assert a.returncode == 0, err_a[-2000:]
     finally:
         for p in (a, b):

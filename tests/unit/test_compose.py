@@ -25,7 +25,9 @@ def _kafka_services() -> dict[str, dict[str, str]]:
 
 def test_compose_has_the_default_node_count_and_racks() -> None:
     services = _kafka_services()
-    racks = [env["KAFKA_BROKER_RACK"] for _, env in sorted(services.items(), key=lambda kv: int(kv[1]["KAFKA_NODE_ID"]))]
+    racks = [
+        env["KAFKA_BROKER_RACK"] for _, env in sorted(services.items(), key=lambda kv: int(kv[1]["KAFKA_NODE_ID"]))
+    ]
     assert racks == list(DEFAULT_RACKS)
 
 

@@ -64,7 +64,9 @@ def test_rack_pattern_in_two_jurisdictions_is_rejected() -> None:
 
 def test_bootstrap_without_port_is_rejected() -> None:
     cfg = _base(clusters={"default": {"bootstrap": "localhost"}})
-    with pytest.raises(ConfigError, match=r"clusters\.default\.bootstrap: bootstrap entry 'localhost' must be host:port"):
+    with pytest.raises(
+        ConfigError, match=r"clusters\.default\.bootstrap: bootstrap entry 'localhost' must be host:port"
+    ):
         parse_config(cfg)
 
 

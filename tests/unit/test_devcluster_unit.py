@@ -121,7 +121,7 @@ def test_broker_that_exits_during_start_up_is_reported_with_its_log(
     java = bindir / "java"
     java.write_text(
         "#!/bin/sh\n"
-        "case \"$*\" in\n"
+        'case "$*" in\n'
         "  *-version*) echo 'openjdk version \"17.0.1\"' >&2; exit 0;;\n"
         "  *StorageTool*) exit 0;;\n"
         "  *kafka.Kafka*) echo 'ERROR java.net.BindException: Address already in use'; exit 1;;\n"
@@ -139,6 +139,9 @@ def test_broker_that_exits_during_start_up_is_reported_with_its_log(
         json.dumps({"kafka_version": version, "pom": artifacts.POM.read_text(), "jars": ["k.jar"]})
     )
     state = tmp_path / "state"
-    with pytest.raises(DevClusterError, match=r"(?s)broker 1 \(rack eu-west-1a\) exited during start-up.*"
-                       r"was taken by another process.*BindException"):
+    with pytest.raises(
+        DevClusterError,
+        match=r"(?s)broker 1 \(rack eu-west-1a\) exited during start-up.*"
+        r"was taken by another process.*BindException",
+    ):
         DevCluster(state).up(["eu-west-1a"], timeout=20)

@@ -20,16 +20,27 @@ STORE = default_schema_store()
 
 
 def _header(entity: str, change: str = "UPDATE", **extra: object) -> dict[str, object]:
-    return {"entityName": entity, "recordIds": ["003XX0000001AAA"], "changeType": change,
-            "changeOrigin": "com/salesforce/api/soap/61.0", "transactionKey": "t-1", "sequenceNumber": 2,
-            "commitTimestamp": 1_700_000_000_000, "commitNumber": 7, "commitUser": "005XX",
-            "nulledFields": [], "diffFields": [], "changedFields": [], **extra}
+    return {
+        "entityName": entity,
+        "recordIds": ["003XX0000001AAA"],
+        "changeType": change,
+        "changeOrigin": "com/salesforce/api/soap/61.0",
+        "transactionKey": "t-1",
+        "sequenceNumber": 2,
+        "commitTimestamp": 1_700_000_000_000,
+        "commitNumber": 7,
+        "commitUser": "005XX",
+        "nulledFields": [],
+        "diffFields": [],
+        "changedFields": [],
+        **extra,
+    }
 
 
 def _wire(entity: str, record: dict[str, object]) -> bytes:
     sid = STORE.id_of(f"{entity}ChangeEvent")
     stored = STORE.get(sid)
-    full = {name: None for name in stored.field_names} | record
+    full = dict.fromkeys(stored.field_names) | record
     buf = io.BytesIO()
     buf.write(b"\x00" + struct.pack(">I", sid))
     schemaless_writer(buf, stored.parsed, full)
@@ -37,8 +48,11 @@ def _wire(entity: str, record: dict[str, object]) -> bytes:
 
 
 def test_salesforce_json_change_event() -> None:
-    doc = {"ChangeEventHeader": _header("Contact", changedFields=["Email", "LastModifiedDate"]),
-           "Email": "x@example.org", "EventUuid": "uuid-1"}
+    doc = {
+        "ChangeEventHeader": _header("Contact", changedFields=["Email", "LastModifiedDate"]),
+        "Email": "x@example.org",
+        "EventUuid": "uuid-1",
+    }
     ev = decoder_for("salesforce-json").decode(orjson.dumps(doc))
     assert (ev.source, ev.entity, ev.operation) == (SourceSystem.SALESFORCE, "Contact", Operation.UPDATE)
     assert ev.record_ids == ("003XX0000001AAA",)
@@ -71,8 +85,11 @@ def test_avro_bitmap_beyond_32_fields_names_the_right_fields() -> None:
     assert len(names) > 33
     hi = len(names) - 1  # Prompt__c, far beyond bit 31
     bitmap = f"0x{(1 << hi) | (1 << 1):X}"
-    record = {"ChangeEventHeader": _header("Account", changedFields=[bitmap]), "Name": "Acme GmbH",
-              "Prompt__c": "You are ..."}
+    record = {
+        "ChangeEventHeader": _header("Account", changedFields=[bitmap]),
+        "Name": "Acme GmbH",
+        "Prompt__c": "You are ...",
+    }
     ev = decoder_for("confluent-avro", schema_store=STORE).decode(_wire("Account", record))
     assert ev.changed_fields == ("Name", names[hi])
     assert names[hi] == "Prompt__c"
@@ -82,17 +99,30 @@ def test_nested_bitmap_names_compound_subfields() -> None:
     names = STORE.get(STORE.id_of("AccountChangeEvent")).field_names
     pos = names.index("BillingAddress")
     # top-level bitmap marks BillingAddress; "pos-0x10" marks its fifth sub-field (Country)
-    record = {"ChangeEventHeader": _header("Account", changedFields=[f"0x{1 << pos:X}", f"{pos}-0x10"]),
-              "BillingAddress": {"Street": None, "City": "Lyon", "State": None, "PostalCode": None, "Country": "FR",
-                                 "StateCode": None, "CountryCode": None, "Latitude": None, "Longitude": None}}
+    record = {
+        "ChangeEventHeader": _header("Account", changedFields=[f"0x{1 << pos:X}", f"{pos}-0x10"]),
+        "BillingAddress": {
+            "Street": None,
+            "City": "Lyon",
+            "State": None,
+            "PostalCode": None,
+            "Country": "FR",
+            "StateCode": None,
+            "CountryCode": None,
+            "Latitude": None,
+            "Longitude": None,
+        },
+    }
     ev = decoder_for("confluent-avro", schema_store=STORE).decode(_wire("Account", record))
     assert ev.changed_fields == ("BillingAddress", "BillingAddress.Country")
     assert ev.values["BillingAddress"]["Country"] == "FR"
 
 
 def test_compound_name_field_is_a_nested_value() -> None:
-    record = {"ChangeEventHeader": _header("Contact"),
-              "Name": {"Salutation": None, "FirstName": "Ada", "LastName": "Lovelace"}}
+    record = {
+        "ChangeEventHeader": _header("Contact"),
+        "Name": {"Salutation": None, "FirstName": "Ada", "LastName": "Lovelace"},
+    }
     ev = decoder_for("confluent-avro", schema_store=STORE).decode(_wire("Contact", record))
     assert ev.values["Name"]["LastName"] == "Lovelace"
     assert ev.raw.schema_id == STORE.id_of("ContactChangeEvent")
@@ -114,10 +144,14 @@ def test_unknown_schema_id_is_reported() -> None:
 
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_debezium_update_with_and_without_the_schema_wrapper(wrapped: bool) -> None:
-    env = {"before": {"id": 7, "email": "a@x"}, "after": {"id": 7, "email": "b@x"},
-           "source": {"connector": "postgresql", "name": "crm", "db": "crm", "table": "contact", "lsn": 99,
-                      "ts_ms": 5},
-           "op": "u", "ts_ms": 6, "transaction": {"id": "tx9", "total_order": 3, "data_collection_order": 1}}
+    env = {
+        "before": {"id": 7, "email": "a@x"},
+        "after": {"id": 7, "email": "b@x"},
+        "source": {"connector": "postgresql", "name": "crm", "db": "crm", "table": "contact", "lsn": 99, "ts_ms": 5},
+        "op": "u",
+        "ts_ms": 6,
+        "transaction": {"id": "tx9", "total_order": 3, "data_collection_order": 1},
+    }
     doc = {"schema": {}, "payload": env} if wrapped else env
     ev = decoder_for("debezium-json").decode(json.dumps(doc).encode(), key=b'{"id": 7}')
     assert (ev.source, ev.entity, ev.operation) == (SourceSystem.DEBEZIUM, "contact", Operation.UPDATE)
@@ -132,17 +166,31 @@ def test_debezium_tombstone_is_a_delete_marker() -> None:
 
 
 def test_debezium_schema_change_event() -> None:
-    doc = {"source": {"connector": "mysql", "name": "crm", "file": "bin.0001", "pos": 4, "table": "contact"},
-           "ddl": "ALTER TABLE contact ADD COLUMN x INT", "tableChanges": []}
+    doc = {
+        "source": {"connector": "mysql", "name": "crm", "file": "bin.0001", "pos": 4, "table": "contact"},
+        "ddl": "ALTER TABLE contact ADD COLUMN x INT",
+        "tableChanges": [],
+    }
     ev = decoder_for("debezium-json").decode(json.dumps(doc).encode())
     assert ev.operation is Operation.SCHEMA_CHANGE
 
 
 def test_generic_json_mapping() -> None:
-    dec = decoder_for("generic-json", entity_field="object.type", id_field="object.id", operation_field="action",
-                      timestamp_field="at", tenant_field="tenant", values_field="object.fields")
-    doc = {"object": {"type": "Ticket", "id": 5, "fields": {"Email": "x@y"}}, "action": "created", "at": 9,
-           "tenant": "acme"}
+    dec = decoder_for(
+        "generic-json",
+        entity_field="object.type",
+        id_field="object.id",
+        operation_field="action",
+        timestamp_field="at",
+        tenant_field="tenant",
+        values_field="object.fields",
+    )
+    doc = {
+        "object": {"type": "Ticket", "id": 5, "fields": {"Email": "x@y"}},
+        "action": "created",
+        "at": 9,
+        "tenant": "acme",
+    }
     ev = dec.decode(json.dumps(doc).encode())
     assert (ev.entity, ev.record_ids, ev.operation, ev.tenant_id) == ("Ticket", ("5",), Operation.CREATE, "acme")
     with pytest.raises(DecodeError, match="operation field 'action'"):
@@ -175,7 +223,8 @@ def test_sample_generator_is_deterministic_and_decodable() -> None:
     assert a != list(generate(60, seed=6))
     for rec in a:
         decoder_for(rec.format, **({"schema_store": STORE} if rec.format == "confluent-avro" else {})).decode(
-            rec.value, key=rec.key, headers=rec.headers)
+            rec.value, key=rec.key, headers=rec.headers
+        )
 
 
 def test_samples_carry_valid_identifiers() -> None:

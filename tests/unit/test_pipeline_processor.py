@@ -75,8 +75,9 @@ class FakePlacement:
 
 
 def _keys() -> tuple[Sealer, Opener, Opener]:
-    ring = LocalKeyring.from_keys({"eu": {1: os.urandom(32)}, "us": {1: os.urandom(32)}},
-                                  {"router-signing": {1: os.urandom(32)}})
+    ring = LocalKeyring.from_keys(
+        {"eu": {1: os.urandom(32)}, "us": {1: os.urandom(32)}}, {"router-signing": {1: os.urandom(32)}}
+    )
     provider = LocalKeyProvider(ring)
     jk = JurisdictionKeys({"eu": (provider, "eu"), "us": (provider, "us")})
     sealer = Sealer(CachingDekManager(jk, DekPolicy(1000, 60)), LocalSigner(ring, "router-signing"))
@@ -88,20 +89,37 @@ def _keys() -> tuple[Sealer, Opener, Opener]:
 
 def _route(topic: str = "crm.eu.contact", j: str = "eu") -> Any:
     def evaluate(_t: str, value: bytes | None, _k: bytes | None, _h: Any) -> Evaluation:
-        return Evaluation(route_topic=topic, jurisdiction=j, reason=ReasonCode.ROUTED, event_id=f"e-{zlib.crc32(value or b'')}",
-                          entity="Contact", operation="update", level="confidential", categories=("PII",),
-                          field_names=("Email",), jurisdictions=(j,), policy_version="p1")
+        return Evaluation(
+            route_topic=topic,
+            jurisdiction=j,
+            reason=ReasonCode.ROUTED,
+            event_id=f"e-{zlib.crc32(value or b'')}",
+            entity="Contact",
+            operation="update",
+            level="confidential",
+            categories=("PII",),
+            field_names=("Email",),
+            jurisdictions=(j,),
+            policy_version="p1",
+        )
+
     return evaluate
 
 
 PLACED = {"crm.eu.contact": "eu", "quarantine.eu": "eu", "quarantine.us": "us", "audit": "eu"}
 
 
-def _processor(evaluate: Any, placed: dict[str, str] = PLACED, sealer: Any = None) -> tuple[RouterProcessor, Opener, Opener]:
+def _processor(
+    evaluate: Any, placed: dict[str, str] = PLACED, sealer: Any = None
+) -> tuple[RouterProcessor, Opener, Opener]:
     s, eu, us = _keys()
-    proc = RouterProcessor(evaluate, FakePlacement(placed), sealer or s, AuditChain(),
-                           RouterSettings(quarantine_topic=lambda j: f"quarantine.{j}", audit_topic="audit",
-                                          instance_id="t"))
+    proc = RouterProcessor(
+        evaluate,
+        FakePlacement(placed),
+        sealer or s,
+        AuditChain(),
+        RouterSettings(quarantine_topic=lambda j: f"quarantine.{j}", audit_topic="audit", instance_id="t"),
+    )
     return proc, eu, us
 
 
@@ -133,8 +151,13 @@ def test_misplaced_destination_is_quarantined_with_placement_violation() -> None
     rec = decode_quarantine(q.value)  # type: ignore[arg-type]
     assert rec.reason == ReasonCode.PLACEMENT_VIOLATION.value
     assert b"secret-data" not in q.value  # type: ignore[operator]
-    opened = eu.open(rec.sealed_payload, list(rec.envelope_headers), topic="quarantine.eu",
-                     partition=q.partition, expected_jurisdiction="eu")
+    opened = eu.open(
+        rec.sealed_payload,
+        list(rec.envelope_headers),
+        topic="quarantine.eu",
+        partition=q.partition,
+        expected_jurisdiction="eu",
+    )
     assert opened.plaintext == b"secret-data"
 
 

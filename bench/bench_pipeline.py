@@ -144,8 +144,11 @@ class RouterSetup:
         data = json.loads(json.dumps(self.template))
         for c in (data.get("clusters") or {}).values():
             c["bootstrap"] = bootstrap
-        _set_ingress(data, ingress)
         pipeline = data.setdefault("pipeline", {})
+        if isinstance(pipeline.get("ingress"), list):  # the router's shape: [{topic, decoder, options}]
+            pipeline["ingress"] = [{**(pipeline["ingress"][0] if pipeline["ingress"] else {}), "topic": ingress}]
+        else:
+            _set_ingress(data, ingress)
         pipeline["group_id"] = group
         pipeline["transactional_id_prefix"] = group
         path = self.workdir / f"router-{group}.yaml"

@@ -237,3 +237,48 @@ def test_samples_carry_valid_identifiers() -> None:
     valid = [x for x in found if iban.is_valid(x)]
     invalid = [x for x in found if not iban.is_valid(x)]
     assert valid and invalid  # realistic ones plus a share with a wrong check digit
+
+
+def test_schema_registry_over_http_serves_confluent_records() -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from router.ingest.schema_store import HttpSchemaRegistry
+
+    contact = STORE.get(STORE.id_of("ContactChangeEvent")).raw
+    calls: list[str] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            calls.append(self.path)
+            if self.path == "/schemas/ids/77":
+                body = json.dumps({"schema": json.dumps(contact)}).encode()
+                self.send_response(200)
+            else:
+                body = b'{"error_code": 40403}'
+                self.send_response(404)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = HTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        registry = HttpSchemaRegistry(f"http://127.0.0.1:{server.server_port}", timeout=2)
+        stored = STORE.get(STORE.id_of("ContactChangeEvent"))
+        buf = io.BytesIO()
+        buf.write(b"\x00" + struct.pack(">I", 77))
+        schemaless_writer(
+            buf, stored.parsed, dict.fromkeys(stored.field_names) | {"ChangeEventHeader": _header("Contact")}
+        )
+        dec = decoder_for("confluent-avro", schema_store=registry)
+        assert dec.decode(buf.getvalue()).entity == "Contact"
+        assert dec.decode(buf.getvalue()).entity == "Contact"
+        assert calls == ["/schemas/ids/77"]  # cached after the first lookup
+        with pytest.raises(DecodeError) as err:
+            dec.decode(b"\x00\x00\x00\x00\x05x")
+        assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA
+    finally:
+        server.shutdown()

@@ -222,6 +222,9 @@ def _run(args: argparse.Namespace) -> int:
         format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
     )
     config = load_config(args.config)
+    from router import telemetry  # noqa: PLC0415
+
+    telemetry.configure()
     app = RouterApp(
         config, bootstrap=args.bootstrap, instance_id=args.instance_id, config_dir=Path(args.config).resolve().parent
     )

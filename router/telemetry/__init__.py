@@ -31,3 +31,29 @@ def trace_headers() -> list[tuple[str, bytes]]:
     carrier: dict[str, str] = {}
     inject(carrier)
     return [(k, v.encode()) for k, v in carrier.items()]
+
+
+def configure(service_name: str = "residency-router") -> None:
+    """Install the OpenTelemetry SDK tracer and meter providers unless the host already did.
+
+    With them, every batch span has a real trace id, which travels in each output record's
+    ``traceparent`` header and in its audit record. Exporters are the operator's choice: set
+    ``OTEL_TRACES_EXPORTER=console`` (or configure an OTLP exporter in embedding code); none is
+    installed by default, so nothing leaves the process.
+    """
+    import os  # noqa: PLC0415
+
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+
+    resource = Resource.create({"service.name": service_name})
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider(resource=resource)
+        if os.environ.get("OTEL_TRACES_EXPORTER") == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor  # noqa: PLC0415
+
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+        trace.set_tracer_provider(provider)
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        metrics.set_meter_provider(MeterProvider(resource=resource))

@@ -195,3 +195,16 @@ def test_rollback_rewinds_the_audit_chain_for_reprocessing() -> None:
     audit = lambda outs: [o.value for o in outs if o.topic == "audit"]  # noqa: E731
     assert decode_audit(audit(aborted)[0]).seq == decode_audit(audit(again)[0]).seq == 1  # type: ignore[arg-type]
     assert verify_chain([(0, 0, audit(first)[0]), (0, 1, audit(again)[0])]).ok  # type: ignore[list-item]
+
+
+def test_batch_trace_context_travels_in_headers_and_audit() -> None:
+    from router import telemetry
+
+    telemetry.configure()
+    proc, _, _ = _processor(_route())
+    outs = proc.process([FakeMessage("ingress", 0, 1, b"x")])  # type: ignore[list-item]
+    routed = next(o for o in outs if o.topic == "crm.eu.contact")
+    traceparent = dict(routed.headers or [])["traceparent"].decode()
+    assert traceparent.startswith("00-") and len(traceparent.split("-")[1]) == 32
+    audit = next(o for o in outs if o.topic == "audit")
+    assert decode_audit(audit.value).fields.trace_id == traceparent  # type: ignore[arg-type]

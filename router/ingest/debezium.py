@@ -89,7 +89,8 @@ class DebeziumJsonDecoder:
         if not isinstance(doc, dict):
             raise DecodeError(ReasonCode.DECODE_ERROR, "a Debezium event must be a JSON object", value)
         raw = RawRecord(value, content_type, schema_id)
-        source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
+        src = doc.get("source")
+        source: dict[str, Any] = src if isinstance(src, dict) else {}
         entity = str(source.get("table") or source.get("collection") or self.entity or "unknown")
         if "op" not in doc and ("ddl" in doc or "tableChanges" in doc):
             return ChangeEvent(
@@ -112,7 +113,8 @@ class DebeziumJsonDecoder:
         changed: tuple[str, ...] = ()
         if before is not None and after is not None:
             changed = tuple(k for k, v in after.items() if before.get(k) != v)
-        txn = doc.get("transaction") if isinstance(doc.get("transaction"), dict) else {}
+        tx = doc.get("transaction")
+        txn: dict[str, Any] = tx if isinstance(tx, dict) else {}
         return ChangeEvent(
             source=SourceSystem.DEBEZIUM,
             entity=entity,

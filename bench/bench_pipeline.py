@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -78,6 +79,11 @@ def cluster() -> Iterator[str]:
         finally:
             log("stopping the dev cluster")
             dc.down()
+
+
+def ru_unknown() -> Any:
+    """A stand-in rusage for a worker whose exit status Popen collected first (peak RSS unknown)."""
+    return types.SimpleNamespace(ru_maxrss=0, ru_utime=0.0, ru_stime=0.0)
 
 
 def log(msg: str) -> None:
@@ -248,7 +254,11 @@ class Worker:
         deadline = time.monotonic() + timeout
         sig_sent = 0
         while True:
-            pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
+            try:
+                pid, status, ru = os.wait4(self.proc.pid, os.WNOHANG)
+            except ChildProcessError:  # already reaped by Popen.poll(): no rusage left to read
+                self.rusage = ru_unknown()
+                return
             if pid:
                 self.proc.returncode = os.waitstatus_to_exitcode(status)
                 self.rusage = ru
@@ -469,7 +479,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="throughput runs per variant (median reported)")
     ap.add_argument("--partitions", type=int, default=6, help="ingress partitions")
     ap.add_argument("--replication-factor", type=int, default=1)
-    ap.add_argument("--max-idle-s", type=float, default=5.0, help="workers exit after this long without input")
+    ap.add_argument("--max-idle-s", type=float, default=15.0, help="workers exit after this long without input")
     ap.add_argument("--no-x2", action="store_true", help="skip the two-instance variants")
     ap.add_argument("--latency-seconds", type=float, default=5.0, help="paced run length (0: no latency runs)")
     ap.add_argument("--latency-load", type=float, default=0.7, help="paced rate as a fraction of median events/s")

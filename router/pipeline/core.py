@@ -63,6 +63,9 @@ class CoreEvaluator:
             event = decoder.decode(value, key=key, headers=headers)
         except RecordError as err:
             return self._quarantine(err.reason, err.detail)
+        except Exception as err:
+            log.error("decoder %s failed on %s[...]: %s", type(decoder).__name__, topic, type(err).__name__)
+            return self._quarantine(ReasonCode.PROCESSING_ERROR, f"decoder failed: {type(err).__name__}")
         try:
             return self._evaluate(event)
         except Exception as err:

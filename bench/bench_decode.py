@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 from router.ingest import decoder_for
 from router.ingest.samples import default_schema_store, generate
@@ -23,10 +24,17 @@ def main() -> None:
     by_format: dict[str, list] = {}
     for r in records:
         by_format.setdefault(r.format, []).append(r)
+    # Salesforce Pub/Sub API form: the same Avro bodies without the Confluent frame, schema id in a header.
+    by_format["salesforce-avro"] = [
+        replace(r, value=r.value[5:], headers={"schema-id": str(int.from_bytes(r.value[1:5], "big"))},
+                format="salesforce-avro")
+        for r in by_format.get("confluent-avro", []) if r.value is not None
+    ]
     print(f"{'format':<18} {'events':>7} {'bytes/event':>12} {'µs/event (median of ' + str(args.repeat) + ')':>26}")
     for fmt, recs in sorted(by_format.items()):
         for name in (fmt, "auto"):
-            dec = decoder_for(name, **({"schema_store": store} if name in ("confluent-avro", "auto") else {}))
+            needs_store = name in ("confluent-avro", "salesforce-avro", "auto")
+            dec = decoder_for(name, **({"schema_store": store} if needs_store else {}))
             times = []
             for _ in range(args.repeat):
                 t = time.perf_counter()

@@ -79,6 +79,7 @@ class AutoDecoder:
     def __init__(self, schema_store: SchemaStore | None = None, max_bytes: int = 1_048_576) -> None:
         self.max_bytes = max_bytes
         self._confluent = ConfluentAvroDecoder(schema_store, max_bytes) if schema_store is not None else None
+        self._sf_avro = SalesforceAvroDecoder(schema_store, None, max_bytes) if schema_store is not None else None
         self._sf = SalesforceJsonDecoder(max_bytes)
         self._dbz = DebeziumJsonDecoder(max_bytes=max_bytes)
 
@@ -96,6 +97,11 @@ class AutoDecoder:
                     ReasonCode.UNSUPPORTED_FORMAT, "Confluent wire format but no schema store configured", value
                 )
             return self._confluent.decode(value, key=key, headers=headers)
+        if self._sf_avro is not None and value[:1] not in (b"{", b"[") and (
+            "schema-id" in headers or "sf-schema-id" in headers
+        ):
+            # Unframed Avro with a schema-id header: the Salesforce Pub/Sub API form.
+            return self._sf_avro.decode(value, key=key, headers=headers)
         try:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError:

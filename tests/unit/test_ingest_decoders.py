@@ -282,3 +282,15 @@ def test_schema_registry_over_http_serves_confluent_records() -> None:
         assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA
     finally:
         server.shutdown()
+
+
+def test_auto_detects_unframed_avro_by_its_schema_id_header() -> None:
+    store = default_schema_store()
+    rec = next(r for r in generate(30, seed=3) if r.format == "confluent-avro" and r.value is not None)
+    assert rec.value is not None
+    sid = str(int.from_bytes(rec.value[1:5], "big"))
+    event = decoder_for("auto", schema_store=store).decode(rec.value[5:], key=rec.key, headers={"schema-id": sid})
+    framed = decoder_for("confluent-avro", schema_store=store).decode(rec.value, key=rec.key, headers={})
+    assert (event.entity, event.record_ids, event.changed_fields) == (
+        framed.entity, framed.record_ids, framed.changed_fields,
+    )

@@ -157,3 +157,40 @@ def test_poison_input_is_quarantined_and_the_loop_goes_on(kafka_cluster: Any, ka
     assert by_offset[1] in ("DECODE_ERROR", "UNSUPPORTED_FORMAT")
     assert by_offset[2] in ("DECODE_ERROR", "UNSUPPORTED_FORMAT")
     assert len(out["routed"]) + len(out["quarantined"]) == 53
+
+
+def test_consumer_sdk_verifies_its_jurisdiction_and_rejects_others(routed_run: dict[str, Any]) -> None:
+    from router.consumer import RegionalConsumer, Rejected, Verified
+    from router.envelope import WrongJurisdiction, WrongTopic
+
+    env = routed_run["env"]
+    eu_topic = next(t for _p, _o, t, j in routed_run["routed"] if j == "eu")
+    public = build_public_keys(env.config.keys)  # type: ignore[arg-type]
+
+    def read(jurisdiction: str, topic: str, limit: int = 10) -> list[Any]:
+        with RegionalConsumer.from_config(
+            env.config,
+            jurisdiction=jurisdiction,
+            topics=[topic],
+            group_id=f"sdk-{jurisdiction}-{topic}",
+            public_keys=public,
+        ) as c:
+            return list(c.records(max_records=limit, idle_timeout_s=5))
+
+    own = read("eu", eu_topic)
+    assert own and all(isinstance(i, Verified) for i in own)
+    assert all(i.plaintext and i.ctx.jurisdiction == "eu" for i in own)
+    foreign = read("us", eu_topic)
+    assert foreign and all(isinstance(i, Rejected) and isinstance(i.error, WrongJurisdiction) for i in foreign)
+    # A record copied, headers and all, to another topic of the same jurisdiction fails its topic binding.
+    from confluent_kafka import Producer
+
+    other = next(t for t in env.routed_topics() if t != eu_topic and t.startswith("crm.eu."))
+    producer = Producer({"bootstrap.servers": env.bootstrap})
+    for m in read_topic(env.bootstrap, eu_topic)[:3]:
+        producer.produce(other, m.value(), m.key(), partition=m.partition(), headers=m.headers())
+    assert producer.flush(30) == 0
+    everything = read("eu", other, limit=100_000)
+    copied = [i for i in everything if isinstance(i, Rejected)]
+    assert len(copied) == 3, "only the three copies are rejected; the topic's own records verify"
+    assert all(isinstance(i.error, WrongTopic) for i in copied)

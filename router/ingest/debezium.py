@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from router.errors import ReasonCode
-from router.ingest.errors import DecodeError
+from router.ingest.errors import DecodeError, parse_json
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 
 _OPS = {
@@ -69,12 +69,7 @@ class DebeziumJsonDecoder:
                 headers=dict(headers),
                 connector_event_id=f"tombstone:{','.join(ids)}" if ids else None,
             )
-        if len(value) > self.max_bytes:
-            raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
-        try:
-            doc = _unwrap(orjson.loads(value))
-        except orjson.JSONDecodeError:
-            raise DecodeError(ReasonCode.DECODE_ERROR, "not valid JSON", value) from None
+        doc = _unwrap(parse_json(value, self.max_bytes))
         return self.from_document(doc, value, key, headers, "application/json", None)
 
     def from_document(  # noqa: PLR0917 - decode()'s inputs plus the detected content type

@@ -6,10 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from router.errors import ReasonCode
-from router.ingest.errors import DecodeError
+from router.ingest.errors import DecodeError, parse_json
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 
 _OPS = {o.value: o for o in Operation} | {
@@ -61,12 +59,7 @@ class GenericJsonDecoder:
     ) -> ChangeEvent:
         if value is None:
             raise DecodeError(ReasonCode.DECODE_ERROR, "empty (null) value", None)
-        if len(value) > self.max_bytes:
-            raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
-        try:
-            doc = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise DecodeError(ReasonCode.DECODE_ERROR, "not valid JSON", value) from None
+        doc = parse_json(value, self.max_bytes)
         if not isinstance(doc, dict):
             raise DecodeError(ReasonCode.DECODE_ERROR, "the event must be a JSON object", value)
         entity = self.entity or _get(doc, self.entity_field)

@@ -12,7 +12,7 @@ from fastavro import schemaless_reader
 
 from router.errors import ReasonCode
 from router.ingest.debezium import DebeziumJsonDecoder
-from router.ingest.errors import DecodeError
+from router.ingest.errors import DecodeError, check_size
 from router.ingest.event import ChangeEvent
 from router.ingest.generic import GenericJsonDecoder
 from router.ingest.protocol import Decoder
@@ -41,8 +41,7 @@ class ConfluentAvroDecoder:
         headers = headers or {}
         if value is None:
             return self._dbz.decode(None, key=key, headers=headers)
-        if len(value) > self.max_bytes:
-            raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
+        check_size(value, self.max_bytes)
         if len(value) < 5 or value[0] != MAGIC:
             raise DecodeError(
                 ReasonCode.UNSUPPORTED_FORMAT, "not Confluent wire format (magic byte 0 + schema id)", value
@@ -89,16 +88,17 @@ class AutoDecoder:
         headers = headers or {}
         if value is None:
             return self._dbz.decode(None, key=key, headers=headers)
-        if len(value) > self.max_bytes:
-            raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
+        check_size(value, self.max_bytes)
         if value[:1] == b"\x00":
             if self._confluent is None:
                 raise DecodeError(
                     ReasonCode.UNSUPPORTED_FORMAT, "Confluent wire format but no schema store configured", value
                 )
             return self._confluent.decode(value, key=key, headers=headers)
-        if self._sf_avro is not None and value[:1] not in (b"{", b"[") and (
-            "schema-id" in headers or "sf-schema-id" in headers
+        if (
+            self._sf_avro is not None
+            and value[:1] not in (b"{", b"[")
+            and ("schema-id" in headers or "sf-schema-id" in headers)
         ):
             # Unframed Avro with a schema-id header: the Salesforce Pub/Sub API form.
             return self._sf_avro.decode(value, key=key, headers=headers)

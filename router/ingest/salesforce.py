@@ -14,11 +14,10 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from fastavro import schemaless_reader
 
 from router.errors import ReasonCode
-from router.ingest.errors import DecodeError
+from router.ingest.errors import DecodeError, parse_json
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 from router.ingest.schema_store import SchemaStore, StoredSchema
 
@@ -114,12 +113,7 @@ class SalesforceJsonDecoder:
     ) -> ChangeEvent:
         if value is None:
             raise DecodeError(ReasonCode.DECODE_ERROR, "a Salesforce change event cannot be empty (null value)", None)
-        if len(value) > self.max_bytes:
-            raise DecodeError(ReasonCode.OVERSIZED, f"{len(value)} bytes exceed {self.max_bytes}", value)
-        try:
-            doc = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise DecodeError(ReasonCode.DECODE_ERROR, "not valid JSON", value) from None
+        doc = parse_json(value, self.max_bytes)
         return self.from_document(doc, value, headers or {})
 
     def from_document(self, doc: Any, value: bytes, headers: Mapping[str, str]) -> ChangeEvent:

@@ -39,6 +39,27 @@ class RouterEnv:
         return self.config.audit.topic
 
 
+def router_cmd(env: RouterEnv, instance: str, idle: float) -> list[str]:
+    """The command line of one router instance for ``env``."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "router.cli",
+        "run",
+        "--config",
+        str(env.config_path),
+        "--instance-id",
+        instance,
+        "--max-idle-s",
+        str(idle),
+        "--stats-json",
+        "--log-level",
+        "WARNING",
+    ]
+
+
 def make_env(
     kafka_cluster: Any,
     kafka_admin: Any,

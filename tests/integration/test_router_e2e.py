@@ -17,7 +17,7 @@ from router.audit.record import decode_audit
 from router.envelope import Opener
 from router.keys.factory import build_jurisdiction_keys, build_public_keys
 from router.quarantine.record import decode_quarantine
-from tests.integration.router_env import RouterEnv, make_env
+from tests.integration.router_env import RouterEnv, make_env, router_cmd
 from tests.kafka_util import produce_all, read_topic
 
 pytestmark = pytest.mark.integration
@@ -27,21 +27,7 @@ N_EVENTS = 600
 
 def run_router(env: RouterEnv, instance: str = "a", idle: float = 6.0, timeout: float = 240) -> dict[str, Any]:
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "router.cli",
-            "run",
-            "--config",
-            str(env.config_path),
-            "--instance-id",
-            instance,
-            "--max-idle-s",
-            str(idle),
-            "--stats-json",
-            "--log-level",
-            "WARNING",
-        ],
+        router_cmd(env, instance, idle),
         capture_output=True,
         text=True,
         timeout=timeout,

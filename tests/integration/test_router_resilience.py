@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,7 +16,7 @@ import yaml
 from confluent_kafka.admin import NewTopic
 
 from router.audit.chain import verify_chain
-from tests.integration.router_env import make_env
+from tests.integration.router_env import make_env, router_cmd
 from tests.integration.test_placement import reassign  # noqa: F401 - fixture
 from tests.integration.test_router_e2e import collect, load_samples, run_router
 from tests.kafka_util import read_topic
@@ -26,21 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 def _router_cmd(env: Any, instance: str, idle: float) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "router.cli",
-        "run",
-        "--config",
-        str(env.config_path),
-        "--instance-id",
-        instance,
-        "--max-idle-s",
-        str(idle),
-        "--stats-json",
-        "--log-level",
-        "WARNING",
-    ]
+    return router_cmd(env, instance, idle)
 
 
 def _exactly_once(env: Any, expected: int) -> dict[str, Any]:

@@ -15,9 +15,11 @@ Lookups are by exact entity and field API name, with ``"*"`` as an entity wildca
 from __future__ import annotations
 
 import csv
+import re
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +255,62 @@ def catalog_from_avro(schema: Mapping[str, Any], entity: str | None = None) -> F
         if info.level is not None or info.categories:
             catalog.add(name, fname, info)
     return catalog
+
+
+# -- the built-in name catalog -----------------------------------------------------------------
+# Used for fields that neither the catalog file nor the inline ``classification.fields`` names, so
+# that classification works with no file. Standard Salesforce person fields by exact name; other
+# names by their words (``BankIBAN__c`` -> bank, iban), so ``BusinessName`` is not an "ssn".
+
+_PII = frozenset({Category.PII})
+DEFAULT_PII_FIELDS: frozenset[str] = frozenset({
+    "Email", "PersonEmail", "Phone", "MobilePhone", "HomePhone", "OtherPhone", "AssistantPhone", "Fax",
+    "PersonMobilePhone", "PersonHomePhone", "PersonOtherPhone", "FirstName", "LastName", "MiddleName",
+    "Suffix", "Salutation", "AssistantName", "Birthdate", "PersonBirthdate",
+    "MailingAddress", "MailingStreet", "MailingCity", "MailingPostalCode", "MailingState",
+    "OtherAddress", "OtherStreet", "OtherCity", "OtherPostalCode", "OtherState",
+    "PersonMailingAddress", "PersonMailingStreet", "PersonMailingCity", "PersonMailingPostalCode",
+})
+"""Salesforce standard person fields (Contact, Lead, Person Account). ``Name`` counts only when it
+is the compound person name (a mapping: FirstName, LastName, ...), not an account's name."""
+
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_NAME_WORDS: tuple[tuple[Category, tuple[tuple[str, ...], ...]], ...] = (
+    (Category.FINANCIAL, (("iban",), ("bic",), ("swift",), ("credit", "card"), ("card", "number"),
+                          ("bank", "account"), ("routing", "number"))),  # not Account.AccountNumber
+    (Category.GOVERNMENT_ID, (("ssn",), ("passport",), ("nino",), ("idnr",), ("nir",), ("dni",),
+                              ("codice", "fiscale"), ("tax", "id"), ("vat", "number"), ("national", "id"),
+                              ("social", "security"), ("driver", "license"), ("drivers", "license"))),
+    (Category.SECRET, (("password",), ("passwd",), ("secret",), ("apikey",), ("api", "key"),
+                       ("access", "token"), ("auth", "token"), ("private", "key"))),
+    (Category.SPECIAL_CATEGORY, (("health",), ("medical",), ("diagnosis",), ("religion",), ("ethnicity",),
+                                 ("biometric",), ("genetic",), ("sexual", "orientation"), ("trade", "union"),
+                                 ("political", "opinion"))),
+    (Category.PII, (("email",), ("phone",), ("birthdate",), ("birth", "date"), ("date", "of", "birth"))),
+)
+
+
+def name_words(field: str) -> tuple[str, ...]:
+    """``"BankIBAN__c"`` -> ``("bank", "iban", "c")``."""
+    return tuple(w.lower() for w in _WORD.findall(field))
+
+
+def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
+    n = len(phrase)
+    return any(words[i:i + n] == phrase for i in range(len(words) - n + 1))
+
+
+@lru_cache(maxsize=4096)
+def _categories_by_name(field: str) -> frozenset[Category]:
+    if field in DEFAULT_PII_FIELDS:
+        return _PII
+    words = name_words(field)
+    return frozenset(cat for cat, phrases in _NAME_WORDS if any(_contains(words, p) for p in phrases))
+
+
+def default_field_info(field: str, value: Any) -> FieldInfo | None:
+    """What the built-in name catalog says about ``field`` (level left to the categories), or None."""
+    if field == "Name":
+        return FieldInfo(None, _PII) if isinstance(value, Mapping) else None
+    cats = _categories_by_name(field)
+    return FieldInfo(None, cats) if cats else None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from router.classify.catalog import ANY_ENTITY, FieldCatalog, FieldInfo, load_catalog
+from router.classify.catalog import ANY_ENTITY, FieldCatalog, FieldInfo, default_field_info, load_catalog
 from router.classify.config import ClassificationConfig
 from router.classify.detectors import Detector, build_detectors
 from router.classify.model import Category, Classification, Finding, Level
@@ -28,10 +29,13 @@ class Classifier:
     catalog levels of present fields and the levels implied by the categories found.
     """
 
-    def __init__(self, config: ClassificationConfig, catalog: FieldCatalog | None = None) -> None:
+    def __init__(self, config: ClassificationConfig, catalog: FieldCatalog | None = None,
+                 base_dir: Path | None = None) -> None:
         self.config = config
-        base = catalog if catalog is not None else (
-            load_catalog(config.catalog) if config.catalog else FieldCatalog())
+        if catalog is None and config.catalog:
+            path = Path(config.catalog)
+            catalog = load_catalog(path if path.is_absolute() or base_dir is None else base_dir / path)
+        base = catalog if catalog is not None else FieldCatalog()
         inline = FieldCatalog()
         for key, rule in config.fields.items():
             entity, _, field = key.partition(".")
@@ -41,8 +45,9 @@ class Classifier:
         self._plans: dict[str, _EntityPlan] = {}
 
     @classmethod
-    def from_config(cls, config: ClassificationConfig | None) -> Classifier:
-        return cls(config or ClassificationConfig())
+    def from_config(cls, config: ClassificationConfig | None, base_dir: Path | None = None) -> Classifier:
+        """``base_dir`` resolves a relative ``catalog`` path (default: the working directory)."""
+        return cls(config or ClassificationConfig(), base_dir=base_dir)
 
     def _plan(self, entity: str) -> _EntityPlan:
         plan = self._plans.get(entity)
@@ -66,6 +71,8 @@ class Classifier:
             if value is None:
                 continue
             info = plan.catalog.get(name)
+            if info is None and self.config.builtin_catalog:
+                info = default_field_info(name, value)
             if info is not None:
                 if info.level is not None:
                     levels.append(info.level)

@@ -22,7 +22,7 @@ class FieldRule(StrictModel):
 
 DEFAULT_CATEGORY_LEVELS: dict[Category, Level] = {
     Category.PII: Level.CONFIDENTIAL,
-    Category.PROPRIETARY_PROMPT: Level.CONFIDENTIAL,
+    Category.PROPRIETARY_PROMPT: Level.RESTRICTED,
     Category.FINANCIAL: Level.RESTRICTED,
     Category.GOVERNMENT_ID: Level.RESTRICTED,
     Category.SPECIAL_CATEGORY: Level.RESTRICTED,
@@ -42,7 +42,9 @@ class ClassificationConfig(StrictModel):
         default_factory=lambda: {"*": ["Description", "Comments", "Subject", "Body", "Notes__c"]},
         description="entity (or '*') -> string fields always scanned by detectors")
     prompt_fields: dict[str, list[str]] = Field(
-        default_factory=dict, description="entity (or '*') -> fields that carry LLM prompts")
+        default_factory=lambda: {"*": ["Prompt__c"]}, description="entity (or '*') -> fields that carry LLM prompts")
+    builtin_catalog: bool = Field(
+        default=True, description="classify fields no catalog names by the built-in name catalog (Email, *Iban*, ...)")
     scan_unknown_min_length: int = Field(
         default=64, ge=1, description="scan string fields not in the catalog at least this long")
     default_level: Level = Level.INTERNAL

@@ -40,12 +40,14 @@ class ResidencyConfig(StrictModel):
                                        "ShippingAddress.Country", "MailingAddress.Country", "Address.Country",
                                        "OtherAddress.Country"]},
         description="entity (or '*') -> fields (dotted for compound values) holding a country")
-    header: str | None = Field(default=None, description="connector header naming a jurisdiction or country")
+    header: str | None = Field(default="x-data-region",
+                               description="connector header naming a jurisdiction or country (null: none)")
     trusted_connectors: list[str] = Field(default_factory=list,
                                           description="connectors whose header is a binding, not a hint")
     unmapped_country: UnmappedCountry = UnmappedCountry.QUARANTINE
     precedence: list[str] = Field(default_factory=list,
-                                  description="order choosing the quarantine jurisdiction among several")
+                                  description="most restrictive first: chooses the quarantine jurisdiction "
+                                              "among several (default: order of first mention in policy rules)")
 
     @field_validator("countries")
     @classmethod
@@ -95,15 +97,27 @@ class When(StrictModel):
 
 
 class Rule(StrictModel):
-    """One policy rule. The first rule matching a data jurisdiction and classification applies."""
+    """One policy rule. The first rule matching a data jurisdiction and classification applies.
 
-    name: str = Field(min_length=1)
-    data: list[str] = Field(min_length=1, description="data jurisdictions, or '*'")
+    ``when`` decides whether the rule applies at all; ``max_level`` and ``deny_categories`` are
+    limits of an applying rule: data above the level, or carrying a denied category, is
+    POLICY_DENIED rather than passed on to later rules.
+    """
+
+    name: str = Field(default="", description="shown in decisions; default 'rules[<index>]'")
+    data: list[str] = Field(min_length=1, description="data jurisdictions (one name or a list), or '*'")
     when: When = Field(default_factory=When)
     action: Literal["allow", "deny"] = "allow"
     allow: list[str] = Field(default_factory=list, description="permitted destination jurisdictions")
+    max_level: Level | None = Field(default=None, description="above this level: POLICY_DENIED")
+    deny_categories: list[Category] = Field(default_factory=list, description="any of these: POLICY_DENIED")
     encrypt: list[Category] = Field(default_factory=list,
                                     description="categories whose fields are also field-encrypted")
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _allow_needs_destinations(self) -> Rule:
@@ -121,6 +135,13 @@ class PolicyConfig(StrictModel):
     topic: str = "crm.{jurisdiction}.{entity}"
     quarantine_topic: str = "quarantine.{jurisdiction}"
     rules: list[Rule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rule_names(self) -> PolicyConfig:
+        for i, rule in enumerate(self.rules):
+            if not rule.name:
+                object.__setattr__(rule, "name", f"rules[{i}]")
+        return self
 
     @field_validator("topic", "quarantine_topic")
     @classmethod
@@ -152,6 +173,13 @@ def check_sections(jurisdictions: Iterable[str], residency: ResidencyConfig | No
                                  f"(known: {', '.join(sorted(known))})")
     if policy is not None and residency is None:
         raise ValueError("'policy' needs a 'residency' section (home jurisdiction, country table)")
+
+
+def policy_version(*sections: Any) -> str:
+    """``<policy.version label>:<first 12 hex of canonical_digest(sections)>``; the label is taken
+    from the last section when it is a :class:`PolicyConfig`."""
+    label = sections[-1].version if sections and isinstance(sections[-1], PolicyConfig) else "policy"
+    return f"{label}:{canonical_digest(*sections).removeprefix('sha256:')[:12]}"
 
 
 def canonical_digest(*sections: Any) -> str:

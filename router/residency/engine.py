@@ -1,16 +1,18 @@
-"""The pure core in one object: classify -> resolve -> decide."""
+"""The pure core in one object: classify -> resolve -> decide. The one façade the pipeline calls."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from router.classify.classifier import Classifier
 from router.classify.model import Classification
 from router.config.models import RouterConfig
 from router.errors import ConfigError
 from router.ingest.event import ChangeEvent
-from router.residency.config import canonical_digest
-from router.residency.policy import Policy, Quarantine, Route
+from router.residency.config import policy_version
+from router.residency.policy import Policy, Quarantine, Route, topic_entity
 from router.residency.resolver import Resolution, Resolver
 
 
@@ -18,30 +20,65 @@ from router.residency.resolver import Resolution, Resolver
 class Outcome:
     """Everything explaining one decision (value-free)."""
 
+    decision: Route | Quarantine
     classification: Classification
     resolution: Resolution
-    decision: Route | Quarantine
     policy_version: str
 
 
-class Engine:
-    """Built once at start-up from a validated config; :meth:`evaluate` is pure.
+class PolicyEngine:
+    """Built once at start-up from a validated config; :meth:`evaluate` is pure and never raises for
+    event content.
 
-    ``version`` is ``sha256:<hex>`` of the canonical JSON of the classification, residency and
-    policy sections (defaults filled in), so any change that can alter a decision changes it.
+    ``version`` is ``<policy.version label>:<12 hex>``, the hex being the start of the sha256 of
+    the canonical JSON of the classification, residency and policy sections (defaults filled in):
+    any change that can alter a decision changes it.
     """
 
-    def __init__(self, config: RouterConfig) -> None:
+    def __init__(self, config: RouterConfig, base_dir: Path | None = None) -> None:
         if config.residency is None or config.policy is None:
             raise ConfigError("the config needs 'residency' and 'policy' sections to decide routes "
                               "(see examples/router.yaml)")
-        self.classifier = Classifier.from_config(config.classification)
-        self.resolver = Resolver(config.residency)
-        self.version = canonical_digest(self.classifier.config, config.residency, config.policy)
-        self.policy = Policy(config.policy, config.residency, self.version)
-        self.home = config.residency.home
+        self.config = config
+        self.classifier = Classifier.from_config(config.classification, base_dir)
+        self.resolver = Resolver.from_config(config.residency)
+        self._version = policy_version(self.classifier.config, config.residency, config.policy)
+        self.policy = Policy(config.policy, config.residency, self._version)
+        self._home = config.residency.home
 
-    def evaluate(self, event: ChangeEvent, connector: str | None = None) -> Outcome:
+    @classmethod
+    def from_config(cls, config: RouterConfig, base_dir: Path | None = None) -> PolicyEngine:
+        """``base_dir`` resolves relative paths in the config (the catalog file); default: cwd."""
+        return cls(config, base_dir)
+
+    @property
+    def home(self) -> str:
+        """Quarantine jurisdiction for undecodable or unresolvable data."""
+        return self._home
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def evaluate(self, event: ChangeEvent, *, connector: str | None = None) -> Outcome:
+        """Classify, resolve and decide ``event``. ``connector`` is the ingress identity the shell
+        established (only a connector in ``residency.trusted_connectors`` makes the header bind)."""
         cls = self.classifier.classify(event)
         res = self.resolver.resolve(event, connector)
-        return Outcome(cls, res, self.policy.decide(event, cls, res), self.version)
+        return Outcome(decision=self.policy.decide(event, cls, res), classification=cls,
+                       resolution=res, policy_version=self._version)
+
+    def topics(self, entities: Iterable[str]) -> list[tuple[str, str]]:
+        """``(topic, jurisdiction)`` for every routed topic the rules can produce for ``entities``,
+        plus the quarantine topic of every jurisdiction (a quarantine goes to a bound jurisdiction,
+        which may be any of them, or to ``home``). Sorted, without repeats."""
+        policy = self.policy.config
+        destinations = {d for rule in policy.rules if rule.action == "allow" for d in rule.allow}
+        out = {(policy.topic.format(jurisdiction=j, entity=topic_entity(e)), j)
+               for j in destinations for e in entities}
+        out |= {(policy.quarantine_topic.format(jurisdiction=j, entity=""), j) for j in self.config.jurisdictions}
+        return sorted(out)
+
+
+Engine = PolicyEngine
+"""Former name, kept for callers written before the façade was pinned."""

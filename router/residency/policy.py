@@ -55,19 +55,23 @@ class Policy:
       bindings -> CONFLICTING_JURISDICTION. Among permitted destinations a binding itself is
       preferred, then the first rule's ``allow`` order;
     * quarantine goes to the data's jurisdiction: the only binding, else the first binding in
-      ``residency.precedence`` (then name order); unknown -> ``residency.home``.
+      ``residency.precedence`` (default: first mention in the rules, then name); unknown -> ``residency.home``;
+    * an applying rule's ``max_level`` or ``deny_categories`` exceeded -> POLICY_DENIED.
     """
 
     def __init__(self, policy: PolicyConfig, residency: ResidencyConfig, version: str) -> None:
         self.config = policy
         self.residency = residency
         self.version = version
+        # Most restrictive first: residency.precedence, then first mention in the rules, then name.
+        mentioned = [*residency.precedence, *(j for r in policy.rules for j in (*r.data, *r.allow) if j != ANY)]
+        self._order = {j: i for i, j in reversed(list(enumerate(mentioned)))}
 
     def _quarantine(self, reason: ReasonCode, detail: str, bound: tuple[str, ...],
                     cls: Classification | None) -> Quarantine:
         j = self.residency.home
         if bound:
-            order = {name: i for i, name in enumerate(self.residency.precedence)}
+            order = self._order
             j = min(bound, key=lambda b: (order.get(b, len(order)), b))
         return Quarantine(reason, detail, j, self.config.quarantine_topic.format(jurisdiction=j, entity=""),
                           self.version, cls)
@@ -112,6 +116,14 @@ class Policy:
                                         f"no policy rule allows {j} data at level {cls.level}", bound, cls)
             if rule.action == "deny":
                 return self._quarantine(ReasonCode.POLICY_DENIED, f"rule {rule.name} denies {j} data", bound, cls)
+            if rule.max_level is not None and not rule.max_level.at_least(cls.level):
+                return self._quarantine(ReasonCode.POLICY_DENIED,
+                                        f"rule {rule.name}: level {cls.level} is above max_level {rule.max_level}",
+                                        bound, cls)
+            denied = sorted(cls.categories.intersection(rule.deny_categories))
+            if denied:
+                return self._quarantine(ReasonCode.POLICY_DENIED,
+                                        f"rule {rule.name} denies categories {', '.join(denied)}", bound, cls)
             rules.append(rule)
             permitted = list(rule.allow) if permitted is None else [d for d in permitted if d in rule.allow]
         if not permitted:

@@ -26,7 +26,7 @@ def test_catalog_csv_in_salesforce_export_shape(tmp_path: Path) -> None:
     c = Classifier(ClassificationConfig(), load_catalog(p))
     result = c.classify(event(Email="x", Diagnosis__c="y", LastName="z"))
     assert result.level is Level.RESTRICTED
-    assert result.fields(Category.PII) == ("Email",)
+    assert result.fields(Category.PII) == ("Email", "LastName")  # LastName by the built-in name catalog
     assert result.fields(Category.SPECIAL_CATEGORY) == ("Diagnosis__c",)
 
 

@@ -46,13 +46,15 @@ def test_country_field_by_name_routes_to_its_jurisdiction(engine: Engine) -> Non
 def test_nested_compound_country_code(engine: Engine) -> None:
     out = engine.evaluate(ev("Contact", MailingAddress={"Country": "GB"}))
     assert out.resolution.jurisdictions == ("uk",)
-    assert out.resolution.evidence[0].name == "MailingAddress.Country"
+    assert out.resolution.bindings[0].name == "MailingAddress.Country"
+    assert out.resolution.evidence == ("field MailingAddress.Country -> GB -> uk",)
 
 
 def test_tenant_map_binds() -> None:
     e = Engine(parse_config(cfg(tenants={"00Dabc": "us"})))
     out = e.evaluate(ev(tenant="00Dabc"))
-    assert out.resolution.evidence[0].source is Source.TENANT
+    assert out.resolution.bindings[0].source is Source.TENANT
+    assert out.resolution.evidence == ("tenant tenant_id -> us",)
     assert isinstance(out.decision, Route)
     assert out.decision.jurisdiction == "us"
 
@@ -160,7 +162,9 @@ def test_encrypt_lists_fields_of_named_categories(engine: Engine) -> None:
 def test_decisions_carry_the_policy_digest(engine: Engine) -> None:
     d = engine.evaluate(ev(BillingCountry="DE")).decision
     assert d.policy_version == engine.version
-    assert engine.version.startswith("sha256:")
+    label, _, digest = engine.version.partition(":")
+    assert label == "2026-11-28.1"
+    assert len(digest) == 12 and int(digest, 16) >= 0
 
 
 def test_policy_naming_an_unknown_jurisdiction_is_rejected_with_its_key() -> None:

@@ -15,8 +15,8 @@ Lookups are by exact entity and field API name, with ``"*"`` as an entity wildca
 from __future__ import annotations
 
 import csv
-import re
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache

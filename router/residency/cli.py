@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -22,10 +23,10 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from router.config.loader import load_config  # noqa: PLC0415 -- keep --help fast
     from router.errors import ConfigError  # noqa: PLC0415
-    from router.residency.engine import Engine  # noqa: PLC0415
+    from router.residency.engine import PolicyEngine  # noqa: PLC0415
     from router.residency.simulate import Summary, simulate  # noqa: PLC0415
 
-    engine = Engine(load_config(args.config))
+    engine = PolicyEngine.from_config(load_config(args.config), base_dir=Path(args.config).resolve().parent)
     summary = Summary()
     try:
         fh = open(args.events, encoding="utf-8")  # noqa: SIM115 -- closed below
@@ -41,16 +42,14 @@ def _run(args: argparse.Namespace) -> int:
                 where = row["topic"] if row["decision"] == "route" else f"{row['reason']} -> {row['topic']}"
                 print(f"{row['event_id'] or '-':<40} {row['level'] or '-':<12} "
                       f"{','.join(row['jurisdictions']) or '-':<12} {row['decision']:<10} {where}")
-    for n in summary.bad_lines:
-        print(f"line {n}: not a record object (format, value_b64 [, key_b64, headers])", file=sys.stderr)
+    for n, problem in summary.bad_lines:
+        print(f"line {n}: {problem} (expected {{format, value_b64 [, key_b64, headers]}})", file=sys.stderr)
     if args.json:
-        print(json.dumps({"summary": {**summary.to_json(), "policy_version": engine.version}}))
+        print(json.dumps({"summary": summary.to_json()}))
     else:
-        print(f"policy {engine.version}")
-        for k, v in sorted(summary.decisions.items()):
-            print(f"{k}: {v}")
-        for k, v in sorted(summary.reasons.items()):
+        totals = summary.to_json()
+        print(f"policy {engine.version}: route {totals['route']}, quarantine {totals['quarantine']}, "
+              f"bad lines {totals['bad_lines']}")
+        for k, v in totals["by_reason"].items():
             print(f"  {k}: {v}")
-        if summary.bad_lines:
-            print(f"bad lines: {len(summary.bad_lines)}")
     return 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from router.config.loader import load_config
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
-from router.residency.engine import Engine
+from router.residency.engine import PolicyEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAIN = ("Customer called about the renewal of their enterprise licence and asked for a revised "
@@ -36,7 +36,7 @@ def make_event(i: int, extra: str) -> ChangeEvent:
                        RawRecord(raw, "application/json"), values=values)
 
 
-def bench(engine: Engine, events: list[ChangeEvent]) -> float:
+def bench(engine: PolicyEngine, events: list[ChangeEvent]) -> float:
     for e in events[:200]:
         engine.evaluate(e)
     start = time.perf_counter()
@@ -49,7 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
     args = ap.parse_args()
-    engine = Engine(load_config(ROOT / "examples" / "router.yaml"))
+    engine = PolicyEngine.from_config(load_config(ROOT / "examples" / "router.yaml"))
     size = len(make_event(0, "").raw.payload)
     print(f"event payload ≈ {size} B, {args.n} events per variant")
     for label, extra in (("plain text", ""), ("email in text", " Contact jane.doe@example.com."),

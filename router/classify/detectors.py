@@ -257,6 +257,8 @@ class PhoneDetector:
     def confirm(self, text: str) -> bool:
         leniency = phonenumbers.Leniency.VALID
         for hint in _PHONE_HINT.finditer(text):
+            if not 7 <= sum(c.isdigit() for c in hint.group(0)) <= 17:
+                continue  # E.164 allows 15 digits (+ a trunk/exit prefix): a longer run is an id, not a phone
             # The matcher runs on the candidate and a little context, not on the whole text.
             window = text[max(0, hint.start() - 4):hint.end() + 8]
             for region in self.regions:

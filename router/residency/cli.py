@@ -34,14 +34,16 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--events {args.events}: {err.strerror}") from None
     with fh:
         if not args.json:
-            print(f"{'event_id':<40} {'level':<12} {'jurisdictions':<12} {'decision':<10} topic / reason")
+            print(f"{'event_id':<44} {'level':<12} {'categories':<40} {'jurisdictions':<13} {'decision':<10} "
+                  "topic / reason")
         for row in simulate(engine, fh, summary):
             if args.json:
                 print(json.dumps(row, separators=(",", ":")))
             else:
                 where = row["topic"] if row["decision"] == "route" else f"{row['reason']} -> {row['topic']}"
-                print(f"{row['event_id'] or '-':<40} {row['level'] or '-':<12} "
-                      f"{','.join(row['jurisdictions']) or '-':<12} {row['decision']:<10} {where}")
+                cats = ",".join(row["categories"]) or "-"
+                print(f"{row['event_id'] or '-':<44} {row['level'] or '-':<12} {cats:<40} "
+                      f"{','.join(row['jurisdictions']) or '-':<13} {row['decision']:<10} {where}")
     for n, problem in summary.bad_lines:
         print(f"line {n}: {problem} (expected {{format, value_b64 [, key_b64, headers]}})", file=sys.stderr)
     if args.json:

@@ -22,7 +22,18 @@ GROUPS: dict[str, frozenset[str]] = {"EU": EU, "EEA": EEA}
 
 _ALIASES = {"UK": "GB", "EL": "GR", "USA": "US", "U.S.": "US", "U.S.A.": "US",
             "UNITED STATES OF AMERICA": "US", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB",
-            "NORTHERN IRELAND": "GB", "GREAT BRITAIN": "GB"}
+            "NORTHERN IRELAND": "GB", "GREAT BRITAIN": "GB",
+            # Endonyms CRM users type (pycountry knows English names only); upper-cased.
+            "DEUTSCHLAND": "DE", "ESPAÑA": "ES", "ESPANA": "ES", "ITALIA": "IT", "ÖSTERREICH": "AT",
+            "OESTERREICH": "AT", "NEDERLAND": "NL", "BELGIË": "BE", "BELGIQUE": "BE", "BELGIEN": "BE",
+            "SVERIGE": "SE", "DANMARK": "DK", "SUOMI": "FI", "POLSKA": "PL", "ČESKO": "CZ",
+            "ČESKÁ REPUBLIKA": "CZ", "MAGYARORSZÁG": "HU", "ΕΛΛΆΔΑ": "GR", "ΕΛΛΑΔΑ": "GR", "HELLAS": "GR",
+            "ÉIRE": "IE", "EIRE": "IE", "HRVATSKA": "HR", "SLOVENSKO": "SK", "SLOVENIJA": "SI",
+            "ROMÂNIA": "RO", "БЪЛГАРИЯ": "BG", "LIETUVA": "LT", "LATVIJA": "LV", "EESTI": "EE",
+            "NORGE": "NO", "NOREG": "NO", "ÍSLAND": "IS", "SCHWEIZ": "CH", "SUISSE": "CH", "SVIZZERA": "CH",
+            "SVIZRA": "CH", "CONFOEDERATIO HELVETICA": "CH", "LUXEMBURG": "LU", "LËTZEBUERG": "LU",
+            "VEREINIGTES KÖNIGREICH": "GB", "ROYAUME-UNI": "GB", "VEREINIGTE STAATEN": "US",
+            "ÉTATS-UNIS": "US", "ESTADOS UNIDOS": "US"}
 
 
 @lru_cache(maxsize=4096)

@@ -93,3 +93,9 @@ def test_header_name_is_configurable_and_untrusted_by_default() -> None:
     assert r.resolve(ev(headers={"x-region": "GB"}), "trusted").unresolved  # not in trusted_connectors
     assert resolver(header="x-region", trusted_connectors=["trusted"]).resolve(
         ev(headers={"x-region": "GB"}), "trusted").jurisdictions == ("uk",)
+
+
+@pytest.mark.parametrize(("value", "code"), [("Deutschland", "DE"), ("España", "ES"), ("Schweiz", "CH"),
+                                             ("Österreich", "AT"), ("Suisse", "CH")])
+def test_common_endonyms_normalise(value: str, code: str) -> None:
+    assert to_alpha2(value) == code

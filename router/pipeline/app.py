@@ -93,7 +93,7 @@ class RouterApp:
         from router.pipeline.core import CoreEvaluator  # noqa: PLC0415
         from router.pipeline.processor import RouterProcessor, RouterSettings  # noqa: PLC0415
         from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
-        from router.residency.engine import Engine  # noqa: PLC0415
+        from router.residency.engine import PolicyEngine  # noqa: PLC0415
 
         cfg = self.config
         assert cfg.pipeline is not None
@@ -128,7 +128,7 @@ class RouterApp:
                     f"jurisdiction {j!r} has no quarantine topic: add {{name: {qt}, jurisdiction: {j}}} under 'topics' "
                     "(data bound to it that cannot be routed must be quarantined inside it)"
                 )
-        engine_policy = Engine(cfg)
+        engine_policy = PolicyEngine.from_config(cfg, self.config_dir)
         store: Any = None
         if pipe.schema_registry_url:
             from router.ingest.schema_store import HttpSchemaRegistry  # noqa: PLC0415

@@ -125,7 +125,11 @@ class SalesforceJsonDecoder:
         if not isinstance(doc, dict) or not isinstance(doc.get("ChangeEventHeader"), dict):
             raise DecodeError(ReasonCode.MISSING_FIELD, "no ChangeEventHeader object in the payload", value)
         header = doc["ChangeEventHeader"]
-        values = {k: v for k, v in doc.items() if k not in ("ChangeEventHeader", "EventUuid") and v is not None}
+        if replay is None:
+            replay = doc.get("ReplayId")
+        values = {
+            k: v for k, v in doc.items() if k not in ("ChangeEventHeader", "EventUuid", "ReplayId") and v is not None
+        }
         event_id = doc.get("EventUuid") or (f"replay:{replay}" if replay is not None else None)
         tenant = doc.get("OrgId") or headers.get("sf-org-id")
         raw = RawRecord(value, "application/json")
@@ -173,7 +177,7 @@ class BitmapTable:
             text = item
             if "-" in item:
                 left, _, text = item.partition("-")
-                if not left.isdigit():
+                if not (left.isascii() and left.isdigit()) or len(left) > 6:
                     raise DecodeError(ReasonCode.DECODE_ERROR, "nested field bitmap has no field position", raw)
                 parent = int(left)
             if not text.lower().startswith("0x") or len(text) > 2 + 2048:

@@ -14,6 +14,10 @@ line::
 
     {"format": "<decoder name>", "key_b64": "<base64>"|null, "value_b64": "<base64>"|null,
      "headers": {"name": "value", ...}}
+
+:func:`read_jsonl` reads such a file back; a line it cannot read is yielded as
+``(line_number, problem)`` instead of a record. ``country`` and ``entity`` are not written, so
+records read back carry ``country=None`` and ``entity=""``.
 """
 
 from __future__ import annotations
@@ -501,3 +505,43 @@ def write_jsonl(path: str | Path, records: Iterable[SampleRecord]) -> int:
             )
             n += 1
     return n
+
+
+def _b64(v: Any) -> bytes | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise TypeError
+    return base64.b64decode(v, validate=True)
+
+
+def read_jsonl(path: str | Path) -> Iterator[SampleRecord | tuple[int, str]]:
+    """Read an events file written by :func:`write_jsonl`.
+
+    Yields a :class:`SampleRecord` per good line and ``(line_number, problem)`` per bad one (the
+    problem names what is wrong, never the line's content). Blank lines are skipped.
+    """
+    with Path(path).open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                yield n, "not a JSON object"
+                continue
+            if not isinstance(doc, dict) or not isinstance(doc.get("format"), str):
+                yield n, "missing 'format'"
+                continue
+            headers = doc.get("headers") or {}
+            if not isinstance(headers, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+            ):
+                yield n, "'headers' must map strings to strings"
+                continue
+            try:
+                key, value = _b64(doc.get("key_b64")), _b64(doc.get("value_b64"))
+            except (TypeError, ValueError):
+                yield n, "key_b64 / value_b64 must be base64 or null"
+                continue
+            yield SampleRecord(key, value, doc["format"], dict(headers), None, "")

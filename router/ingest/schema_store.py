@@ -10,6 +10,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,8 +31,16 @@ class StoredSchema:
     def field_names(self) -> list[str]:
         return [f["name"] for f in self.raw.get("fields", [])]
 
+    def __iter__(self) -> Iterator[Any]:
+        """Unpacks as ``parsed, raw = store.get(schema_id)``."""
+        yield self.parsed
+        yield self.raw
+
 
 class SchemaStore(Protocol):
+    """``get(schema_id)`` returns the parsed schema and its raw dict (a :class:`StoredSchema`, which
+    also unpacks as ``(parsed, raw)``); an unknown id raises DecodeError(UNKNOWN_SCHEMA)."""
+
     def get(self, schema_id: int) -> StoredSchema: ...
 
 

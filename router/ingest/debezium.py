@@ -40,6 +40,8 @@ def _key_ids(key: bytes | None) -> tuple[str, ...]:
         doc = _unwrap(orjson.loads(key))
     except orjson.JSONDecodeError:
         return (key.decode("utf-8", "replace"),)
+    if isinstance(doc, dict) and set(doc) == {"payload"} and isinstance(doc["payload"], dict):
+        doc = doc["payload"]  # {"payload": {"id": 42}}: the schema-less converter's wrapper
     if isinstance(doc, dict):
         return tuple(str(v) for v in doc.values() if isinstance(v, (str, int)))
     if isinstance(doc, (str, int)):
@@ -86,7 +88,8 @@ class DebeziumJsonDecoder:
         raw = RawRecord(value, content_type, schema_id)
         src = doc.get("source")
         source: dict[str, Any] = src if isinstance(src, dict) else {}
-        entity = str(source.get("table") or source.get("collection") or self.entity or "unknown")
+        table = source.get("table") or source.get("collection")
+        entity = table if isinstance(table, str) and table else self.entity or "unknown"
         if "op" not in doc and ("ddl" in doc or "tableChanges" in doc):
             return ChangeEvent(
                 SourceSystem.DEBEZIUM,
@@ -99,7 +102,7 @@ class DebeziumJsonDecoder:
                 connector_event_id=_position(source),
             )
         op = doc.get("op")
-        if op not in _OPS:
+        if not isinstance(op, str) or op not in _OPS:
             raise DecodeError(ReasonCode.MISSING_FIELD, "Debezium 'op' is missing or not one of c/r/u/d/t/m", value)
         before = doc.get("before") if isinstance(doc.get("before"), dict) else None
         after = doc.get("after") if isinstance(doc.get("after"), dict) else None

@@ -219,7 +219,7 @@ class SalesforceAvroDecoder:
         sid = self.schema_id
         hid = headers.get("schema-id") or headers.get("sf-schema-id")
         if hid is not None:
-            if not hid.isdigit():
+            if not (hid.isascii() and hid.isdigit()) or len(hid) > 10:
                 raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, "schema-id header is not a number", value)
             sid = int(hid)
         if sid is None:

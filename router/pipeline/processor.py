@@ -25,6 +25,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from confluent_kafka import Message, TopicPartition
 
@@ -33,7 +34,7 @@ from router.audit.chain import AuditChain
 from router.audit.record import AuditFields
 from router.envelope import SealContext, Sealer
 from router.envelope.merkle import MAX_LEAVES
-from router.errors import ReasonCode
+from router.errors import ReasonCode, RouterError
 from router.keys.errors import KeyUnavailable
 from router.pipeline.engine import OutRecord, StallError
 from router.quarantine.record import QuarantineRecord, encode_quarantine
@@ -66,20 +67,16 @@ Evaluator = Callable[[str, bytes | None, bytes | None, Mapping[str, str]], Evalu
 """(ingress topic, value, key, headers) -> Evaluation. Must not raise for bad input."""
 
 
-class Placement:
+class Placement(Protocol):
     """What the processor needs from placement: is a topic usable for a jurisdiction, and its size."""
 
-    def permitted(self, topic: str, jurisdiction: str) -> bool:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def permitted(self, topic: str, jurisdiction: str) -> bool: ...
 
-    def partitions(self, topic: str) -> int:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def partitions(self, topic: str) -> int: ...
 
-    def verdict(self) -> str:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def verdict(self) -> str: ...
 
-    def configured(self, topic: str) -> bool:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def configured(self, topic: str) -> bool: ...
 
 
 @dataclass
@@ -102,8 +99,29 @@ class _Pending:
     detail: str
     payload: bytes
     payload_sha: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
     ctx: SealContext | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def _source(m: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed record.
+
+    The engine hands over data messages only (error events are filtered out), and those always
+    carry all three; the client's types allow None because error events may lack them.
+    """
+    topic, partition, offset = m.topic(), m.partition(), m.offset()
+    if topic is None or partition is None or offset is None:
+        raise RouterError(f"consumed message without a source position: {topic!r}/{partition!r}@{offset!r}")
+    return topic, partition, offset
+
+
+def _header_text(v: str | bytes | None) -> str:
+    if v is None:
+        return ""
+    return v if isinstance(v, str) else v.decode("utf-8", "replace")
 
 
 def _partition_for(key: bytes | None, event_id: str | None, partitions: int) -> int:
@@ -157,8 +175,11 @@ class RouterProcessor:
     def _decide(self, m: Message) -> _Pending:
         raw = m.value()
         payload = raw if raw is not None else b""
-        headers = {k: (v.decode("utf-8", "replace") if v is not None else "") for k, v in (m.headers() or [])}
-        ev = self.evaluate(m.topic(), raw, m.key(), headers)
+        raw_headers = m.headers() or []
+        header_items = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
+        headers = {k: _header_text(v) for k, v in header_items}
+        src_topic, src_partition, src_offset = _source(m)
+        ev = self.evaluate(src_topic, raw, m.key(), headers)
         reason, detail = ev.reason, ev.detail
         quarantined = ev.route_topic is None
         dest = ev.route_topic or self.s.quarantine_topic(ev.jurisdiction)
@@ -182,12 +203,12 @@ class RouterProcessor:
             )
         part = _partition_for(m.key(), ev.event_id, self.placement.partitions(dest))
         sha = hashlib.sha256(payload).hexdigest()
-        p = _Pending(m, ev, dest, part, quarantined, reason, detail, payload, sha)
+        p = _Pending(m, ev, dest, part, quarantined, reason, detail, payload, sha, src_topic, src_partition, src_offset)
         p.ctx = SealContext(
-            event_id=ev.event_id or f"{m.topic()}:{m.partition()}:{m.offset()}",
-            source_topic=m.topic(),
-            source_partition=m.partition(),
-            source_offset=m.offset(),
+            event_id=ev.event_id or f"{src_topic}:{src_partition}:{src_offset}",
+            source_topic=src_topic,
+            source_partition=src_partition,
+            source_offset=src_offset,
             dest_topic=dest,
             dest_partition=part,
             jurisdiction=ev.jurisdiction,
@@ -234,9 +255,9 @@ class RouterProcessor:
                     categories=ev.categories,
                     field_names=ev.field_names,
                     jurisdictions=ev.jurisdictions,
-                    source_topic=m.topic(),
-                    source_partition=m.partition(),
-                    source_offset=m.offset(),
+                    source_topic=p.source_topic,
+                    source_partition=p.source_partition,
+                    source_offset=p.source_offset,
                     source_timestamp_ms=source_ts,
                     event_id=ev.event_id,
                     payload_sha256=p.payload_sha,
@@ -254,7 +275,7 @@ class RouterProcessor:
                 out_headers = [*headers, *trace]
             outs.append(OutRecord(p.dest_topic, out_value, m.key(), p.dest_partition, out_headers))
             audit_value = self.chain.append(
-                m.partition(),
+                p.source_partition,
                 AuditFields(
                     decision="quarantine" if p.quarantined else "route",
                     reason=p.reason.value,
@@ -267,9 +288,9 @@ class RouterProcessor:
                     placement_verdict=verdict,
                     payload_sha256=p.payload_sha,
                     sealed_sha256=hashlib.sha256(out_value).hexdigest(),
-                    source_topic=m.topic(),
-                    source_partition=m.partition(),
-                    source_offset=m.offset(),
+                    source_topic=p.source_topic,
+                    source_partition=p.source_partition,
+                    source_offset=p.source_offset,
                     source_timestamp_ms=source_ts,
                     event_id=ev.event_id,
                     policy_version=ev.policy_version,
@@ -279,7 +300,7 @@ class RouterProcessor:
                     trace_id=trace_id,
                 ),
             )
-            outs.append(OutRecord(self.s.audit_topic, audit_value, None, m.partition(), trace or None))
+            outs.append(OutRecord(self.s.audit_topic, audit_value, None, p.source_partition, trace or None))
             telemetry.decisions.add(
                 1,
                 {

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -273,7 +273,10 @@ class TransactionalEngine:
         for out in outputs:
             while True:
                 try:
-                    produce(out.topic, out.value, out.key, partition=out.partition, headers=out.headers)
+                    # The client only reads the header list; its stub types it as an invariant
+                    # list of (str, str | bytes | None), which list[tuple[str, bytes]] satisfies.
+                    headers = cast("list[tuple[str, str | bytes | None]] | None", out.headers)
+                    produce(out.topic, out.value, out.key, partition=out.partition, headers=headers)
                     break
                 except BufferError:
                     self.producer.poll(0.05)

@@ -186,6 +186,8 @@ class BitmapTable:
                 bits = int(text[2:], 16)
             except ValueError:
                 raise DecodeError(ReasonCode.DECODE_ERROR, "field bitmap is not hexadecimal", raw) from None
+            if bits < 0:
+                raise DecodeError(ReasonCode.DECODE_ERROR, "field bitmap is negative", raw)
             names = self.top if parent is None else self.nested.get(parent)
             if names is None:
                 raise DecodeError(ReasonCode.DECODE_ERROR, f"bitmap names field {parent}, which is not compound", raw)

@@ -170,3 +170,85 @@ def test_events_file_bad_lines_are_named(tmp_path: Path) -> None:
     assert [o[0] for o in out if isinstance(o, tuple)] == [1, 2, 3]
     assert isinstance(out[-1], SampleRecord)
     assert out[-1].value == b"{}"
+
+
+class _MemoryStore:
+    """A SchemaStore holding one Debezium envelope schema under id 200."""
+
+    RAW = {  # noqa: RUF012 - test constant
+        "type": "record",
+        "name": "Envelope",
+        "namespace": "crm.public.customers",
+        "fields": [
+            {
+                "name": "before",
+                "type": [
+                    "null",
+                    {
+                        "type": "record",
+                        "name": "Value",
+                        "fields": [{"name": "id", "type": "int"}, {"name": "email", "type": ["null", "string"]}],
+                    },
+                ],
+                "default": None,
+            },
+            {"name": "after", "type": ["null", "Value"], "default": None},
+            {
+                "name": "source",
+                "type": {
+                    "type": "record",
+                    "name": "Source",
+                    "fields": [
+                        {"name": "connector", "type": "string"},
+                        {"name": "name", "type": "string"},
+                        {"name": "table", "type": "string"},
+                        {"name": "lsn", "type": ["null", "long"]},
+                    ],
+                },
+            },
+            {"name": "op", "type": "string"},
+            {"name": "ts_ms", "type": ["null", "long"]},
+        ],
+    }
+
+    def __init__(self) -> None:
+        from fastavro import parse_schema
+
+        from router.ingest.schema_store import StoredSchema
+
+        self.stored = StoredSchema(200, parse_schema(dict(self.RAW)), self.RAW)
+
+    def get(self, schema_id: int):  # type: ignore[no-untyped-def]
+        if schema_id != 200:
+            raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, f"schema id {schema_id} unknown", None)
+        return self.stored
+
+
+def test_confluent_avro_debezium_envelope() -> None:
+    import io
+    import struct
+
+    from fastavro import schemaless_writer
+
+    store = _MemoryStore()
+    buf = io.BytesIO()
+    buf.write(b"\x00" + struct.pack(">I", 200))
+    schemaless_writer(
+        buf,
+        store.stored.parsed,
+        {
+            "before": None,
+            "after": {"id": 42, "email": "a@example.ie"},
+            "source": {"connector": "postgresql", "name": "crm", "table": "customers", "lsn": 77},
+            "op": "c",
+            "ts_ms": 1,
+        },
+    )
+    for name in ("confluent-avro", "auto"):
+        ev = decoder_for(name, schema_store=store).decode(buf.getvalue())
+        assert ev.source is SourceSystem.DEBEZIUM
+        assert (ev.entity, ev.operation, ev.record_ids) == ("customers", Operation.CREATE, ("42",))
+        assert ev.raw.schema_id == 200
+    with pytest.raises(DecodeError) as err:
+        decoder_for("confluent-avro", schema_store=store).decode(b"\x00\x00\x00\x00\x05\x02")
+    assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA

@@ -163,9 +163,9 @@ def _count(bootstrap: str, topic: str) -> list[Any]:
         deadline = time.monotonic() + 30
         while len(done) < len(parts) and time.monotonic() < deadline:
             for m in c.consume(500, timeout=0.5):
-                if m.error() is not None:
-                    if m.error().code() == KafkaError._PARTITION_EOF:
-                        done.add(m.partition())
+                if (err := m.error()) is not None:
+                    if err.code() == KafkaError._PARTITION_EOF and (eof_partition := m.partition()) is not None:
+                        done.add(eof_partition)
                     continue
                 out.append(m)
         return out
@@ -223,7 +223,7 @@ def _consumer_demo(config: Any, bootstrap: str) -> None:
         print(
             f"  with the {j.upper()} key: {len(ok)} verified and decrypted, {len(bad)} rejected"
             + (f" ({type(bad[0].error).__name__})" if bad else "")
-        )  # type: ignore[union-attr]
+        )
         if ok:
             print(
                 f"    e.g. {ok[0].ctx.entity} {ok[0].ctx.operation} {ok[0].ctx.event_id}: "

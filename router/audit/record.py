@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_writer
 
+from router.avrorecord import read_versioned
 from router.errors import RouterError
 
 FORMAT_VERSION = 1
@@ -53,7 +54,6 @@ def _load_schema() -> Any:
 
 
 _SCHEMA = _load_schema()
-_VERSION_PREFIX = bytes([FORMAT_VERSION << 1])  # zig-zag varint of a small int
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,19 +169,7 @@ def decode_audit(data: bytes) -> AuditRecord:
 
     Raises :class:`AuditDecodeError` for another format version, truncated or trailing bytes.
     """
-    if not data.startswith(_VERSION_PREFIX):
-        raise AuditDecodeError(
-            f"not an audit record of format version {FORMAT_VERSION} (first byte {data[:1].hex() or 'missing'})"
-        )
-    buf = io.BytesIO(data)
-    try:
-        d = schemaless_reader(buf, _SCHEMA, None)
-    except Exception as err:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
-        raise AuditDecodeError(f"malformed audit record: {type(err).__name__}") from None
-    if not isinstance(d, dict):
-        raise AuditDecodeError("malformed audit record: not a record")
-    if buf.tell() != len(data):
-        raise AuditDecodeError(f"malformed audit record: {len(data) - buf.tell()} trailing bytes")
+    d = read_versioned(data, _SCHEMA, FORMAT_VERSION, "audit record", AuditDecodeError)
     return AuditRecord(
         seq=d["seq"],
         prev_hash=d["prev_hash"],

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
+from fastavro import parse_schema, schemaless_writer
 
+from router.avrorecord import read_versioned
 from router.errors import RouterError
 
 FORMAT_VERSION = 1
@@ -41,7 +42,6 @@ def _load_schema() -> Any:
 
 
 _SCHEMA = _load_schema()
-_VERSION_PREFIX = bytes([FORMAT_VERSION << 1])  # zig-zag varint of a small int
 
 
 def payload_sha256(data: bytes) -> str:
@@ -114,19 +114,7 @@ def decode_quarantine(data: bytes) -> QuarantineRecord:
 
     Raises :class:`QuarantineDecodeError` for another format version, truncated or trailing bytes.
     """
-    if not data.startswith(_VERSION_PREFIX):
-        raise QuarantineDecodeError(
-            f"not a quarantine record of format version {FORMAT_VERSION} (first byte {data[:1].hex() or 'missing'})"
-        )
-    buf = io.BytesIO(data)
-    try:
-        d = schemaless_reader(buf, _SCHEMA, None)
-    except Exception as err:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, ...
-        raise QuarantineDecodeError(f"malformed quarantine record: {type(err).__name__}") from None
-    if not isinstance(d, dict):
-        raise QuarantineDecodeError("malformed quarantine record: not a record")
-    if buf.tell() != len(data):
-        raise QuarantineDecodeError(f"malformed quarantine record: {len(data) - buf.tell()} trailing bytes")
+    d = read_versioned(data, _SCHEMA, FORMAT_VERSION, "quarantine record", QuarantineDecodeError)
     return QuarantineRecord(
         reason=d["reason"],
         detail=d["detail"],

@@ -28,7 +28,10 @@ class ReasonCode(StrEnum):
     MISSING_FIELD = "MISSING_FIELD"
     """A field the decoder needs (entity, operation, id) is absent."""
     OVERSIZED = "OVERSIZED"
-    """A length in the input exceeds the configured bound."""
+    """A length in the input, or the sealed output, exceeds the configured or producer bound.
+    The quarantine record then carries metadata and a keyed digest only, not the payload."""
+    FIELD_TOO_LONG = "FIELD_TOO_LONG"
+    """An entity name, event id or other envelope field exceeds the envelope's length limit."""
 
     # -- classification / residency -------------------------------------------------------
     UNRESOLVED_JURISDICTION = "UNRESOLVED_JURISDICTION"
@@ -39,6 +42,16 @@ class ReasonCode(StrEnum):
     """The policy names no destination jurisdiction permitted for this data."""
     POLICY_DENIED = "POLICY_DENIED"
     """A policy rule explicitly forbids routing this data."""
+    SCAN_LIMIT = "SCAN_LIMIT"
+    """The record holds more text than classification may scan (``classification.max_scan_chars``
+    or nesting beyond ``classification.max_depth``); it is quarantined rather than routed unscanned."""
+    ERASURE_UNRESOLVED = "ERASURE_UNRESOLVED"
+    """A delete that carries nothing its jurisdiction can be resolved from (a Salesforce DELETE has
+    only record ids): kept in the ingress topic's jurisdiction so the erasure is visible and can
+    be propagated."""
+    TOMBSTONE_AUDITED = "TOMBSTONE_AUDITED"
+    """A bare tombstone (null value, key only) carries no data: it is audited and nothing else is
+    written. The erasure itself travels with the delete event that precedes it."""
 
     # -- pipeline -------------------------------------------------------------------------
     PLACEMENT_VIOLATION = "PLACEMENT_VIOLATION"
@@ -48,7 +61,8 @@ class ReasonCode(StrEnum):
     PROCESSING_ERROR = "PROCESSING_ERROR"
     """The router failed on this record (a bug); the record is kept, sealed, for replay after a fix."""
     KEY_UNAVAILABLE = "KEY_UNAVAILABLE"
-    """The jurisdiction's key could not be used and policy chose quarantine over a stall."""
+    """A key could not be used. Never a quarantine reason: a key outage stalls the router; the
+    code labels key errors in logs and metrics."""
 
 
 class RouterError(Exception):

@@ -49,6 +49,11 @@ class ChangeEvent:
     record_ids: tuple[str, ...]
     raw: RawRecord
     values: Mapping[str, Any] = field(default_factory=dict)
+    """The record's fields after the change (for a delete: empty; see ``before``)."""
+    before: Mapping[str, Any] = field(default_factory=dict)
+    """The record's fields before the change, where the connector carries them (Debezium's
+    ``before`` of an update or delete). Classification and residency count both images: data in
+    either is data of the event."""
     changed_fields: tuple[str, ...] = ()
     nulled_fields: tuple[str, ...] = ()
     diff_fields: tuple[str, ...] = ()

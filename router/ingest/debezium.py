@@ -1,7 +1,9 @@
 """Debezium change events (JSON, with or without the ``schema``/``payload`` wrapper).
 
-``op``: c create, r snapshot read, u update, d delete, t truncate, m message. A tombstone (null
-value) is a delete marker whose id comes from the key. Schema-change events (``ddl`` /
+``op``: c create, r snapshot read, u update, d delete, t truncate, m message. ``values`` is the
+after-image (empty for a delete) and ``before`` the before-image where the connector carries one
+(an update under full replica identity, every delete). A tombstone (null value) is a delete marker
+whose id comes from the key. Schema-change events (``ddl`` /
 ``tableChanges``, no ``op``) become SCHEMA_CHANGE. Transaction metadata is kept.
 """
 
@@ -119,7 +121,8 @@ class DebeziumJsonDecoder:
             operation=_OPS[op],
             record_ids=ids,
             raw=raw,
-            values={k: v for k, v in row.items() if v is not None},
+            values=_image(after),
+            before=_image(before),
             changed_fields=changed,
             commit_timestamp_ms=_int(source.get("ts_ms")) or _int(doc.get("ts_ms")),
             transaction_key=str(txn["id"]) if txn.get("id") is not None else None,
@@ -129,6 +132,11 @@ class DebeziumJsonDecoder:
             change_origin="message" if op == "m" else None,
             headers=dict(headers),
         )
+
+
+def _image(row: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A row image without its null columns; ``{}`` when the event carries no such image."""
+    return {k: v for k, v in row.items() if v is not None} if row else {}
 
 
 def _int(v: Any) -> int | None:

@@ -1,0 +1,154 @@
+"""Debezium change events: before and after images, tombstones without value-derived ids, and
+table-to-entity mapping (JSON and Confluent Avro)."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastavro import parse_schema, schemaless_writer
+
+from router.errors import ReasonCode
+from router.ingest import DecodeError, Operation, decoder_for
+from router.ingest.schema_store import StoredSchema
+
+pytestmark = pytest.mark.unit
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
+
+SOURCE = {
+    "version": "2.7.0.Final",
+    "connector": "postgresql",
+    "name": "crm",
+    "db": "crm",
+    "schema": "public",
+    "table": "contacts",
+    "lsn": 24023128,
+    "ts_ms": 1732780800000,
+}
+BEFORE = {"id": 42, "email": "anna@example.de", "country": "DE", "phone": None}
+AFTER = {"id": 42, "email": "anna@example.com", "country": "US", "phone": None}
+
+
+def _envelope(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None, **source: Any) -> bytes:
+    doc = {"before": before, "after": after, "source": SOURCE | source, "op": op, "ts_ms": 1732780800123}
+    return json.dumps(doc).encode()
+
+
+# -- 1. before and after images -------------------------------------------------------------
+
+
+def test_update_keeps_the_before_image_next_to_the_after_image() -> None:
+    ev = decoder_for("debezium-json").decode(_envelope("u", BEFORE, AFTER), key=b'{"id": 42}')
+    assert ev.operation is Operation.UPDATE
+    assert ev.values == {"id": 42, "email": "anna@example.com", "country": "US"}
+    assert ev.before == {"id": 42, "email": "anna@example.de", "country": "DE"}
+    assert set(ev.changed_fields) == {"email", "country"}
+
+
+def test_delete_carries_its_row_in_before_and_nothing_in_values() -> None:
+    ev = decoder_for("debezium-json").decode(_envelope("d", BEFORE, None), key=b'{"id": 42}')
+    assert ev.operation is Operation.DELETE
+    assert ev.values == {}
+    assert ev.before == {"id": 42, "email": "anna@example.de", "country": "DE"}
+    assert ev.record_ids == ("42",)
+
+
+def test_delete_without_a_key_takes_its_id_from_the_before_image() -> None:
+    ev = decoder_for("debezium-json").decode(_envelope("d", BEFORE, None))
+    assert ev.record_ids == ("42",)
+
+
+def test_create_and_snapshot_read_have_no_before_image() -> None:
+    for op in ("c", "r"):
+        ev = decoder_for("debezium-json").decode(_envelope(op, None, AFTER))
+        assert ev.before == {} and ev.values["country"] == "US"
+
+
+def test_delete_fixture_with_the_schema_wrapper() -> None:
+    key = (FIXTURES / "debezium_key_named.json").read_bytes()
+    ev = decoder_for("auto").decode((FIXTURES / "debezium_delete_wrapped.json").read_bytes(), key=key)
+    assert (ev.operation, ev.record_ids) == (Operation.DELETE, ("42",))
+    assert ev.values == {}
+    assert ev.before["email"] == "j.devries@example.nl"
+
+
+class _EnvelopeStore:
+    """A SchemaStore holding one Debezium envelope schema (id 200), as the Avro converter writes it."""
+
+    RAW: dict[str, Any] = {  # noqa: RUF012 - test constant
+        "type": "record",
+        "name": "Envelope",
+        "namespace": "crm.public.contacts",
+        "fields": [
+            {
+                "name": "before",
+                "type": [
+                    "null",
+                    {
+                        "type": "record",
+                        "name": "Value",
+                        "fields": [
+                            {"name": "id", "type": "int"},
+                            {"name": "email", "type": ["null", "string"]},
+                            {"name": "country", "type": ["null", "string"]},
+                        ],
+                    },
+                ],
+                "default": None,
+            },
+            {"name": "after", "type": ["null", "Value"], "default": None},
+            {
+                "name": "source",
+                "type": {
+                    "type": "record",
+                    "name": "Source",
+                    "fields": [
+                        {"name": "connector", "type": "string"},
+                        {"name": "name", "type": "string"},
+                        {"name": "db", "type": "string"},
+                        {"name": "schema", "type": "string"},
+                        {"name": "table", "type": "string"},
+                        {"name": "lsn", "type": ["null", "long"]},
+                    ],
+                },
+            },
+            {"name": "op", "type": "string"},
+            {"name": "ts_ms", "type": ["null", "long"]},
+        ],
+    }
+
+    def __init__(self) -> None:
+        self.stored = StoredSchema(200, parse_schema(json.loads(json.dumps(self.RAW))), self.RAW)
+
+    def get(self, schema_id: int) -> StoredSchema:
+        if schema_id != 200:
+            raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, f"schema id {schema_id} unknown", None)
+        return self.stored
+
+    def wire(self, op: str, before: dict[str, Any] | None, after: dict[str, Any] | None, table: str) -> bytes:
+        buf = io.BytesIO()
+        buf.write(b"\x00" + struct.pack(">I", 200))
+        source = {"connector": "postgresql", "name": "crm", "db": "crm", "schema": "public", "table": table, "lsn": 7}
+        schemaless_writer(
+            buf, self.stored.parsed, {"before": before, "after": after, "source": source, "op": op, "ts_ms": 1}
+        )
+        return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", ["confluent-avro", "auto"])
+def test_confluent_avro_update_and_delete_images(name: str) -> None:
+    store = _EnvelopeStore()
+    dec = decoder_for(name, schema_store=store)
+    before = {"id": 42, "email": "anna@example.de", "country": "DE"}
+    after = {"id": 42, "email": "anna@example.com", "country": "US"}
+    upd = dec.decode(store.wire("u", before, after, "contacts"))
+    assert (upd.values, upd.before) == (after, before)
+    dele = dec.decode(store.wire("d", before, None, "contacts"))
+    assert dele.operation is Operation.DELETE
+    assert (dele.values, dele.before) == ({}, before)
+    assert dele.record_ids == ("42",)

@@ -19,6 +19,8 @@ are bound so a wrapped DEK cannot be presented under another key.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -36,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from router.errors import ConfigError
 from router.keys.errors import KeyUnavailable
-from router.keys.protocol import DEK_BYTES, DataKey, KeyRef
+from router.keys.protocol import DEK_BYTES, DIGEST_KEY_LABEL, DataKey, KeyRef
 
 FORMAT = "residency-router-dev-keyring"
 FORMAT_VERSION = 1
@@ -274,6 +276,13 @@ class LocalKeyProvider:
         nonce = self._random(_NONCE)
         wrapped = nonce + self._kek(ref).encrypt(nonce, dek, wrap_aad(ref))
         return DataKey(ref, wrapped, dek)
+
+    def digest_key(self, key_id: str) -> bytes:
+        entry = self._ring.keks.get(key_id)
+        if entry is None:
+            raise _unknown(f"KEK {key_id!r} is not in the local keyring; add it with 'keys init'", key_id=key_id)
+        first = entry.versions[min(entry.versions)]
+        return hmac.new(first, DIGEST_KEY_LABEL, hashlib.sha256).digest()
 
     def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
         aead = self._kek(kek)

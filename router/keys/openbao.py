@@ -24,7 +24,7 @@ import hvac.exceptions
 import requests
 
 from router.keys.errors import KeyUnavailable
-from router.keys.protocol import DataKey, KeyRef
+from router.keys.protocol import DIGEST_KEY_LABEL, DataKey, KeyRef
 
 _VERSION_PREFIX = re.compile(rb"^vault:v([0-9]{1,9}):")
 _NOT_FOUND = ("not found", "no existing key", "unable to find", "does not exist")
@@ -96,6 +96,30 @@ class OpenBaoTransitProvider:
         if version < 1:
             raise KeyUnavailable("transit datakey ciphertext has no vault:vN: prefix", retriable=False, key_id=key_id)
         return DataKey(KeyRef(key_id, version), wrapped, dek)
+
+    def digest_key(self, key_id: str) -> bytes:
+        """Transit HMAC (key version 1, SHA-256) of the fixed label: the key never leaves OpenBao,
+        and the result is stable across rotations of the transit key."""
+        resp = self._call(
+            lambda: self._client.secrets.transit.generate_hmac(
+                name=key_id,
+                hash_input=base64.b64encode(DIGEST_KEY_LABEL).decode("ascii"),
+                key_version=1,
+                algorithm="sha2-256",
+                mount_point=self._mount,
+            ),
+            key_id,
+            1,
+        )
+        try:
+            prefix, _, b64 = str(resp["data"]["hmac"]).rpartition(":")
+            key = base64.b64decode(b64, validate=True)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            key = b""
+            prefix = ""
+        if not prefix.startswith("vault:v") or len(key) != 32:  # noqa: PLR2004 - SHA-256 output
+            raise KeyUnavailable("transit hmac response is malformed", retriable=False, key_id=key_id)
+        return key
 
     def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
         if version_of(wrapped) != kek.version:

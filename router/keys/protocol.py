@@ -16,6 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 DEK_BYTES = 32
 """Data keys are AES-256 keys."""
 
+DIGEST_KEY_LABEL = b"residency-router/digest-key/v1"
+"""What providers derive a jurisdiction's digest key from (HMAC of this label under the KEK)."""
+
 
 @dataclass(frozen=True, slots=True)
 class KeyRef:
@@ -52,6 +55,12 @@ class KeyProvider(Protocol):
 
     def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
         """Return the DEK that ``wrapped`` holds, unwrapped by KEK ``kek`` (that exact version)."""
+        ...
+
+    def digest_key(self, key_id: str) -> bytes:
+        """A 32-byte secret derived from KEK ``key_id``, the same on every call and across KEK
+        rotations (it derives from the key's first version): the key of the jurisdiction's keyed
+        digests (output record keys, payload digests). Never leaves the process."""
         ...
 
 

@@ -82,6 +82,9 @@ class RetryingProvider:
     def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
         return self._retry(lambda: self._inner.unwrap(kek, wrapped))
 
+    def digest_key(self, key_id: str) -> bytes:
+        return self._retry(lambda: self._inner.digest_key(key_id))
+
 
 class InstrumentedProvider:
     """Counts calls and their outcome (ok, retriable, failed) by provider, operation and key id.
@@ -117,3 +120,6 @@ class InstrumentedProvider:
 
     def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
         return self._measure("unwrap", kek.key_id, lambda: self._inner.unwrap(kek, wrapped))
+
+    def digest_key(self, key_id: str) -> bytes:
+        return self._measure("digest_key", key_id, lambda: self._inner.digest_key(key_id))

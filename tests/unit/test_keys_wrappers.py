@@ -31,6 +31,9 @@ class Flaky:
     def unwrap(self, kek: KeyRef, wrapped: bytes) -> bytes:
         return self.new_data_key(kek.key_id).plaintext
 
+    def digest_key(self, key_id: str) -> bytes:
+        return self.new_data_key(key_id).plaintext
+
 
 def _down() -> KeyUnavailable:
     return KeyUnavailable("down", retriable=True, key_id="eu")

@@ -1,0 +1,58 @@
+"""Keyed digests per jurisdiction: what the router writes in clear instead of a value or a plain hash.
+
+Output record keys, payload digests in audit and quarantine records and anything else that must
+identify data without revealing it are HMAC-SHA256 under the jurisdiction's digest key
+(:meth:`KeyProvider.digest_key`). A plain SHA-256 of a low-entropy CRM payload or key can be
+confirmed by guessing; a keyed digest can only be recomputed by a holder of that jurisdiction's
+key. The same input under the same jurisdiction always gives the same digest, so per-entity
+ordering and log compaction keep working; the same input under two jurisdictions gives unrelated
+digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+
+from router.keys.dek import JurisdictionKeys
+
+KEY_DOMAIN = b"record-key\x00"
+PAYLOAD_DOMAIN = b"payload\x00"
+
+
+class DigestKeys:
+    """Digest keys of every jurisdiction, fetched once from its provider and kept in memory.
+
+    A provider that is down raises :class:`router.keys.errors.KeyUnavailable` (the pipeline
+    stalls, as for sealing).
+    """
+
+    def __init__(self, keys: JurisdictionKeys) -> None:
+        self._keys = keys
+        self._cache: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DigestKeys({self._keys!r})"
+
+    def _key(self, jurisdiction: str) -> bytes:
+        key = self._cache.get(jurisdiction)
+        if key is None:
+            provider, key_id = self._keys.resolve(jurisdiction)
+            key = provider.digest_key(key_id)
+            with self._lock:
+                self._cache[jurisdiction] = key
+        return key
+
+    def mac(self, jurisdiction: str, domain: bytes, data: bytes) -> bytes:
+        """HMAC-SHA256 of ``domain || data`` under ``jurisdiction``'s digest key (32 bytes)."""
+        return hmac.new(self._key(jurisdiction), domain + data, hashlib.sha256).digest()
+
+    def record_key(self, jurisdiction: str, key: bytes) -> bytes:
+        """The output record key for an ingress key: 64 lower-case hex characters (ASCII)."""
+        return self.mac(jurisdiction, KEY_DOMAIN, key).hex().encode("ascii")
+
+    def payload_digest(self, jurisdiction: str, payload: bytes) -> str:
+        """``hmac-sha256:<jurisdiction>:<hex>`` of the original bytes, for audit and quarantine records."""
+        return f"hmac-sha256:{jurisdiction}:{self.mac(jurisdiction, PAYLOAD_DOMAIN, payload).hex()}"

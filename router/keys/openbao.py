@@ -117,7 +117,7 @@ class OpenBaoTransitProvider:
         except (KeyError, TypeError, ValueError, binascii.Error):
             key = b""
             prefix = ""
-        if not prefix.startswith("vault:v") or len(key) != 32:  # noqa: PLR2004 - SHA-256 output
+        if not prefix.startswith("vault:v") or len(key) != 32:
             raise KeyUnavailable("transit hmac response is malformed", retriable=False, key_id=key_id)
         return key
 

@@ -3,7 +3,8 @@
 ``op``: c create, r snapshot read, u update, d delete, t truncate, m message. ``values`` is the
 after-image (empty for a delete) and ``before`` the before-image where the connector carries one
 (an update under full replica identity, every delete). A tombstone (null value) is a delete marker
-whose id comes from the key. Schema-change events (``ddl`` /
+whose record ids come from the key; it has no event id (nothing but its key identifies it, and
+keys hold values). Schema-change events (``ddl`` /
 ``tableChanges``, no ``op``) become SCHEMA_CHANGE. Transaction metadata is kept.
 """
 
@@ -71,7 +72,8 @@ class DebeziumJsonDecoder:
                 ids,
                 RawRecord(b"", "application/json"),
                 headers=dict(headers),
-                connector_event_id=f"tombstone:{','.join(ids)}" if ids else None,
+                # No connector_event_id: the key is all a tombstone has, and keys hold values
+                # (natural keys such as an email). The pipeline identifies it by its position.
             )
         doc = _unwrap(parse_json(value, self.max_bytes))
         return self.from_document(doc, value, key, headers, "application/json", None)

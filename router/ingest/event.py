@@ -71,16 +71,21 @@ class ChangeEvent:
     """Connector-provided hints (e.g. a region header). Untrusted unless config says otherwise."""
 
     @property
-    def event_id(self) -> str:
-        """A stable id for the change: the connector's own id when it has one."""
-        if self.connector_event_id:
-            return self.connector_event_id
-        ids = ",".join(self.record_ids)
-        return f"{self.source.value}:{self.entity}:{ids}:{self.commit_timestamp_ms}:{self.sequence_number}"
+    def event_id(self) -> str | None:
+        """The connector's own id for this change, or None when it has none.
+
+        That is a Salesforce EventUuid or replay id, or a Debezium source position (connector,
+        server name, binlog file / LSN / position, row). It is never built from record ids or other
+        field values: a Debezium tombstone, whose only content is its key, has no event id. Callers
+        fall back to the record's position in its source topic (``topic:partition:offset``).
+        """
+        return self.connector_event_id
 
     def describe(self) -> str:
-        """A description safe for logs: names and ids, never field values."""
+        """A description safe for logs: source, entity, operation, how many record ids (never the
+        ids themselves, which can be natural keys such as an email) and field names."""
+        n = len(self.record_ids)
         return (
             f"{self.source.value} {self.entity} {self.operation.value} "
-            f"ids={list(self.record_ids)} fields={sorted(self.values)}"
+            f"{n} record id{'' if n == 1 else 's'} fields={sorted(self.values)} before={sorted(self.before)}"
         )

@@ -13,7 +13,7 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 
 from router.errors import ReasonCode
-from router.ingest import DecodeError, Operation, decoder_for
+from router.ingest import ChangeEvent, DecodeError, Operation, RawRecord, SourceSystem, decoder_for
 from router.ingest.schema_store import StoredSchema
 
 pytestmark = pytest.mark.unit
@@ -152,3 +152,45 @@ def test_confluent_avro_update_and_delete_images(name: str) -> None:
     assert dele.operation is Operation.DELETE
     assert (dele.values, dele.before) == ({}, before)
     assert dele.record_ids == ("42",)
+
+
+# -- 2. nothing derived from field values in ids ---------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["debezium-json", "auto"])
+def test_tombstone_has_no_event_id_built_from_its_key(name: str) -> None:
+    ev = decoder_for(name).decode(None, key=b'{"email": "anna@example.de"}')
+    assert ev.operation is Operation.DELETE
+    assert ev.connector_event_id is None
+    assert ev.event_id is None
+    assert "anna@example.de" not in repr(ev.event_id)
+
+
+def test_confluent_avro_tombstone_has_no_event_id() -> None:
+    ev = decoder_for("confluent-avro", schema_store=_EnvelopeStore()).decode(None, key=b'"anna@example.de"')
+    assert ev.event_id is None
+
+
+def test_event_id_is_the_connector_id_or_none() -> None:
+    raw = RawRecord(b"{}", "application/json")
+    bare = ChangeEvent(SourceSystem.GENERIC, "Contact", Operation.UPDATE, ("anna@example.de",), raw,
+                       commit_timestamp_ms=5, sequence_number=1)
+    assert bare.event_id is None
+    ided = ChangeEvent(SourceSystem.SALESFORCE, "Contact", Operation.UPDATE, ("003A",), raw,
+                       connector_event_id="7b1f0c9e-2a44-4c55-9d1e-3f6a8b0c1d2e")
+    assert ided.event_id == "7b1f0c9e-2a44-4c55-9d1e-3f6a8b0c1d2e"
+
+
+def test_debezium_event_id_is_the_source_position() -> None:
+    ev = decoder_for("debezium-json").decode(_envelope("u", BEFORE, AFTER), key=b'{"email": "anna@example.de"}')
+    assert ev.event_id == "postgresql:crm:24023128"
+
+
+def test_describe_counts_record_ids_and_never_prints_them() -> None:
+    ev = decoder_for("debezium-json").decode(_envelope("d", BEFORE, None), key=b'{"email": "anna@example.de"}')
+    text = ev.describe()
+    assert "anna@example.de" not in text
+    assert "1 record id" in text
+    many = ChangeEvent(SourceSystem.SALESFORCE, "Account", Operation.UPDATE, ("001A", "001B", "001C"),
+                       RawRecord(b"{}", "application/json"), values={"Name": "x"})
+    assert "001A" not in many.describe() and "3 record ids" in many.describe()

@@ -95,6 +95,12 @@ def _header_event(
     )
 
 
+def _org_id(payload: Mapping[str, Any]) -> str | None:
+    """The org id a payload carries (``OrgId``), never one from a Kafka header."""
+    org = payload.get("OrgId")
+    return org if isinstance(org, str) and org else None
+
+
 def _names(value: Any) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
@@ -131,7 +137,9 @@ class SalesforceJsonDecoder:
             k: v for k, v in doc.items() if k not in ("ChangeEventHeader", "EventUuid", "ReplayId") and v is not None
         }
         event_id = doc.get("EventUuid") or (f"replay:{replay}" if replay is not None else None)
-        tenant = doc.get("OrgId") or headers.get("sf-org-id")
+        # The tenant comes from the payload only. A header (sf-org-id) is untrusted input that any
+        # producer to the ingress topic can set: it stays in ``headers`` for the resolver to weigh.
+        tenant = _org_id(doc)
         raw = RawRecord(value, "application/json")
         return _header_event(
             header,
@@ -141,7 +149,7 @@ class SalesforceJsonDecoder:
             nulled=_names(header.get("nulledFields")),
             diff=_names(header.get("diffFields")),
             event_id=str(event_id) if event_id else None,
-            tenant=str(tenant) if tenant else None,
+            tenant=tenant,
             headers=headers,
         )
 
@@ -268,6 +276,6 @@ class SalesforceAvroDecoder:
             nulled=table.decode(header.get("nulledFields"), raw),
             diff=table.decode(header.get("diffFields"), raw),
             event_id=event_id,
-            tenant=headers.get("sf-org-id"),
+            tenant=_org_id(rec),
             headers=headers,
         )

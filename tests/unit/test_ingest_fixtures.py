@@ -36,11 +36,12 @@ def test_salesforce_json_fixture() -> None:
     assert ev.sequence_number == 1
 
 
-def test_salesforce_json_org_id_header_and_top_level_replay_id() -> None:
+def test_salesforce_json_org_id_header_binds_no_tenant_and_top_level_replay_id() -> None:
     doc = json.loads(_bytes("salesforce_gap_overflow.json"))
     doc["ReplayId"] = 99
     ev = decoder_for("salesforce-json").decode(json.dumps(doc).encode(), headers={"sf-org-id": "00DORG"})
-    assert ev.tenant_id == "00DORG"
+    assert ev.tenant_id is None  # a header never binds a tenant; it stays in ev.headers
+    assert ev.headers == {"sf-org-id": "00DORG"}
     assert ev.connector_event_id == "replay:99"
     assert "ReplayId" not in ev.values
 

@@ -42,7 +42,7 @@ ZERO_HASH = bytes(HASH_SIZE)
 HASH_OFFSET = 1
 """Byte offset of ``hash`` in every encoding (after the one-byte ``format_version``)."""
 
-Decision = Literal["route", "quarantine"]
+Decision = Literal["route", "quarantine", "audit_only"]
 
 
 class AuditDecodeError(RouterError):
@@ -72,7 +72,8 @@ class AuditFields:
     placement_verdict: str
     """The placement check relied on: ``ok@<snapshot ms>`` or the violation summary."""
     payload_sha256: str
-    """Hex SHA-256 of the original ingress bytes (:func:`router.quarantine.payload_sha256`)."""
+    """Keyed digest of the original ingress bytes, ``hmac-sha256:<jurisdiction>:<hex>`` under that
+    jurisdiction's digest key (:class:`router.keys.digest.DigestKeys`); never a plain hash."""
     sealed_sha256: str
     """Hex SHA-256 of the bytes written to ``destination_topic``."""
     source_topic: str

@@ -1,7 +1,8 @@
 """``residency-router run``: wire config, keys, placement and the core into the engine, then run.
 
 Start-up fails fast, before the first record is consumed, when: the config lacks a section the
-router needs; a configured topic is out of place (every violation named); the audit topic has fewer
+router needs; a configured topic or an ingress topic is out of place (every violation named; the
+ingress topic holds raw data and must sit in its declared jurisdiction); the audit topic has fewer
 partitions than an ingress topic (audit chains must have one writer each); a key cannot be loaded.
 """
 
@@ -26,12 +27,8 @@ log = logging.getLogger("router.app")
 class _WatchPlacement:
     """Adapts :class:`router.placement.kafka.PlacementWatch` to what the processor asks."""
 
-    def __init__(self, watch: Any, configured: set[str]) -> None:
+    def __init__(self, watch: Any) -> None:
         self.watch = watch
-        self._configured = configured
-
-    def configured(self, topic: str) -> bool:
-        return topic in self._configured
 
     def permitted(self, topic: str, jurisdiction: str) -> bool:
         return bool(self.watch.permitted(topic, jurisdiction))
@@ -84,16 +81,15 @@ class RouterApp:
         self.watch: Any = None
         self.engine: TransactionalEngine | None = None
 
-    def build(self) -> TransactionalEngine:  # noqa: PLR0915 - start-up checks, then wiring, in order
+    def build(self) -> TransactionalEngine:
         from router.audit.chain import AuditChain  # noqa: PLC0415 - heavy imports after arg parsing
         from router.audit.kafka import read_chain_tail  # noqa: PLC0415
         from router.envelope import Sealer  # noqa: PLC0415
-        from router.ingest import decoder_for  # noqa: PLC0415
-        from router.keys.factory import build_dek_manager, build_signer  # noqa: PLC0415
-        from router.pipeline.core import CoreEvaluator  # noqa: PLC0415
+        from router.keys.digest import DigestKeys  # noqa: PLC0415
+        from router.keys.factory import build_dek_manager, build_jurisdiction_keys, build_signer  # noqa: PLC0415
         from router.pipeline.processor import RouterProcessor, RouterSettings  # noqa: PLC0415
         from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
-        from router.residency.engine import PolicyEngine  # noqa: PLC0415
+        from router.routing.build import evaluator_for, ingress_of  # noqa: PLC0415
 
         cfg = self.config
         assert cfg.pipeline is not None
@@ -101,6 +97,13 @@ class RouterApp:
         assert cfg.audit is not None
         pipe, audit = cfg.pipeline, cfg.audit
 
+        listed = {t.name: t.jurisdiction for t in cfg.topics}
+        for n, ingress in enumerate(pipe.ingress):
+            if listed.get(ingress.topic, ingress.jurisdiction) != ingress.jurisdiction:
+                raise ConfigError(
+                    f"pipeline.ingress[{n}] declares {ingress.topic} in {ingress.jurisdiction} but 'topics' lists it "
+                    f"in {listed[ingress.topic]}: the two must agree"
+                )
         admin = admin_for(cfg, self.client_props["bootstrap.servers"])
         report = check_startup(cfg, admin)
         ingress_parts = max(
@@ -116,7 +119,7 @@ class RouterApp:
             raise ConfigError(
                 f"audit topic {audit.topic} has {len(audit_placement.partitions)} partitions but an ingress topic has "
                 f"{ingress_parts}: each ingress partition needs its own audit partition (one writer per chain); "
-                "raise audit.partitions and recreate the audit topic"
+                "recreate the audit topic with at least that many partitions"
             )
 
         configured = {t.name: t.jurisdiction for t in cfg.topics}
@@ -128,30 +131,17 @@ class RouterApp:
                     f"jurisdiction {j!r} has no quarantine topic: add {{name: {qt}, jurisdiction: {j}}} under 'topics' "
                     "(data bound to it that cannot be routed must be quarantined inside it)"
                 )
-        engine_policy = PolicyEngine.from_config(cfg, self.config_dir)
-        store: Any = None
-        if pipe.schema_registry_url:
-            from router.ingest.schema_store import HttpSchemaRegistry  # noqa: PLC0415
-
-            store = HttpSchemaRegistry(pipe.schema_registry_url)
-        else:
-            from router.ingest.samples import default_schema_store  # noqa: PLC0415
-            from router.ingest.schema_store import DirectorySchemaStore  # noqa: PLC0415
-
-            store = DirectorySchemaStore(pipe.schema_dir) if pipe.schema_dir else default_schema_store()
-        decoders = {}
-        for ingress in pipe.ingress:
-            options = dict(ingress.options)
-            if ingress.decoder in ("auto", "confluent-avro", "salesforce-avro"):
-                options.setdefault("schema_store", store)
-            decoders[ingress.topic] = decoder_for(ingress.decoder, **options)
-        evaluator = CoreEvaluator(decoders, engine_policy, max_bytes=pipe.max_record_bytes)
+        ingress_map = ingress_of(cfg)
+        origins = {topic: spec.origin.jurisdiction for topic, spec in ingress_map.items()}
+        evaluator = evaluator_for(cfg, self.config_dir, ingress=ingress_map)
 
         self.watch = PlacementWatch.from_config(cfg, admin)
         self.watch.refresh()
         self.watch.start()
 
-        sealer = Sealer(build_dek_manager(cfg.keys), build_signer(cfg.keys))
+        jurisdiction_keys = build_jurisdiction_keys(cfg.keys)
+        sealer = Sealer(build_dek_manager(cfg.keys, jurisdiction_keys), build_signer(cfg.keys))
+        max_message = int(self.client_props.get("message.max.bytes", 1_000_000))
         quarantine_pattern = cfg.policy.quarantine_topic
         consumer_props = dict(self.client_props)
 
@@ -160,15 +150,19 @@ class RouterApp:
 
         processor = RouterProcessor(
             evaluator,
-            _WatchPlacement(self.watch, {t.name for t in cfg.topics}),
+            _WatchPlacement(self.watch),
             sealer,
             AuditChain(),
             RouterSettings(
                 quarantine_topic=lambda j: quarantine_pattern.format(jurisdiction=j, entity=""),
                 audit_topic=audit.topic,
                 instance_id=self.instance_id,
+                origin_jurisdiction=origins.__getitem__,
+                audit_jurisdiction=audit.jurisdiction,
                 stall_on_placement_violation=cfg.placement.on_violation == "stall",
+                max_output_bytes=max_message - 16_384,
             ),
+            DigestKeys(jurisdiction_keys),
             chain_tail=chain_tail,
         )
         settings = EngineSettings(

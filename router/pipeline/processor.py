@@ -4,14 +4,20 @@ Runs inside the engine's open transaction. For each ingress record it produces e
 routed-or-quarantine record and exactly one audit record; the engine commits them together with
 the consumed offset.
 
-- The decision comes from the pure core (:class:`Evaluator`): decode, classify, resolve, policy.
+- The decision comes from the pure core (:class:`router.routing.CoreEvaluator`): decode, classify,
+  resolve, policy, configured destination. A record whose decision fails here is quarantined
+  PROCESSING_ERROR in its ingress topic's jurisdiction; the loop goes on.
 - A routed destination is used only while :class:`router.placement.kafka.PlacementWatch` says its
   replicas all sit in the decision's jurisdiction; otherwise the event is quarantined with
   PLACEMENT_VIOLATION (``placement.on_violation: quarantine``) or the batch stalls (``stall``).
 - The quarantine topic of a jurisdiction is placement-checked too. If it is not usable, nothing
   can be written safely: the batch stalls (offsets stay, nothing leaks).
 - Everything that leaves the router is sealed: routed records carry the envelope of the original
-  bytes; quarantine records carry the envelope inside a value-free metadata record.
+  bytes; quarantine records carry the envelope inside a value-free metadata record (or no payload
+  at all when it would not fit the producer's limit: OVERSIZED). A routed delete is a tombstone.
+- Output keys are keyed digests of the ingress key (never the key in clear); payload digests are
+  keyed per jurisdiction (:class:`router.keys.digest.DigestKeys`).
+- The audit topic's placement is checked before every batch: a misplaced audit topic stalls.
 - One Ed25519 signature per batch (``seal_batch``); each record still opens alone.
 - Audit records are chained per ingress partition: audit partition = ingress partition, so a chain
   has exactly one writer (the instance that owns that ingress partition).
@@ -24,7 +30,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from confluent_kafka import Message, TopicPartition
@@ -33,34 +39,17 @@ from router import __version__, telemetry
 from router.audit.chain import AuditChain
 from router.audit.record import AuditFields
 from router.envelope import SealContext, Sealer
+from router.envelope.errors import MalformedEnvelope
+from router.envelope.frame import encode_context
 from router.envelope.merkle import MAX_LEAVES
 from router.errors import ReasonCode, RouterError
+from router.keys.digest import DigestKeys
 from router.keys.errors import KeyUnavailable
 from router.pipeline.engine import OutRecord, StallError
 from router.quarantine.record import QuarantineRecord, encode_quarantine
+from router.routing.evaluate import Evaluation
 
 log = logging.getLogger("router.pipeline")
-
-
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """What the pure core decided about one record. Holds no field values."""
-
-    route_topic: str | None
-    """The destination topic when the policy routes the event; None when it quarantines it."""
-    jurisdiction: str
-    """The jurisdiction the event is bound to (for a quarantine: whose quarantine receives it)."""
-    reason: ReasonCode
-    detail: str = ""
-    event_id: str | None = None
-    entity: str = "unknown"
-    operation: str = "unknown"
-    schema_id: int | None = None
-    level: str = "restricted"
-    categories: tuple[str, ...] = ()
-    field_names: tuple[str, ...] = ()
-    jurisdictions: tuple[str, ...] = ()
-    policy_version: str = ""
 
 
 Evaluator = Callable[[str, bytes | None, bytes | None, Mapping[str, str]], Evaluation]
@@ -76,8 +65,6 @@ class Placement(Protocol):
 
     def verdict(self) -> str: ...
 
-    def configured(self, topic: str) -> bool: ...
-
 
 @dataclass
 class RouterSettings:
@@ -85,25 +72,39 @@ class RouterSettings:
     """Jurisdiction -> its quarantine topic."""
     audit_topic: str
     instance_id: str
+    origin_jurisdiction: Callable[[str], str]
+    """Ingress topic -> the jurisdiction its raw data sits in (``pipeline.ingress[].jurisdiction``)."""
+    audit_jurisdiction: str | None = None
+    """Where the audit topic must sit; checked before every batch is written (None: not checked)."""
     stall_on_placement_violation: bool = False
+    max_output_bytes: int = 1_000_000 - 16_384
+    """Largest record (value + key + headers) the producer may send: the producer's
+    ``message.max.bytes`` less room for the batch framing. Larger outputs are quarantined
+    OVERSIZED without their payload instead of failing the transaction."""
+
+
+ENVELOPE_MARGIN = 16_384
+"""Upper bound of what sealing and the quarantine wrapper add to a payload (header, proofs,
+clear headers, metadata), for deciding before sealing that a payload cannot fit."""
 
 
 @dataclass
 class _Pending:
     msg: Message
     ev: Evaluation
-    dest_topic: str
-    dest_partition: int
-    quarantined: bool
-    reason: ReasonCode
-    detail: str
-    payload: bytes
-    payload_sha: str
     source_topic: str
     source_partition: int
     source_offset: int
+    kind: str
+    """route, erasure (tombstone), quarantine, audit_only."""
+    dest_topic: str
+    dest_partition: int
+    out_key: bytes | None
+    reason: ReasonCode
+    detail: str
+    payload: bytes
+    payload_digest: str
     ctx: SealContext | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _source(m: Message) -> tuple[str, int, int]:
@@ -124,21 +125,33 @@ def _header_text(v: str | bytes | None) -> str:
     return v if isinstance(v, str) else v.decode("utf-8", "replace")
 
 
-def _partition_for(key: bytes | None, event_id: str | None, partitions: int) -> int:
-    basis = key if key else (event_id or "").encode()
+def _partition_for(basis: bytes, partitions: int) -> int:
     return zlib.crc32(basis) % partitions if partitions > 0 else 0
 
 
-class RouterProcessor:
-    """Implements :class:`router.pipeline.engine.BatchProcessor` for the router."""
+def _headers_size(headers: Sequence[tuple[str, bytes]]) -> int:
+    return sum(len(k) + len(v) for k, v in headers)
 
-    def __init__(
+
+class RouterProcessor:
+    """Implements :class:`router.pipeline.engine.BatchProcessor` for the router.
+
+    Per record, whatever the input: exactly one routed, tombstone or quarantine record (none for an
+    audited bare tombstone) and one audit record. Nothing in clear carries a value: output keys
+    are keyed digests of the ingress key under the output's jurisdiction (the same subject keeps
+    one key per jurisdiction, so ordering and compaction hold), payload digests are keyed too.
+    A failure on one record is that record's PROCESSING_ERROR quarantine; only causes outside a
+    record (keys, schema registry, placement of quarantine or audit topics) stall the batch.
+    """
+
+    def __init__(  # noqa: PLR0917 - the processor's six collaborators, wired once in app.py
         self,
         evaluate: Evaluator,
         placement: Placement,
         sealer: Sealer,
         chain: AuditChain,
         settings: RouterSettings,
+        digests: DigestKeys,
         *,
         chain_tail: Callable[[int], object] | None = None,
     ) -> None:
@@ -147,6 +160,7 @@ class RouterProcessor:
         self.sealer = sealer
         self.chain = chain
         self.s = settings
+        self.digests = digests
         self._chain_tail = chain_tail
 
     # -- BatchProcessor --------------------------------------------------------------------
@@ -166,132 +180,209 @@ class RouterProcessor:
     def process(self, msgs: Sequence[Message]) -> list[OutRecord]:
         with telemetry.tracer.start_as_current_span("router.batch") as span:
             span.set_attribute("router.records", len(msgs))
-            pending = [self._decide(m) for m in msgs]
-            sealed = self._seal(pending)
+            if self.s.audit_jurisdiction is not None and not self.placement.permitted(
+                self.s.audit_topic, self.s.audit_jurisdiction
+            ):
+                raise StallError(
+                    f"audit topic {self.s.audit_topic} is not placed in {self.s.audit_jurisdiction}: "
+                    "no decision can be recorded safely"
+                )
+            try:
+                pending = [self._pending(m) for m in msgs]
+                sealed = self._seal(pending)
+            except KeyUnavailable as err:
+                # A record whose jurisdiction's key is down cannot be sealed anywhere it may go, and
+                # its keyed digests cannot be computed: stall rather than write anything unsealed.
+                raise StallError(f"key unavailable: {err}") from err
             trace = telemetry.trace_headers()
             return self._outputs(pending, sealed, trace)
 
     # -- steps -----------------------------------------------------------------------------
-    def _decide(self, m: Message) -> _Pending:
-        raw = m.value()
-        payload = raw if raw is not None else b""
+    def _pending(self, m: Message) -> _Pending:
+        """The decision for one record; a failure on it becomes its PROCESSING_ERROR quarantine."""
+        src_topic, src_partition, src_offset = _source(m)
+        try:
+            return self._decide(m, src_topic, src_partition, src_offset)
+        except (StallError, KeyUnavailable):
+            raise
+        except MalformedEnvelope as err:
+            # A field the envelope cannot carry (the core checks the known ones first).
+            j = self.s.origin_jurisdiction(src_topic)
+            ev = Evaluation(None, j, ReasonCode.FIELD_TOO_LONG, f"envelope field out of range: {type(err).__name__}",
+                            keep_payload=False)
+            return self._place(m, ev, src_topic, src_partition, src_offset)
+        except Exception as err:
+            if _is_outage(err):
+                raise StallError(f"{type(err).__name__}: {err}") from err
+            log.error("record %s[%d]@%d failed: %s", src_topic, src_partition, src_offset, type(err).__name__)
+            telemetry.poison.add(1, {"error": type(err).__name__})
+            j = self.s.origin_jurisdiction(src_topic)
+            ev = Evaluation(None, j, ReasonCode.PROCESSING_ERROR, f"internal error {type(err).__name__}")
+            return self._place(m, ev, src_topic, src_partition, src_offset)
+
+    def _decide(self, m: Message, src_topic: str, src_partition: int, src_offset: int) -> _Pending:
         raw_headers = m.headers() or []
         header_items = raw_headers.items() if isinstance(raw_headers, dict) else raw_headers
         headers = {k: _header_text(v) for k, v in header_items}
-        src_topic, src_partition, src_offset = _source(m)
+        raw = m.value()
         ev = self.evaluate(src_topic, raw, m.key(), headers)
+        if raw is not None and ev.keep_payload and len(raw) + ENVELOPE_MARGIN > self.s.max_output_bytes:
+            ev = replace(ev, route_topic=None, reason=ReasonCode.OVERSIZED, erasure=False,
+                         detail=f"record of {len(raw)} bytes cannot be sealed within the producer's limit "
+                                f"({self.s.max_output_bytes} bytes); payload not copied, it stays in the ingress topic",
+                         keep_payload=False)
+        return self._place(m, ev, src_topic, src_partition, src_offset)
+
+    def _place(self, m: Message, ev: Evaluation, src_topic: str, src_partition: int, src_offset: int) -> _Pending:
+        """Choose the destination, check its placement, build keys, digests and the seal context."""
+        raw = m.value()
+        payload = raw if raw is not None and ev.keep_payload else b""
         reason, detail = ev.reason, ev.detail
-        quarantined = ev.route_topic is None
-        dest = ev.route_topic or self.s.quarantine_topic(ev.jurisdiction)
-        if not quarantined and not self.placement.configured(dest):
-            reason = ReasonCode.DESTINATION_NOT_CONFIGURED
-            detail = f"destination {dest} is not listed under 'topics'"
-            quarantined = True
-            dest = self.s.quarantine_topic(ev.jurisdiction)
-        elif not quarantined and not self.placement.permitted(dest, ev.jurisdiction):
-            if self.s.stall_on_placement_violation:
-                raise StallError(
-                    f"destination {dest} is not placed in {ev.jurisdiction} (placement.on_violation: stall)"
-                )
-            reason = ReasonCode.PLACEMENT_VIOLATION
-            detail = f"destination {dest} has a replica outside {ev.jurisdiction}"
-            quarantined = True
-            dest = self.s.quarantine_topic(ev.jurisdiction)
-        if quarantined and not self.placement.permitted(dest, ev.jurisdiction):
-            raise StallError(
-                f"quarantine topic {dest} is not placed in {ev.jurisdiction}: nothing can be written safely"
+        j = ev.jurisdiction
+        if ev.audit_only:
+            kind, dest = "audit_only", ""
+        elif ev.route_topic is not None:
+            kind, dest = ("erasure" if ev.erasure and m.key() is not None else "route"), ev.route_topic
+            if not self.placement.permitted(dest, j):
+                if self.s.stall_on_placement_violation:
+                    raise StallError(f"destination {dest} is not placed in {j} (placement.on_violation: stall)")
+                reason = ReasonCode.PLACEMENT_VIOLATION
+                detail = f"destination {dest} has a replica outside {j}"
+                kind, dest = "quarantine", self.s.quarantine_topic(j)
+        else:
+            kind, dest = "quarantine", self.s.quarantine_topic(j)
+        if kind == "quarantine" and not self.placement.permitted(dest, j):
+            raise StallError(f"quarantine topic {dest} is not placed in {j}: nothing can be written safely")
+        key = m.key()
+        out_key = self.digests.record_key(j, key) if key is not None and kind != "audit_only" else None
+        position = f"{src_topic}:{src_partition}:{src_offset}"
+        basis = out_key or (ev.event_id or position).encode()
+        part = _partition_for(basis, self.placement.partitions(dest)) if dest else 0
+        digest = self.digests.payload_digest(j, raw if raw is not None else b"")
+        p = _Pending(m, ev, src_topic, src_partition, src_offset, kind, dest, part, out_key, reason, detail,
+                     payload, digest)
+        if kind in ("route", "quarantine") and (kind == "route" or ev.keep_payload):
+            ctx = SealContext(
+                event_id=ev.event_id or position,
+                source_topic=src_topic,
+                source_partition=src_partition,
+                source_offset=src_offset,
+                dest_topic=dest,
+                dest_partition=part,
+                jurisdiction=j,
+                classification_level=ev.level,
+                categories=ev.categories,
+                entity=ev.entity,
+                operation=ev.operation,
+                schema_id=ev.schema_id,
             )
-        part = _partition_for(m.key(), ev.event_id, self.placement.partitions(dest))
-        sha = hashlib.sha256(payload).hexdigest()
-        p = _Pending(m, ev, dest, part, quarantined, reason, detail, payload, sha, src_topic, src_partition, src_offset)
-        p.ctx = SealContext(
-            event_id=ev.event_id or f"{src_topic}:{src_partition}:{src_offset}",
-            source_topic=src_topic,
-            source_partition=src_partition,
-            source_offset=src_offset,
-            dest_topic=dest,
-            dest_partition=part,
-            jurisdiction=ev.jurisdiction,
-            classification_level=ev.level,
-            categories=ev.categories,
-            entity=ev.entity,
-            operation=ev.operation,
-            schema_id=ev.schema_id,
-        )
+            encode_context(ctx)  # an out-of-range field fails this record here, not the batch's seal
+            p.ctx = ctx
         return p
 
-    def _seal(self, pending: list[_Pending]) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
-        out: list[tuple[bytes, list[tuple[str, bytes]]]] = []
-        try:
-            for i in range(0, len(pending), MAX_LEAVES):
-                chunk = pending[i : i + MAX_LEAVES]
-                sealed = self.sealer.seal_batch([(p.payload, p.ctx) for p in chunk])  # type: ignore[misc]
-                out.extend((s.value, s.headers) for s in sealed)
-        except KeyUnavailable as err:
-            # Whatever keys.on_unavailable says, a record whose own jurisdiction's key is down
-            # cannot be sealed anywhere it may go: stall rather than write it unsealed.
-            raise StallError(f"key unavailable: {err}") from err
+    def _seal(self, pending: list[_Pending]) -> list[tuple[bytes, list[tuple[str, bytes]]] | None]:
+        out: list[tuple[bytes, list[tuple[str, bytes]]] | None] = [None] * len(pending)
+        todo = [i for i, p in enumerate(pending) if p.ctx is not None]
+        for start in range(0, len(todo), MAX_LEAVES):
+            chunk = todo[start : start + MAX_LEAVES]
+            sealed = self.sealer.seal_batch([(pending[i].payload, pending[i].ctx) for i in chunk])  # type: ignore[misc]
+            for i, s in zip(chunk, sealed, strict=True):
+                out[i] = (s.value, s.headers)
         return out
+
+    def _quarantine_value(
+        self, p: _Pending, sealed: tuple[bytes, list[tuple[str, bytes]]] | None, now_ms: int, trace_id: str | None
+    ) -> bytes:
+        ev = p.ev
+        value, headers = sealed if sealed is not None else (b"", [])
+        return encode_quarantine(
+            QuarantineRecord(
+                reason=p.reason.value,
+                detail=p.detail,
+                classification_level=ev.level,
+                categories=ev.categories,
+                field_names=ev.field_names,
+                jurisdictions=ev.jurisdictions,
+                source_topic=p.source_topic,
+                source_partition=p.source_partition,
+                source_offset=p.source_offset,
+                source_timestamp_ms=_timestamp(p.msg),
+                event_id=ev.event_id,
+                payload_sha256=p.payload_digest,
+                router_version=__version__,
+                policy_version=ev.policy_version,
+                trace_id=trace_id,
+                quarantined_at_ms=now_ms,
+                sealed_payload=value,
+                envelope_headers=tuple(headers),
+            )
+        )
+
+    def _output(
+        self, p: _Pending, sealed: tuple[bytes, list[tuple[str, bytes]]] | None, trace: list[tuple[str, bytes]],
+        now_ms: int, trace_id: str | None,
+    ) -> OutRecord | None:
+        if p.kind == "audit_only":
+            return None
+        if p.kind == "erasure":
+            return OutRecord(p.dest_topic, None, p.out_key, p.dest_partition, list(trace))
+        if p.kind == "route":
+            assert sealed is not None
+            out = OutRecord(p.dest_topic, sealed[0], p.out_key, p.dest_partition, [*sealed[1], *trace])
+        else:
+            value = self._quarantine_value(p, sealed, now_ms, trace_id)
+            headers = [*(sealed[1] if sealed else []), ("rr-reason", p.reason.value.encode()), *trace]
+            out = OutRecord(p.dest_topic, value, p.out_key, p.dest_partition, headers)
+        size = len(out.value or b"") + len(out.key or b"") + _headers_size(out.headers or [])
+        if size <= self.s.max_output_bytes:
+            return out
+        # Sealed output beyond the producer's limit: keep the decision, drop the payload.
+        j = p.ev.jurisdiction
+        dest = self.s.quarantine_topic(j)
+        if not self.placement.permitted(dest, j):
+            raise StallError(f"quarantine topic {dest} is not placed in {j}: nothing can be written safely")
+        p.kind, p.dest_topic, p.reason = "quarantine", dest, ReasonCode.OVERSIZED
+        p.dest_partition = _partition_for(p.out_key or p.payload_digest.encode(), self.placement.partitions(dest))
+        p.detail = f"sealed output of {size} bytes exceeds the producer's limit ({self.s.max_output_bytes}); " \
+                   "payload not copied, it stays in the ingress topic"
+        p.ev = replace(p.ev, field_names=p.ev.field_names[:64])
+        value = self._quarantine_value(p, None, now_ms, trace_id)
+        return OutRecord(dest, value, p.out_key, p.dest_partition, [("rr-reason", p.reason.value.encode()), *trace])
 
     def _outputs(
         self,
         pending: list[_Pending],
-        sealed: list[tuple[bytes, list[tuple[str, bytes]]]],
+        sealed: list[tuple[bytes, list[tuple[str, bytes]]] | None],
         trace: list[tuple[str, bytes]],
     ) -> list[OutRecord]:
         now_ms = int(time.time() * 1000)
         verdict = self.placement.verdict()
         trace_id = next((v.decode() for k, v in trace if k == "traceparent"), None)
         outs: list[OutRecord] = []
-        for p, (value, headers) in zip(pending, sealed, strict=True):
-            m, ev = p.msg, p.ev
-            ts_type, ts = m.timestamp()
-            source_ts = ts if ts_type != 0 else None
-            if p.quarantined:
-                record = QuarantineRecord(
-                    reason=p.reason.value,
-                    detail=p.detail,
-                    classification_level=ev.level,
-                    categories=ev.categories,
-                    field_names=ev.field_names,
-                    jurisdictions=ev.jurisdictions,
-                    source_topic=p.source_topic,
-                    source_partition=p.source_partition,
-                    source_offset=p.source_offset,
-                    source_timestamp_ms=source_ts,
-                    event_id=ev.event_id,
-                    payload_sha256=p.payload_sha,
-                    router_version=__version__,
-                    policy_version=ev.policy_version,
-                    trace_id=trace_id,
-                    quarantined_at_ms=now_ms,
-                    sealed_payload=value,
-                    envelope_headers=tuple(headers),
-                )
-                out_value = encode_quarantine(record)
-                out_headers = [*headers, ("rr-reason", p.reason.value.encode()), *trace]
-            else:
-                out_value = value
-                out_headers = [*headers, *trace]
-            outs.append(OutRecord(p.dest_topic, out_value, m.key(), p.dest_partition, out_headers))
+        for p, s in zip(pending, sealed, strict=True):
+            out = self._output(p, s, trace, now_ms, trace_id)
+            if out is not None:
+                outs.append(out)
+            ev = p.ev
+            decision = {"route": "route", "erasure": "route", "audit_only": "audit_only"}.get(p.kind, "quarantine")
             audit_value = self.chain.append(
                 p.source_partition,
                 AuditFields(
-                    decision="quarantine" if p.quarantined else "route",
+                    decision=decision,  # type: ignore[arg-type]
                     reason=p.reason.value,
                     classification_level=ev.level,
                     categories=ev.categories,
                     field_names=ev.field_names,
                     jurisdictions=ev.jurisdictions,
-                    destination_topic=p.dest_topic,
-                    destination_partition=p.dest_partition,
+                    destination_topic=out.topic if out is not None else "",
+                    destination_partition=out.partition if out is not None else None,
                     placement_verdict=verdict,
-                    payload_sha256=p.payload_sha,
-                    sealed_sha256=hashlib.sha256(out_value).hexdigest(),
+                    payload_sha256=p.payload_digest,
+                    sealed_sha256=hashlib.sha256(out.value or b"" if out is not None else b"").hexdigest(),
                     source_topic=p.source_topic,
                     source_partition=p.source_partition,
                     source_offset=p.source_offset,
-                    source_timestamp_ms=source_ts,
+                    source_timestamp_ms=_timestamp(p.msg),
                     event_id=ev.event_id,
                     policy_version=ev.policy_version,
                     router_version=__version__,
@@ -302,11 +393,18 @@ class RouterProcessor:
             )
             outs.append(OutRecord(self.s.audit_topic, audit_value, None, p.source_partition, trace or None))
             telemetry.decisions.add(
-                1,
-                {
-                    "decision": "quarantine" if p.quarantined else "route",
-                    "reason": p.reason.value,
-                    "jurisdiction": ev.jurisdiction,
-                },
+                1, {"decision": decision, "reason": p.reason.value, "jurisdiction": ev.jurisdiction}
             )
         return outs
+
+
+def _timestamp(m: Message) -> int | None:
+    ts_type, ts = m.timestamp()
+    return ts if ts_type != 0 else None
+
+
+def _is_outage(err: Exception) -> bool:
+    from router.ingest import errors  # noqa: PLC0415
+
+    outage = getattr(errors, "SchemaRegistryUnavailable", None)
+    return outage is not None and isinstance(err, outage)

@@ -160,9 +160,14 @@ class PlacementReport:
 
 
 def requirements_of(config: RouterConfig) -> dict[str, str]:
-    """``topic -> required jurisdiction`` for every configured topic (destinations, quarantine,
-    audit: each is listed under ``topics`` with the jurisdiction its replicas must sit in)."""
-    return {t.name: t.jurisdiction for t in config.topics}
+    """``topic -> required jurisdiction`` for every topic the router reads or writes: those listed
+    under ``topics`` (destinations, quarantine, audit) and every ingress topic, which holds raw
+    data and must sit in the jurisdiction its ``pipeline.ingress[]`` entry declares."""
+    out = {t.name: t.jurisdiction for t in config.topics}
+    if config.pipeline is not None:
+        for ingress in config.pipeline.ingress:
+            out.setdefault(ingress.topic, ingress.jurisdiction)
+    return out
 
 
 def verify(

@@ -28,7 +28,6 @@ class UnmappedCountry(StrEnum):
 class ResidencyConfig(StrictModel):
     """How the jurisdictions an event's data is bound to are found."""
 
-    home: str = Field(description="jurisdiction of quarantine when the data's is unknown")
     default: str | None = Field(default=None, description="binding when no rule resolves; none -> quarantine")
     countries: dict[str, list[str]] = Field(
         description="jurisdiction -> ISO alpha-2 codes or the tokens EU / EEA")
@@ -39,11 +38,18 @@ class ResidencyConfig(StrictModel):
                                        "CountryCode", "Country__c", "BillingAddress.Country",
                                        "ShippingAddress.Country", "MailingAddress.Country", "Address.Country",
                                        "OtherAddress.Country"]},
-        description="entity (or '*') -> fields (dotted for compound values) holding a country")
+        description="entity (or '*') -> fields (dotted for compound values) holding a country; names match "
+                    "ignoring case, '_' and '-' (a 'billing_country' column matches 'BillingCountry')")
     header: str | None = Field(default="x-data-region",
-                               description="connector header naming a jurisdiction or country (null: none)")
-    trusted_connectors: list[str] = Field(default_factory=list,
-                                          description="connectors whose header is a binding, not a hint")
+                               description="connector header naming a jurisdiction or country (null: none); "
+                                           "binds only on a trusted ingress topic, elsewhere it can only "
+                                           "turn a route into a quarantine")
+    tenant_header: str | None = Field(default="sf-org-id",
+                                      description="connector header carrying a tenant id looked up in 'tenants'; "
+                                                  "binds only on a trusted ingress topic")
+    tenant_fields: list[str] = Field(default_factory=lambda: ["OrgId", "TenantId"],
+                                     description="payload fields holding a tenant id (names match ignoring case "
+                                                 "and '_')")
     unmapped_country: UnmappedCountry = UnmappedCountry.QUARANTINE
     precedence: list[str] = Field(default_factory=list,
                                   description="most restrictive first: chooses the quarantine jurisdiction "
@@ -71,7 +77,6 @@ class ResidencyConfig(StrictModel):
         return table
 
     def named(self) -> Iterable[tuple[str, str]]:
-        yield "residency.home", self.home
         if self.default:
             yield "residency.default", self.default
         for j in self.countries:
@@ -111,8 +116,6 @@ class Rule(StrictModel):
     allow: list[str] = Field(default_factory=list, description="permitted destination jurisdictions")
     max_level: Level | None = Field(default=None, description="above this level: POLICY_DENIED")
     deny_categories: list[Category] = Field(default_factory=list, description="any of these: POLICY_DENIED")
-    encrypt: list[Category] = Field(default_factory=list,
-                                    description="categories whose fields are also field-encrypted")
 
     @field_validator("data", mode="before")
     @classmethod
@@ -172,7 +175,7 @@ def check_sections(jurisdictions: Iterable[str], residency: ResidencyConfig | No
                 raise ValueError(f"{where} names jurisdiction {j!r}, which is not under 'jurisdictions' "
                                  f"(known: {', '.join(sorted(known))})")
     if policy is not None and residency is None:
-        raise ValueError("'policy' needs a 'residency' section (home jurisdiction, country table)")
+        raise ValueError("'policy' needs a 'residency' section (country table, tenants, default)")
 
 
 def policy_version(*sections: Any) -> str:

@@ -13,7 +13,7 @@ from router.errors import ConfigError
 from router.ingest.event import ChangeEvent
 from router.residency.config import policy_version
 from router.residency.policy import Policy, Quarantine, Route, topic_entity
-from router.residency.resolver import Resolution, Resolver
+from router.residency.resolver import Origin, Resolution, Resolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,6 @@ class PolicyEngine:
         self.resolver = Resolver.from_config(config.residency)
         self._version = policy_version(self.classifier.config, config.residency, config.policy)
         self.policy = Policy(config.policy, config.residency, self._version)
-        self._home = config.residency.home
 
     @classmethod
     def from_config(cls, config: RouterConfig, base_dir: Path | None = None) -> PolicyEngine:
@@ -52,26 +51,21 @@ class PolicyEngine:
         return cls(config, base_dir)
 
     @property
-    def home(self) -> str:
-        """Quarantine jurisdiction for undecodable or unresolvable data."""
-        return self._home
-
-    @property
     def version(self) -> str:
         return self._version
 
-    def evaluate(self, event: ChangeEvent, *, connector: str | None = None) -> Outcome:
-        """Classify, resolve and decide ``event``. ``connector`` is the ingress identity the shell
-        established (only a connector in ``residency.trusted_connectors`` makes the header bind)."""
+    def evaluate(self, event: ChangeEvent, origin: Origin) -> Outcome:
+        """Classify, resolve and decide ``event``, which arrived on ``origin`` (its jurisdiction is
+        where an event that cannot be placed stays; only a trusted origin lets headers bind)."""
         cls = self.classifier.classify(event)
-        res = self.resolver.resolve(event, connector)
-        return Outcome(decision=self.policy.decide(event, cls, res), classification=cls,
+        res = self.resolver.resolve(event, origin)
+        return Outcome(decision=self.policy.decide(event, cls, res, origin.jurisdiction), classification=cls,
                        resolution=res, policy_version=self._version)
 
     def topics(self, entities: Iterable[str]) -> list[tuple[str, str]]:
         """``(topic, jurisdiction)`` for every routed topic the rules can produce for ``entities``,
-        plus the quarantine topic of every jurisdiction (a quarantine goes to a bound jurisdiction,
-        which may be any of them, or to ``home``). Sorted, without repeats."""
+        plus the quarantine topic of every jurisdiction (a quarantine goes to a bound jurisdiction
+        or the ingress topic's, which may be any of them). Sorted, without repeats."""
         policy = self.policy.config
         destinations = {d for rule in policy.rules if rule.action == "allow" for d in rule.allow}
         out = {(policy.topic.format(jurisdiction=j, entity=topic_entity(e)), j)

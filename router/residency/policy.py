@@ -20,7 +20,8 @@ class Route:
     classification: Classification
     policy_version: str
     rule: str
-    encrypt_fields: tuple[str, ...] = ()
+    erasure: bool = False
+    """A delete: the pipeline writes a tombstone under the subject's record key to ``topic``."""
     reason: ReasonCode = ReasonCode.ROUTED
 
 
@@ -47,16 +48,24 @@ def topic_entity(entity: str) -> str:
 class Policy:
     """Decides per event. Semantics:
 
-    * a gap event is quarantined (GAP_EVENT); no binding -> UNRESOLVED_JURISDICTION, as is a
-      country field naming no configured jurisdiction (unless ``unmapped_country: ignore``);
+    * a gap event is quarantined (GAP_EVENT); an event classification could not scan completely
+      is quarantined (SCAN_LIMIT); a country field naming no configured jurisdiction (unless
+      ``unmapped_country: ignore``) or no binding at all -> UNRESOLVED_JURISDICTION; a delete with
+      no binding from what it carries -> ERASURE_UNRESOLVED;
+    * an untrusted header (a hint) naming a jurisdiction the data is not bound to ->
+      CONFLICTING_JURISDICTION: a hint can turn a route into a quarantine, never choose a place;
     * for each bound jurisdiction the first rule whose ``data`` and ``when`` match applies; none
       -> NO_PERMITTED_DESTINATION; ``deny`` -> POLICY_DENIED;
     * the destination must be allowed for every binding (intersection); empty with several
       bindings -> CONFLICTING_JURISDICTION. Among permitted destinations a binding itself is
       preferred, then the first rule's ``allow`` order;
-    * quarantine goes to the data's jurisdiction: the only binding, else the first binding in
-      ``residency.precedence`` (default: first mention in the rules, then name); unknown -> ``residency.home``;
-    * an applying rule's ``max_level`` or ``deny_categories`` exceeded -> POLICY_DENIED.
+    * an applying rule's ``max_level`` or ``deny_categories`` exceeded -> POLICY_DENIED;
+    * a routed delete is an erasure: the pipeline writes a tombstone to the destination.
+
+    Where a quarantine is written (:meth:`quarantine_jurisdiction`): where the record already
+    sits (the ingress topic's jurisdiction) when the data is bound to it or to nothing known;
+    else the data's only binding; else the first of its bindings in ``residency.precedence``.
+    Never a jurisdiction only a hint names.
     """
 
     def __init__(self, policy: PolicyConfig, residency: ResidencyConfig, version: str) -> None:
@@ -67,14 +76,22 @@ class Policy:
         mentioned = [*residency.precedence, *(j for r in policy.rules for j in (*r.data, *r.allow) if j != ANY)]
         self._order = {j: i for i, j in reversed(list(enumerate(mentioned)))}
 
-    def _quarantine(self, reason: ReasonCode, detail: str, bound: tuple[str, ...],
+    def quarantine_topic(self, jurisdiction: str) -> str:
+        return self.config.quarantine_topic.format(jurisdiction=jurisdiction, entity="")
+
+    def quarantine_jurisdiction(self, bound: tuple[str, ...], origin: str) -> str:
+        """Where an event bound to ``bound`` that arrived in ``origin`` is quarantined."""
+        if not bound or origin in bound:
+            return origin
+        if len(bound) == 1:
+            return bound[0]
+        order = self._order
+        return min(bound, key=lambda b: (order.get(b, len(order)), b))
+
+    def _quarantine(self, reason: ReasonCode, detail: str, bound: tuple[str, ...], origin: str,
                     cls: Classification | None) -> Quarantine:
-        j = self.residency.home
-        if bound:
-            order = self._order
-            j = min(bound, key=lambda b: (order.get(b, len(order)), b))
-        return Quarantine(reason, detail, j, self.config.quarantine_topic.format(jurisdiction=j, entity=""),
-                          self.version, cls)
+        j = self.quarantine_jurisdiction(bound, origin)
+        return Quarantine(reason, detail, j, self.quarantine_topic(j), self.version, cls)
 
     def _rule_for(self, jurisdiction: str, cls: Classification) -> Rule | None:
         cats = cls.categories
@@ -94,42 +111,59 @@ class Policy:
         return None
 
     def decide(  # noqa: PLR0911 -- one return per documented outcome reads clearest
-        self, event: ChangeEvent, cls: Classification, res: Resolution,
+        self, event: ChangeEvent, cls: Classification, res: Resolution, origin: str,
     ) -> Route | Quarantine:
-        """The decision for one classified, resolved event. Never raises for event content."""
+        """The decision for one classified, resolved event that arrived in jurisdiction ``origin``.
+        Never raises for event content."""
         bound = res.jurisdictions
         if event.operation is Operation.GAP:
-            return self._quarantine(ReasonCode.GAP_EVENT, f"gap event {event.gap_type or ''}".strip(), bound, cls)
+            return self._quarantine(ReasonCode.GAP_EVENT, f"gap event {event.gap_type or ''}".strip(), bound,
+                                    origin, cls)
+        incomplete = getattr(cls, "incomplete", None)
+        if incomplete:
+            return self._quarantine(ReasonCode.SCAN_LIMIT, str(incomplete), bound, origin, cls)
         if res.unmapped:
             return self._quarantine(ReasonCode.UNRESOLVED_JURISDICTION,
-                                    f"fields name no configured jurisdiction: {', '.join(res.unmapped)}", bound, cls)
+                                    f"fields name no configured jurisdiction: {', '.join(res.unmapped)}", bound,
+                                    origin, cls)
+        if not bound and event.operation is Operation.DELETE:
+            return self._quarantine(ReasonCode.ERASURE_UNRESOLVED,
+                                    "a delete that carries no tenant, country field or trusted header: its erasure "
+                                    "cannot be routed", bound, origin, cls)
         if not bound:
             return self._quarantine(ReasonCode.UNRESOLVED_JURISDICTION,
                                     "no tenant, country field or trusted header resolved and no residency.default",
-                                    bound, cls)
+                                    bound, origin, cls)
+        conflicting = res.conflicting_hints
+        if conflicting:
+            names = ", ".join(sorted({f"{h.name} -> {h.jurisdiction}" for h in conflicting}))
+            return self._quarantine(ReasonCode.CONFLICTING_JURISDICTION,
+                                    f"untrusted header disagrees with the data's binding ({names})", bound, origin,
+                                    cls)
         permitted: list[str] | None = None
         rules: list[Rule] = []
         for j in bound:
             rule = self._rule_for(j, cls)
             if rule is None:
                 return self._quarantine(ReasonCode.NO_PERMITTED_DESTINATION,
-                                        f"no policy rule allows {j} data at level {cls.level}", bound, cls)
+                                        f"no policy rule allows {j} data at level {cls.level}", bound, origin, cls)
             if rule.action == "deny":
-                return self._quarantine(ReasonCode.POLICY_DENIED, f"rule {rule.name} denies {j} data", bound, cls)
+                return self._quarantine(ReasonCode.POLICY_DENIED, f"rule {rule.name} denies {j} data", bound,
+                                        origin, cls)
             if rule.max_level is not None and not rule.max_level.at_least(cls.level):
                 return self._quarantine(ReasonCode.POLICY_DENIED,
                                         f"rule {rule.name}: level {cls.level} is above max_level {rule.max_level}",
-                                        bound, cls)
+                                        bound, origin, cls)
             denied = sorted(cls.categories.intersection(rule.deny_categories))
             if denied:
                 return self._quarantine(ReasonCode.POLICY_DENIED,
-                                        f"rule {rule.name} denies categories {', '.join(denied)}", bound, cls)
+                                        f"rule {rule.name} denies categories {', '.join(denied)}", bound, origin, cls)
             rules.append(rule)
             permitted = list(rule.allow) if permitted is None else [d for d in permitted if d in rule.allow]
         if not permitted:
             return self._quarantine(ReasonCode.CONFLICTING_JURISDICTION,
-                                    f"no destination is permitted for all of {', '.join(bound)}", bound, cls)
+                                    f"no destination is permitted for all of {', '.join(bound)}", bound, origin, cls)
         dest = next((d for d in permitted if d in bound), permitted[0])
         topic = self.config.topic.format(jurisdiction=dest, entity=topic_entity(event.entity))
-        encrypt = {f for r in rules for c in r.encrypt for f in cls.fields(c)}
-        return Route(topic, dest, cls, self.version, "+".join(r.name for r in rules), tuple(sorted(encrypt)))
+        return Route(topic, dest, cls, self.version, "+".join(r.name for r in rules),
+                     erasure=event.operation is Operation.DELETE)

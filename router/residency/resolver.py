@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from router.ingest.event import ChangeEvent
+from router.ingest.event import ChangeEvent, Operation
 from router.residency.config import ANY, ResidencyConfig, UnmappedCountry
 from router.residency.countries import to_alpha2
 
@@ -47,91 +47,163 @@ class Resolution:
     jurisdictions: tuple[str, ...]
     bindings: tuple[Evidence, ...] = ()
     unmapped: tuple[str, ...] = ()
+    hints: tuple[Evidence, ...] = ()
+    """Untrusted header claims: never bindings; a hint outside ``jurisdictions`` quarantines."""
 
     @property
     def evidence(self) -> tuple[str, ...]:
-        return tuple(str(b) for b in self.bindings) + tuple(f"field {u} -> unmapped" for u in self.unmapped)
+        return (tuple(str(b) for b in self.bindings) + tuple(f"field {u} -> unmapped" for u in self.unmapped)
+                + tuple(str(h) for h in self.hints))
+
+    @property
+    def conflicting_hints(self) -> tuple[Evidence, ...]:
+        """Hints naming a jurisdiction the data is not bound to."""
+        return tuple(h for h in self.hints if h.jurisdiction not in self.jurisdictions)
 
     @property
     def unresolved(self) -> bool:
         return not self.jurisdictions or bool(self.unmapped)
 
 
-def _lookup(values: Mapping[str, Any], path: str) -> Any:
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a record came from, as the deployment declares it (``pipeline.ingress[]``).
+
+    ``jurisdiction`` is where the ingress topic's raw data may sit (its replicas are checked like
+    any destination's); a record whose own jurisdiction cannot be known stays there. Only on a
+    ``trusted`` topic, whose writers the deployment restricts, may headers bind.
+    """
+
+    topic: str
+    jurisdiction: str
+    trusted: bool = False
+
+
+def norm_name(name: str) -> str:
+    """A field or header name as matched: lower case, without ``_`` and ``-``."""
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def _index(values: Mapping[str, Any]) -> dict[str, str]:
+    """Normalised name -> actual key (the first of several keys that normalise alike)."""
+    out: dict[str, str] = {}
+    for k in values:
+        if isinstance(k, str):
+            out.setdefault(norm_name(k), k)
+    return out
+
+
+def _lookup(values: Mapping[str, Any], index: dict[str, str], path: tuple[str, ...]) -> Any:
     node: Any = values
-    for part in path.split("."):
+    for i, part in enumerate(path):
         if not isinstance(node, Mapping):
             return None
-        node = node.get(part)
+        key = index.get(part) if i == 0 else _index(node).get(part)
+        if key is None:
+            return None
+        node = node.get(key)
     return node
 
 
 class Resolver:
     """Resolves bindings. Rules, all unioned (data bound to several jurisdictions stays bound to all):
 
-    * tenant id -> jurisdiction (``residency.tenants``);
-    * country fields per entity (dotted paths into compound values);
-    * the connector header, as a binding only if ``connector`` is in ``trusted_connectors``;
-    * ``default``, only when none of the above resolved.
+    * a tenant id the payload carries (``event.tenant_id`` or a ``tenant_fields`` field) ->
+      ``residency.tenants``;
+    * country fields per entity, in the after-image and the before-image (dotted paths into
+      compound values; names match ignoring case, ``_`` and ``-``);
+    * the jurisdiction header and the tenant header, as bindings only when the record came from a
+      trusted ingress topic (``origin.trusted``);
+    * ``default``, only when none of the above resolved and the event is not a delete (a delete
+      must be resolved from what it carries, or its erasure would go to the wrong place).
 
-    An untrusted header is a hint that can only add a binding to an already resolved set: more
-    bindings never permit more destinations, so a hint can make a decision stricter, never looser,
-    and it never resolves an otherwise unresolved event.
+    On an untrusted topic the headers are *hints*, kept apart in ``Resolution.hints``: the policy
+    quarantines an event whose hint names a jurisdiction its data is not bound to, and never
+    lets a hint choose where anything is written.
     """
 
     def __init__(self, config: ResidencyConfig) -> None:
         self.config = config
         self._countries = config.country_table()
-        self._fields: dict[str, tuple[str, ...]] = {}
+        self._jurisdictions = {j.lower(): j for j in config.countries}
+        self._fields: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self._tenant_fields = tuple(norm_name(f) for f in config.tenant_fields)
+        self._header = norm_name(config.header) if config.header else None
+        self._tenant_header = norm_name(config.tenant_header) if config.tenant_header else None
 
     @classmethod
     def from_config(cls, config: ResidencyConfig) -> Resolver:
         return cls(config)
 
-    def _fields_of(self, entity: str) -> tuple[str, ...]:
+    def _fields_of(self, entity: str) -> tuple[tuple[str, ...], ...]:
         cached = self._fields.get(entity)
         if cached is None:
-            table = self.config.country_fields
-            cached = tuple(dict.fromkeys([*table.get(ANY, []), *table.get(entity, [])]))
-            self._fields[entity] = cached
+            table = {norm_name(k) if k != ANY else ANY: v for k, v in self.config.country_fields.items()}
+            names = dict.fromkeys([*table.get(ANY, []), *table.get(norm_name(entity), [])])
+            cached = tuple(tuple(norm_name(p) for p in name.split(".")) for name in names)
+            if len(self._fields) < 4096:  # entity names come from input: bound the cache
+                self._fields[entity] = cached
         return cached
 
     def _jurisdiction_of(self, value: Any) -> tuple[str | None, str | None]:
         """(jurisdiction, alpha-2 code) of a jurisdiction name or a country name/code."""
-        if not isinstance(value, str):
-            return None, None
-        if value.strip().lower() in self.config.countries:
-            return value.strip().lower(), None
+        if not isinstance(value, str) or len(value) > 64:
+            return None, None  # no country name is longer; never normalise attacker-sized text
+        text = value.strip().lower()
+        if text in self._jurisdictions:
+            return self._jurisdictions[text], None
         code = to_alpha2(value)
         return (None, None) if code is None else (self._countries.get(code), code)
 
-    def resolve(self, event: ChangeEvent, connector: str | None = None) -> Resolution:
-        """Bindings of ``event``. ``connector`` is the ingress identity the shell established."""
+    def resolve(self, event: ChangeEvent, origin: Origin | None = None) -> Resolution:  # noqa: PLR0912 - one branch per source
+        """Bindings of ``event`` read from ``origin`` (None: an untrusted origin)."""
         cfg = self.config
+        trusted = origin is not None and origin.trusted
         evidence: list[Evidence] = []
+        hints: list[Evidence] = []
         unmapped: list[str] = []
-        if event.tenant_id is not None and event.tenant_id in cfg.tenants:
-            evidence.append(Evidence(Source.TENANT, "tenant_id", cfg.tenants[event.tenant_id]))
+        images = [event.values] if not event.before else [event.values, event.before]
+        indexes = [_index(v) for v in images]
+        tenants = [event.tenant_id] if event.tenant_id is not None else []
+        for image, index in zip(images, indexes, strict=True):
+            for f in self._tenant_fields:
+                key = index.get(f)
+                value = image.get(key) if key is not None else None
+                if isinstance(value, str) and value:
+                    tenants.append(value)
+        for tenant in dict.fromkeys(tenants):
+            if tenant in cfg.tenants:
+                evidence.append(Evidence(Source.TENANT, "tenant_id", cfg.tenants[tenant]))
+        seen: set[tuple[str, str]] = set()
         for path in self._fields_of(event.entity):
-            value = _lookup(event.values, path)
-            if value is None or (isinstance(value, str) and not value.strip()):
-                continue
-            j, code = self._jurisdiction_of(value)
-            if j is None:
-                if cfg.unmapped_country is UnmappedCountry.QUARANTINE:
-                    unmapped.append(path)
-            else:
-                evidence.append(Evidence(Source.FIELD, path, j, code))
-        hint = event.headers.get(cfg.header) if cfg.header else None
-        trusted = connector is not None and connector in cfg.trusted_connectors
-        hinted, hint_code = self._jurisdiction_of(hint) if hint else (None, None)
-        if hinted is not None and trusted:
-            evidence.append(Evidence(Source.TRUSTED_HEADER, str(cfg.header), hinted, hint_code))
-        elif hint and hinted is None and trusted and cfg.unmapped_country is UnmappedCountry.QUARANTINE:
-            unmapped.append(str(cfg.header))
-        if not evidence and cfg.default is not None:
+            name = ".".join(path)
+            for image, index in zip(images, indexes, strict=True):
+                value = _lookup(image, index, path)
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                j, code = self._jurisdiction_of(value)
+                if j is None:
+                    if cfg.unmapped_country is UnmappedCountry.QUARANTINE and name not in unmapped:
+                        unmapped.append(name)
+                elif (name, j) not in seen:
+                    seen.add((name, j))
+                    evidence.append(Evidence(Source.FIELD, name, j, code))
+        headers = {norm_name(k): v for k, v in event.headers.items()} if event.headers else {}
+        hint = headers.get(self._header) if self._header else None
+        if hint:
+            hinted, hint_code = self._jurisdiction_of(hint)
+            if hinted is not None:
+                target = evidence if trusted else hints
+                target.append(Evidence(Source.TRUSTED_HEADER if trusted else Source.UNTRUSTED_HEADER,
+                                       str(cfg.header), hinted, hint_code))
+            elif trusted and cfg.unmapped_country is UnmappedCountry.QUARANTINE:
+                unmapped.append(str(cfg.header))
+        tenant_hint = headers.get(self._tenant_header) if self._tenant_header else None
+        if tenant_hint and tenant_hint in cfg.tenants:
+            target = evidence if trusted else hints
+            target.append(Evidence(Source.TRUSTED_HEADER if trusted else Source.UNTRUSTED_HEADER,
+                                   str(cfg.tenant_header), cfg.tenants[tenant_hint]))
+        if not evidence and cfg.default is not None and event.operation is not Operation.DELETE:
             evidence.append(Evidence(Source.DEFAULT, "residency.default", cfg.default))
-        if hinted is not None and not trusted and evidence:
-            evidence.append(Evidence(Source.UNTRUSTED_HEADER, str(cfg.header), hinted, hint_code))
         bound = tuple(sorted({e.jurisdiction for e in evidence}))
-        return Resolution(bound, tuple(evidence), tuple(unmapped))
+        return Resolution(bound, tuple(evidence), tuple(unmapped), tuple(hints))

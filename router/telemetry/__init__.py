@@ -21,6 +21,11 @@ batches = meter.create_counter("router.batches", unit="{batch}", description="Tr
 aborts = meter.create_counter(
     "router.transaction.aborts", unit="{transaction}", description="Transactions aborted, by cause"
 )
+poison = meter.create_counter(
+    "router.records.failed",
+    unit="{event}",
+    description="Records the router failed on (quarantined PROCESSING_ERROR), by exception type",
+)
 stalls = meter.create_counter(
     "router.stalls", unit="{stall}", description="Back-offs because a dependency was unavailable"
 )

@@ -16,11 +16,13 @@ from router.audit.record import decode_audit
 from router.envelope import Opener, Sealer
 from router.errors import ReasonCode
 from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys
+from router.keys.digest import DigestKeys
 from router.keys.errors import KeyUnavailable
 from router.keys.local import LocalKeyProvider, LocalKeyring, LocalPublicKeys, LocalSigner
 from router.pipeline.engine import StallError
-from router.pipeline.processor import Evaluation, RouterProcessor, RouterSettings
+from router.pipeline.processor import RouterProcessor, RouterSettings
 from router.quarantine.record import decode_quarantine
+from router.routing import Evaluation
 
 pytestmark = pytest.mark.unit
 
@@ -84,7 +86,11 @@ def _keys() -> tuple[Sealer, Opener, Opener]:
     eu_only = JurisdictionKeys({"eu": (provider, "eu")})
     us_only = JurisdictionKeys({"us": (provider, "us")})
     public = LocalPublicKeys(ring)
+    DIGESTS[0] = DigestKeys(jk)
     return sealer, Opener(eu_only, public), Opener(us_only, public)
+
+
+DIGESTS: list[DigestKeys] = [None]  # type: ignore[list-item]  # set by _keys()
 
 
 def _route(topic: str = "crm.eu.contact", j: str = "eu") -> Any:
@@ -109,16 +115,23 @@ def _route(topic: str = "crm.eu.contact", j: str = "eu") -> Any:
 PLACED = {"crm.eu.contact": "eu", "quarantine.eu": "eu", "quarantine.us": "us", "audit": "eu"}
 
 
+def settings(**overrides: Any) -> RouterSettings:
+    base: dict[str, Any] = {
+        "quarantine_topic": lambda j: f"quarantine.{j}",
+        "audit_topic": "audit",
+        "instance_id": "t",
+        "origin_jurisdiction": lambda _topic: "eu",
+        "audit_jurisdiction": "eu",
+    }
+    return RouterSettings(**{**base, **overrides})
+
+
 def _processor(
-    evaluate: Any, placed: dict[str, str] = PLACED, sealer: Any = None
+    evaluate: Any, placed: dict[str, str] = PLACED, sealer: Any = None, **overrides: Any
 ) -> tuple[RouterProcessor, Opener, Opener]:
     s, eu, us = _keys()
     proc = RouterProcessor(
-        evaluate,
-        FakePlacement(placed),
-        sealer or s,
-        AuditChain(),
-        RouterSettings(quarantine_topic=lambda j: f"quarantine.{j}", audit_topic="audit", instance_id="t"),
+        evaluate, FakePlacement(placed), sealer or s, AuditChain(), settings(**overrides), DIGESTS[0]
     )
     return proc, eu, us
 
@@ -161,11 +174,12 @@ def test_misplaced_destination_is_quarantined_with_placement_violation() -> None
     assert opened.plaintext == b"secret-data"
 
 
-def test_unconfigured_destination_is_quarantined() -> None:
+def test_a_destination_placement_does_not_know_is_never_written() -> None:
     proc, _, _ = _processor(_route(topic="crm.eu.widget"))
     outs = proc.process([FakeMessage("ingress", 0, 1, b"x")])  # type: ignore[list-item]
+    assert not any(o.topic == "crm.eu.widget" for o in outs)
     (q,) = [o for o in outs if o.topic == "quarantine.eu"]
-    assert decode_quarantine(q.value).reason == ReasonCode.DESTINATION_NOT_CONFIGURED.value  # type: ignore[arg-type]
+    assert decode_quarantine(q.value).reason == ReasonCode.PLACEMENT_VIOLATION.value  # type: ignore[arg-type]
 
 
 def test_misplaced_quarantine_topic_stalls_instead_of_writing() -> None:

@@ -16,7 +16,7 @@ from router.ingest.errors import DecodeError, check_size
 from router.ingest.event import ChangeEvent
 from router.ingest.generic import GenericJsonDecoder
 from router.ingest.protocol import Decoder
-from router.ingest.salesforce import _AVRO_ERRORS, SalesforceAvroDecoder, SalesforceJsonDecoder
+from router.ingest.salesforce import _AVRO_ERRORS, SalesforceAvroDecoder, SalesforceJsonDecoder, is_salesforce_json
 from router.ingest.schema_store import SchemaStore
 
 MAGIC = 0
@@ -106,10 +106,12 @@ class AutoDecoder:
             doc = orjson.loads(value)
         except orjson.JSONDecodeError:
             raise DecodeError(ReasonCode.UNSUPPORTED_FORMAT, "neither Confluent Avro nor JSON", value) from None
+        if isinstance(doc, list) or is_salesforce_json(doc):
+            # Salesforce in any delivered shape, a CometD message, or a JSON array (a batch, which
+            # the Salesforce decoder refuses with a clear reason). Checked before Debezium: the
+            # CometD event object and Kafka Connect's JSON envelope are {"schema", "payload"} too.
+            return self._sf.from_document(doc, value, headers)
         if isinstance(doc, dict):
-            inner = doc.get("data", {}).get("payload") if isinstance(doc.get("data"), dict) else None
-            if "ChangeEventHeader" in doc or (isinstance(inner, dict) and "ChangeEventHeader" in inner):
-                return self._sf.from_document(doc, value, headers)
             body = doc["payload"] if "payload" in doc and "schema" in doc else doc
             if isinstance(body, dict) and ("op" in body or "ddl" in body or "tableChanges" in body):
                 return self._dbz.from_document(body, value, key, headers, "application/json", None)

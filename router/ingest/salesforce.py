@@ -1,6 +1,7 @@
 """Salesforce Change Data Capture events: the JSON form (CometD / Streaming API, many Kafka
-connectors) and the Avro form the Pub/Sub API delivers, whose changedFields / nulledFields /
-diffFields are hex bitmaps over the schema's field order.
+connectors; every shape they deliver, see :func:`find_payload`) and the Avro form the Pub/Sub API
+delivers, whose changedFields / nulledFields / diffFields are hex bitmaps over the schema's field
+order.
 
 Bitmap form (Salesforce "Event Deserialization Considerations"): the first element, ``0x...``, is a
 bitmap over top-level field positions (bit i = the i-th field of the schema, ChangeEventHeader is
@@ -105,9 +106,77 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
+_NOT_VALUES = frozenset({"ChangeEventHeader", "EventUuid", "ReplayId", "_ObjectType", "_EventType"})
+"""Payload keys that are event metadata, not record fields: the header, the event ids, and the
+Confluent Salesforce connectors' ``_ObjectType`` / ``_EventType``."""
+
+
+def _id(value: Any) -> str | None:
+    """An event id (EventUuid, replay id) as text; anything but a non-empty string or an integer is none."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def find_payload(doc: Any, value: bytes) -> tuple[dict[str, Any], Any, Any]:
+    """The change event's payload in any shape Salesforce and its connectors deliver, with the
+    replay id and EventUuid its envelope carries (None where it has none):
+
+    * the payload itself, ``{"ChangeEventHeader": {...}, "<Field>": ..., ["ReplayId": ...]}``
+      (Apex, a decoded Pub/Sub event, the Confluent Salesforce CDC connector's JSON);
+    * the CometD event object a Streaming API client hands its listener,
+      ``{"schema": "<id>", "payload": {...}, "event": {"replayId": ...}}``; Kafka Connect's
+      JsonConverter envelope ``{"schema": {<struct>}, "payload": {...}}`` has the same form;
+    * the full CometD message ``{"channel": "/data/...", "data": <event object>}``.
+
+    Refused: a JSON array (a Bayeux batch of messages, not one event), CometD protocol messages
+    (``/meta/...``) and messages without data. Raises DecodeError; its detail names no value.
+    """
+    if isinstance(doc, list):
+        raise DecodeError(
+            ReasonCode.UNSUPPORTED_FORMAT,
+            f"a JSON array of {len(doc)} elements is a batch (for example of CometD/Bayeux messages), "
+            "not one change event: the connector must write one event per record",
+            value,
+        )
+    if not isinstance(doc, dict):
+        raise DecodeError(ReasonCode.DECODE_ERROR, "a Salesforce change event must be a JSON object", value)
+    if "ChangeEventHeader" in doc:
+        return doc, None, None
+    envelope = doc
+    if isinstance(doc.get("data"), dict):
+        envelope = doc["data"]
+    elif isinstance(doc.get("channel"), str):
+        kind = "a CometD protocol message (/meta/...)" if doc["channel"].startswith("/meta/") else "a CometD message"
+        raise DecodeError(ReasonCode.UNSUPPORTED_FORMAT, f"{kind} without data, not a change event", value)
+    payload = envelope.get("payload")
+    if not isinstance(payload, dict):
+        raise DecodeError(ReasonCode.MISSING_FIELD, "no ChangeEventHeader object in the payload", value)
+    event = envelope.get("event")
+    if not isinstance(event, dict):
+        return payload, None, None
+    return payload, event.get("replayId"), event.get("EventUuid")
+
+
+def is_salesforce_json(doc: Any) -> bool:
+    """Whether a parsed JSON document is a Salesforce change event in one of the delivered shapes
+    (see :func:`find_payload`), or a CometD message (which the Salesforce decoder refuses clearly)."""
+    if not isinstance(doc, dict):
+        return False
+    if "ChangeEventHeader" in doc or isinstance(doc.get("channel"), str):
+        return True
+    envelope = doc["data"] if isinstance(doc.get("data"), dict) else doc
+    payload = envelope.get("payload")
+    return isinstance(payload, dict) and "ChangeEventHeader" in payload
+
+
 class SalesforceJsonDecoder:
-    """The JSON form: ``{"ChangeEventHeader": {...}, "<Field>": ...}``, or the CometD wrapper
-    ``{"data": {"payload": {...}, "event": {"replayId": ...}}}``."""
+    """The JSON form in every shape the Streaming API and connectors deliver (see
+    :func:`find_payload`): the payload ``{"ChangeEventHeader": {...}, "<Field>": ...}``, the
+    CometD event object ``{"schema", "payload", "event": {"replayId"}}`` and the CometD message
+    ``{"channel", "data": <event object>}``."""
 
     name = "salesforce-json"
 
@@ -123,23 +192,17 @@ class SalesforceJsonDecoder:
         return self.from_document(doc, value, headers or {})
 
     def from_document(self, doc: Any, value: bytes, headers: Mapping[str, str]) -> ChangeEvent:
-        replay: Any = None
-        if isinstance(doc, dict) and isinstance(doc.get("data"), dict) and isinstance(doc["data"].get("payload"), dict):
-            event = doc["data"].get("event")
-            replay = event.get("replayId") if isinstance(event, dict) else None
-            doc = doc["data"]["payload"]
-        if not isinstance(doc, dict) or not isinstance(doc.get("ChangeEventHeader"), dict):
+        payload, replay, uuid = find_payload(doc, value)
+        if not isinstance(payload.get("ChangeEventHeader"), dict):
             raise DecodeError(ReasonCode.MISSING_FIELD, "no ChangeEventHeader object in the payload", value)
-        header = doc["ChangeEventHeader"]
-        if replay is None:
-            replay = doc.get("ReplayId")
-        values = {
-            k: v for k, v in doc.items() if k not in ("ChangeEventHeader", "EventUuid", "ReplayId") and v is not None
-        }
-        event_id = doc.get("EventUuid") or (f"replay:{replay}" if replay is not None else None)
+        header = payload["ChangeEventHeader"]
+        uuid_text = _id(uuid) or _id(payload.get("EventUuid"))
+        replay_text = _id(replay) or _id(payload.get("ReplayId"))
+        event_id = uuid_text or (f"replay:{replay_text}" if replay_text else None)
+        values = {k: v for k, v in payload.items() if k not in _NOT_VALUES and v is not None}
         # The tenant comes from the payload only. A header (sf-org-id) is untrusted input that any
         # producer to the ingress topic can set: it stays in ``headers`` for the resolver to weigh.
-        tenant = _org_id(doc)
+        tenant = _org_id(payload)
         raw = RawRecord(value, "application/json")
         return _header_event(
             header,
@@ -148,7 +211,7 @@ class SalesforceJsonDecoder:
             changed=_names(header.get("changedFields")),
             nulled=_names(header.get("nulledFields")),
             diff=_names(header.get("diffFields")),
-            event_id=str(event_id) if event_id else None,
+            event_id=event_id,
             tenant=tenant,
             headers=headers,
         )

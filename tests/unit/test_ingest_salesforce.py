@@ -4,6 +4,7 @@ and Pub/Sub APIs, and the Kafka connectors built on them, deliver decodes to the
 from __future__ import annotations
 
 import io
+import json
 import struct
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ import orjson
 import pytest
 from fastavro import schemaless_writer
 
-from router.ingest import decoder_for
+from router.errors import ReasonCode
+from router.ingest import ChangeEvent, DecodeError, Operation, SourceSystem, decoder_for
 from router.ingest.samples import default_schema_store
 
 pytestmark = pytest.mark.unit
@@ -94,3 +96,99 @@ def test_org_id_in_the_payload_binds_the_tenant_whatever_the_header_says() -> No
 def test_a_non_string_org_id_is_no_tenant() -> None:
     doc = {"ChangeEventHeader": _header(), "OrgId": {"id": "00D"}}
     assert decoder_for("salesforce-json").decode(orjson.dumps(doc)).tenant_id is None
+
+
+# -- 4. every delivered shape ----------------------------------------------------------------
+
+
+def _same_event(a: ChangeEvent, b: ChangeEvent) -> None:
+    assert (a.source, a.entity, a.operation, a.record_ids) == (b.source, b.entity, b.operation, b.record_ids)
+    assert (a.changed_fields, a.nulled_fields, a.values) == (b.changed_fields, b.nulled_fields, b.values)
+    assert (a.commit_timestamp_ms, a.transaction_key, a.sequence_number) == (
+        b.commit_timestamp_ms, b.transaction_key, b.sequence_number,
+    )
+
+
+@pytest.mark.parametrize("name", ["salesforce-json", "auto"])
+def test_cometd_event_object_without_its_outer_message(name: str) -> None:
+    """``{"schema", "payload", "event": {"replayId"}}``: what a CometD client hands its listener."""
+    value = _fixture("salesforce_cometd_event.json")
+    ev = decoder_for(name).decode(value)
+    assert ev.source is SourceSystem.SALESFORCE
+    assert (ev.entity, ev.operation, ev.record_ids) == ("Contact", Operation.UPDATE, ("0035e00000ABCDEAA1",))
+    assert ev.changed_fields == ("Email", "MailingAddress.City", "LastModifiedDate")
+    assert ev.values["MailingAddress"] == {"City": "Hamburg", "Country": "Germany"}
+    assert ev.connector_event_id == "replay:23781564"
+    assert ev.raw.payload == value
+    # the same change as a full CometD message decodes identically
+    message = orjson.dumps({"channel": "/data/ContactChangeEvent", "data": json.loads(value)})
+    _same_event(decoder_for(name).decode(message), ev)
+
+
+@pytest.mark.parametrize("name", ["salesforce-json", "auto"])
+def test_cometd_event_uuid_in_the_event_object_is_preferred_to_the_replay_id(name: str) -> None:
+    doc = json.loads(_fixture("salesforce_cometd_event.json"))
+    doc["event"]["EventUuid"] = "5b3a4c1e-0d2f-4e6a-9b8c-7d6e5f4a3b2c"
+    assert decoder_for(name).decode(orjson.dumps(doc)).event_id == "5b3a4c1e-0d2f-4e6a-9b8c-7d6e5f4a3b2c"
+
+
+@pytest.mark.parametrize("name", ["salesforce-json", "auto"])
+def test_confluent_connector_record(name: str) -> None:
+    """The Confluent Salesforce CDC connector's schemaless JSON: ReplayId (a string) next to the
+    fields, plus its _ObjectType / _EventType metadata, which are not record data."""
+    ev = decoder_for(name).decode(_fixture("salesforce_cdc_connector.json"))
+    assert (ev.entity, ev.operation, ev.record_ids) == ("Account", Operation.CREATE, ("0015e00000XyZ12AAB",))
+    assert ev.connector_event_id == "replay:9004013"
+    assert "ReplayId" not in ev.values and "_ObjectType" not in ev.values and "_EventType" not in ev.values
+    assert ev.values["BillingAddress"]["Country"] == "France"
+
+
+@pytest.mark.parametrize("name", ["salesforce-json", "auto"])
+def test_kafka_connect_json_with_its_schema_envelope(name: str) -> None:
+    """JsonConverter with schemas.enable=true wraps the record as {"schema": {struct}, "payload": {...}}:
+    a Salesforce payload in it must not be mistaken for Debezium's wrapper."""
+    wrapped = _fixture("salesforce_cdc_connector.schema_envelope.json")
+    ev = decoder_for(name).decode(wrapped)
+    _same_event(ev, decoder_for(name).decode(_fixture("salesforce_cdc_connector.json")))
+    assert ev.raw.payload == wrapped
+
+
+@pytest.mark.parametrize("name", ["salesforce-json", "auto"])
+def test_a_json_array_of_cometd_messages_is_refused(name: str) -> None:
+    value = _fixture("salesforce_bayeux_batch.json")
+    with pytest.raises(DecodeError) as err:
+        decoder_for(name).decode(value)
+    assert err.value.reason is ReasonCode.UNSUPPORTED_FORMAT
+    assert "array" in err.value.detail and "one event per record" in err.value.detail
+    assert err.value.raw == value
+    assert "example.fr" not in str(err.value) and "Chlo" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["salesforce-json", "auto"])
+def test_a_cometd_meta_message_is_refused(name: str) -> None:
+    value = orjson.dumps({"channel": "/meta/connect", "successful": True, "advice": {"interval": 0}, "id": "7"})
+    with pytest.raises(DecodeError) as err:
+        decoder_for(name).decode(value)
+    assert err.value.reason is ReasonCode.UNSUPPORTED_FORMAT
+    assert "CometD" in err.value.detail
+
+
+def test_a_cometd_message_that_is_not_a_change_event_is_refused() -> None:
+    data = {"schema": "x", "payload": {"CreatedDate": "2024-11-28T08:00:00Z"}, "event": {"replayId": 1}}
+    platform_event = {"channel": "/event/Order_Placed__e", "data": data}
+    with pytest.raises(DecodeError) as err:
+        decoder_for("salesforce-json").decode(orjson.dumps(platform_event))
+    assert err.value.reason is ReasonCode.MISSING_FIELD
+
+
+def test_auto_still_reads_debezium_schema_payload_wrappers() -> None:
+    ev = decoder_for("auto").decode(_fixture("debezium_update_wrapped.json"))
+    assert ev.source is SourceSystem.DEBEZIUM and ev.operation is Operation.UPDATE
+
+
+def test_replay_id_at_the_top_of_a_bare_payload() -> None:
+    doc = json.loads(_fixture("salesforce_gap_overflow.json"))
+    doc["ReplayId"] = 99
+    ev = decoder_for("salesforce-json").decode(json.dumps(doc).encode())
+    assert ev.connector_event_id == "replay:99"
+    assert "ReplayId" not in ev.values

@@ -90,17 +90,37 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
+def ingress_brokers(bootstrap: str, config: Path) -> list[int]:
+    """Ids of the brokers in the jurisdiction of the config's first ingress topic."""
+    from router.config import load_config  # noqa: PLC0415
+
+    cfg = load_config(config)
+    if cfg.pipeline is None or not cfg.pipeline.ingress:
+        return []
+    want = cfg.pipeline.ingress[0].jurisdiction
+    nodes = AdminClient({"bootstrap.servers": bootstrap}).describe_cluster(request_timeout=30).result().nodes
+    return sorted(n.id for n in nodes if cfg.jurisdiction_of_rack(n.rack) == want)
+
+
 class Topics:
     """Creates uuid-named topics and deletes every one of them at the end."""
 
-    def __init__(self, bootstrap: str, partitions: int, rf: int) -> None:
+    def __init__(self, bootstrap: str, partitions: int, rf: int, brokers: list[int] | None = None) -> None:
         self.admin: Any = AdminClient({"bootstrap.servers": bootstrap})
         self.partitions, self.rf = partitions, rf
+        self.brokers = brokers or []
+        """Brokers every replica must sit on (the router checks that its ingress topic is in its jurisdiction)."""
         self.created: list[str] = []
 
     def create(self, prefix: str) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        self.admin.create_topics([NewTopic(name, self.partitions, self.rf)], request_timeout=30)[name].result()
+        if self.brokers:
+            rf = min(self.rf, len(self.brokers))
+            plan = [[self.brokers[(p + r) % len(self.brokers)] for r in range(rf)] for p in range(self.partitions)]
+            new = NewTopic(name, replica_assignment=plan)
+        else:
+            new = NewTopic(name, self.partitions, self.rf)
+        self.admin.create_topics([new], request_timeout=30)[name].result()
         self.created.append(name)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # wait until every partition has a leader in metadata
@@ -211,7 +231,6 @@ def router_setup(bootstrap: str, config: Path, workdir: Path) -> RouterSetup:
     }
     parts = max(PARTITIONS, 3)
     audit = template.setdefault("audit", {"topic": "audit", "jurisdiction": "eu"})
-    audit["partitions"] = parts
     audit["topic"] = f"audit-bench-{uuid.uuid4().hex[:6]}"
     template["topics"] = [t for t in template.get("topics") or [] if t["name"] != "audit"] + [
         {"name": audit["topic"], "jurisdiction": audit["jurisdiction"], "partitions": parts, "replication_factor": 1}]
@@ -495,7 +514,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp, cluster() as bootstrap:
         logdir = Path(tmp)
-        topics = Topics(bootstrap, args.partitions, args.replication_factor)
+        topics = Topics(bootstrap, args.partitions, args.replication_factor, ingress_brokers(bootstrap, args.config))
         try:
             global PARTITIONS  # noqa: PLW0603 - one setting read by router_setup
             PARTITIONS = args.partitions

@@ -82,11 +82,14 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     base.setdefault("pipeline", {})
     base["pipeline"].update(
         {
-            "ingress": [{"topic": ingress, "decoder": "auto"}],
+            "ingress": [{"topic": ingress, "jurisdiction": "eu", "decoder": "auto"}],
             "group_id": f"residency-router-demo-{run_id}",
             "transactional_id_prefix": f"residency-router-demo-{run_id}",
         }
     )
+    # The ingress topic holds raw CDC of every jurisdiction: it is placed in eu like any eu topic.
+    base["topics"] = [*base.get("topics", []),
+                      {"name": ingress, "jurisdiction": "eu", "partitions": 3, "replication_factor": 2}]
     config = parse_config(base, args.config)
     config_path = work / "router.yaml"
     config_path.write_text(yaml.safe_dump(base, sort_keys=False), encoding="utf-8")
@@ -102,10 +105,7 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
         [NewTopic(misplaced, num_partitions=1, replica_assignment=[[brokers["eu-west-1a"], brokers["us-east-1a"]]])],
         request_timeout=30,
     )[misplaced].result()
-    admin.create_topics([NewTopic(ingress, num_partitions=3, replication_factor=1)], request_timeout=30)[
-        ingress
-    ].result()
-    names = [t.name for t in config.topics] + [misplaced, ingress]
+    names = [t.name for t in config.topics] + [misplaced]
     wait_for_topics(admin, names, timeout=30)
     reqs = {**requirements_of(config), misplaced: "eu"}
     report = verify(snapshot(admin, list(reqs)), reqs, config.jurisdiction_of_rack)

@@ -18,6 +18,7 @@ import threading
 from router.keys.dek import JurisdictionKeys
 
 KEY_DOMAIN = b"record-key\x00"
+EVENT_ID_DOMAIN = b"event-id\x00"
 PAYLOAD_DOMAIN = b"payload\x00"
 
 
@@ -52,6 +53,11 @@ class DigestKeys:
     def record_key(self, jurisdiction: str, key: bytes) -> bytes:
         """The output record key for an ingress key: 64 lower-case hex characters (ASCII)."""
         return self.mac(jurisdiction, KEY_DOMAIN, key).hex().encode("ascii")
+
+    def event_id(self, jurisdiction: str, event_id: str) -> str:
+        """``eid:<32 hex>``: the connector's event id as written in clear (headers, audit,
+        quarantine). Connectors may put anything in an id; a keyed digest still deduplicates."""
+        return "eid:" + self.mac(jurisdiction, EVENT_ID_DOMAIN, event_id.encode("utf-8", "surrogatepass"))[:16].hex()
 
     def payload_digest(self, jurisdiction: str, payload: bytes) -> str:
         """``hmac-sha256:<jurisdiction>:<hex>`` of the original bytes, for audit and quarantine records."""

@@ -15,8 +15,8 @@ the consumed offset.
 - Everything that leaves the router is sealed: routed records carry the envelope of the original
   bytes; quarantine records carry the envelope inside a value-free metadata record (or no payload
   at all when it would not fit the producer's limit: OVERSIZED). A routed delete is a tombstone.
-- Output keys are keyed digests of the ingress key (never the key in clear); payload digests are
-  keyed per jurisdiction (:class:`router.keys.digest.DigestKeys`).
+- Output keys, event ids and payload digests written in clear are keyed digests per jurisdiction
+  (:class:`router.keys.digest.DigestKeys`): never the ingress key, a connector id or a plain hash.
 - The audit topic's placement is checked before every batch: a misplaced audit topic stalls.
 - One Ed25519 signature per batch (``seal_batch``); each record still opens alone.
 - Audit records are chained per ingress partition: audit partition = ingress partition, so a chain
@@ -104,6 +104,8 @@ class _Pending:
     detail: str
     payload: bytes
     payload_digest: str
+    event_id: str | None
+    """The connector's event id as written in clear: a keyed digest (:meth:`DigestKeys.event_id`)."""
     ctx: SealContext | None = None
 
 
@@ -256,14 +258,15 @@ class RouterProcessor:
         key = m.key()
         out_key = self.digests.record_key(j, key) if key is not None and kind != "audit_only" else None
         position = f"{src_topic}:{src_partition}:{src_offset}"
-        basis = out_key or (ev.event_id or position).encode()
+        basis = out_key or (ev.event_id or position).encode("utf-8", "surrogatepass")
         part = _partition_for(basis, self.placement.partitions(dest)) if dest else 0
         digest = self.digests.payload_digest(j, raw if raw is not None else b"")
+        event_id = self.digests.event_id(j, ev.event_id) if ev.event_id else None
         p = _Pending(m, ev, src_topic, src_partition, src_offset, kind, dest, part, out_key, reason, detail,
-                     payload, digest)
+                     payload, digest, event_id)
         if kind in ("route", "quarantine") and (kind == "route" or ev.keep_payload):
             ctx = SealContext(
-                event_id=ev.event_id or position,
+                event_id=event_id or position,
                 source_topic=src_topic,
                 source_partition=src_partition,
                 source_offset=src_offset,
@@ -307,7 +310,7 @@ class RouterProcessor:
                 source_partition=p.source_partition,
                 source_offset=p.source_offset,
                 source_timestamp_ms=_timestamp(p.msg),
-                event_id=ev.event_id,
+                event_id=p.event_id,
                 payload_sha256=p.payload_digest,
                 router_version=__version__,
                 policy_version=ev.policy_version,
@@ -383,7 +386,7 @@ class RouterProcessor:
                     source_partition=p.source_partition,
                     source_offset=p.source_offset,
                     source_timestamp_ms=_timestamp(p.msg),
-                    event_id=ev.event_id,
+                    event_id=p.event_id,
                     policy_version=ev.policy_version,
                     router_version=__version__,
                     instance_id=self.s.instance_id,

@@ -43,8 +43,8 @@ def configure(service_name: str = "residency-router") -> None:
 
     With them, every batch span has a real trace id, which travels in each output record's
     ``traceparent`` header and in its audit record. Exporters are the operator's choice: set
-    ``OTEL_TRACES_EXPORTER=console`` (or configure an OTLP exporter in embedding code); none is
-    installed by default, so nothing leaves the process.
+    ``OTEL_TRACES_EXPORTER=console`` / ``OTEL_METRICS_EXPORTER=console`` (or configure an OTLP
+    exporter in embedding code); none is installed by default, so nothing leaves the process.
     """
     import os  # noqa: PLC0415
 
@@ -61,4 +61,12 @@ def configure(service_name: str = "residency-router") -> None:
             provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
         trace.set_tracer_provider(provider)
     if not isinstance(metrics.get_meter_provider(), MeterProvider):
-        metrics.set_meter_provider(MeterProvider(resource=resource))
+        readers = []
+        if os.environ.get("OTEL_METRICS_EXPORTER") == "console":
+            from opentelemetry.sdk.metrics.export import (  # noqa: PLC0415
+                ConsoleMetricExporter,
+                PeriodicExportingMetricReader,
+            )
+
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=5000))
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))

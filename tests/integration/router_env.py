@@ -28,7 +28,7 @@ class RouterEnv:
     ingress: str
 
     def routed_topics(self) -> list[str]:
-        return [t.name for t in self.config.topics if t.name.startswith("crm.")]
+        return [t.name for t in self.config.topics if t.name.startswith("crm.") and t.name != self.ingress]
 
     def quarantine_topics(self) -> list[str]:
         return [t.name for t in self.config.topics if t.name.startswith("quarantine.")]
@@ -90,11 +90,16 @@ def make_env(
         }
     )
     ingress = f"crm.ingress.{sfx}"
+    # The ingress topic holds raw data of every jurisdiction: it sits in eu, checked like any topic.
+    topics.append(
+        {"name": ingress, "jurisdiction": "eu", "partitions": ingress_partitions,
+         "replication_factor": 2 if len(eu_brokers) >= 2 else 1}
+    )
     doc: dict[str, Any] = {
         "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
         "topics": topics,
-        "residency": {"home": "eu", "countries": {"eu": ["EEA"], "us": ["US"]}},
+        "residency": {"countries": {"eu": ["EEA"], "us": ["US"]}},
         "policy": {
             "version": "test",
             "topic": "crm.{jurisdiction}.{entity}." + sfx,
@@ -110,9 +115,9 @@ def make_env(
             "jurisdictions": {"eu": {"provider": "dev"}, "us": {"provider": "dev"}},
             "signer": {"keyring": str(keyring)},
         },
-        "audit": {"topic": f"audit.{sfx}", "partitions": ingress_partitions, "jurisdiction": "eu"},
+        "audit": {"topic": f"audit.{sfx}", "jurisdiction": "eu"},
         "pipeline": {
-            "ingress": [{"topic": ingress, "decoder": decoder}],
+            "ingress": [{"topic": ingress, "jurisdiction": "eu", "decoder": decoder}],
             "group_id": f"router-{sfx}",
             "transactional_id_prefix": f"router-{sfx}",
             "session_timeout_ms": 6000,
@@ -125,13 +130,8 @@ def make_env(
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     config = parse_config(doc, str(path))
 
-    from confluent_kafka.admin import NewTopic
-
     from router.placement.kafka import create_topics, wait_for_topics
 
     create_topics(config, kafka_admin)
-    kafka_admin.create_topics(
-        [NewTopic(ingress, num_partitions=ingress_partitions, replication_factor=1)], request_timeout=30
-    )[ingress].result()
-    wait_for_topics(kafka_admin, [t["name"] for t in topics] + [ingress], timeout=30)
+    wait_for_topics(kafka_admin, [t["name"] for t in topics], timeout=30)
     return RouterEnv(config, path, sfx, kafka_cluster.bootstrap, ingress)

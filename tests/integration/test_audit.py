@@ -70,7 +70,7 @@ def _config(tmp_path: Path, cluster: KafkaTestCluster, topic: str) -> Path:
     path.write_text(json.dumps({  # JSON is YAML
         "clusters": {"default": {"bootstrap": cluster.bootstrap}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
-        "audit": {"topic": topic, "partitions": 3, "jurisdiction": "eu"},
+        "audit": {"topic": topic, "jurisdiction": "eu"},
     }))
     return path
 

@@ -17,7 +17,6 @@ Example::
 from __future__ import annotations
 
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -99,17 +98,10 @@ class RetryConfig(StrictModel):
     deadline_s: float = Field(default=5.0, gt=0, le=300)
 
 
-class KeyUnavailablePolicy(StrEnum):
-    """What the pipeline does when a key cannot be used (never: emit plaintext)."""
-
-    STALL = "stall"
-    """Retry with backoff; offsets are not advanced (default: a KMS outage delays, loses nothing)."""
-    QUARANTINE = "quarantine"
-    """Seal the record into quarantine (if that jurisdiction's key works) and move on."""
-
-
 class KeysConfig(StrictModel):
-    on_unavailable: KeyUnavailablePolicy = KeyUnavailablePolicy.STALL
+    """Key providers, the KEK of each jurisdiction, the signer. A key that cannot be used stalls the
+    router (offsets do not advance); there is no setting for it (``keys.on_unavailable`` is gone)."""
+
     providers: dict[str, ProviderConfig] = Field(min_length=1)
     jurisdictions: dict[JurisdictionName, JurisdictionKeyConfig] = Field(min_length=1)
     signer: SignerConfig

@@ -29,7 +29,7 @@ def test_audit_section_is_optional() -> None:
 def test_audit_section_defaults() -> None:
     audit = parse_config(_base(audit={"jurisdiction": "eu"})).audit
     assert audit is not None
-    assert (audit.topic, audit.partitions, audit.jurisdiction) == ("audit", 3, "eu")
+    assert (audit.topic, audit.jurisdiction) == ("audit", "eu")
 
 
 def test_audit_jurisdiction_is_required() -> None:
@@ -47,9 +47,9 @@ def test_audit_unknown_key_is_rejected() -> None:
         parse_config(_base(audit={"jurisdiction": "eu", "partition": 2}))
 
 
-def test_audit_partitions_must_be_positive() -> None:
-    with pytest.raises(ConfigError, match=r"audit\.partitions"):
-        parse_config(_base(audit={"jurisdiction": "eu", "partitions": 0}))
+def test_audit_partitions_is_removed_the_topics_real_count_is_checked_at_start_up() -> None:
+    with pytest.raises(ConfigError, match=r"audit\.partitions: removed; .*partition count is checked at start-up"):
+        parse_config(_base(audit={"jurisdiction": "eu", "partitions": 3}))
 
 
 def test_audit_verify_is_a_subcommand() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from router.config import parse_config
 from router.config.models import RouterConfig
 from router.errors import ConfigError
 from router.keys.config import KeysConfig, OpenBaoProviderConfig
@@ -138,11 +139,10 @@ def test_factory_builds_a_working_stack_from_config(tmp_path: Path) -> None:
     )
 
 
-def test_a_key_outage_stalls_by_default_and_the_policy_is_an_explicit_choice() -> None:
-    from router.keys.config import KeyUnavailablePolicy
+def test_a_key_outage_always_stalls_and_on_unavailable_is_no_longer_a_setting() -> None:
+    import router.keys.config as keys_config
 
-    assert KeysConfig.model_validate(_keys()).on_unavailable is KeyUnavailablePolicy.STALL
-    cfg = KeysConfig.model_validate(_keys(on_unavailable="quarantine"))
-    assert cfg.on_unavailable is KeyUnavailablePolicy.QUARANTINE
-    with pytest.raises(ValidationError):
-        KeysConfig.model_validate(_keys(on_unavailable="passthrough"))
+    assert "on_unavailable" not in KeysConfig.model_fields
+    assert not hasattr(keys_config, "KeyUnavailablePolicy")
+    with pytest.raises(ConfigError, match=r"keys\.on_unavailable: removed; a key outage always stalls"):
+        parse_config(_router(_keys(on_unavailable="stall")))

@@ -156,6 +156,28 @@ class RouterConfig(StrictModel):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _pipeline_cross_checks(self) -> RouterConfig:
+        if self.pipeline is None:
+            check_record_size(self.clusters, None)
+            return self
+        listed = {t.name: (i, t.jurisdiction) for i, t in enumerate(self.topics)}
+        for i, ingress in enumerate(self.pipeline.ingress):
+            where = f"pipeline.ingress[{i}].jurisdiction"
+            if ingress.jurisdiction not in self.jurisdictions:
+                known = ", ".join(sorted(self.jurisdictions))
+                raise ValueError(
+                    f"{where}: {ingress.jurisdiction!r} ({ingress.topic}) is not under 'jurisdictions' (known: {known})"
+                )
+            if ingress.topic in listed and listed[ingress.topic][1] != ingress.jurisdiction:
+                t, j = listed[ingress.topic]
+                raise ValueError(
+                    f"{where}: {ingress.jurisdiction!r} contradicts topics[{t}] ({ingress.topic}), "
+                    f"which places the topic in {j!r}"
+                )
+        check_record_size(self.clusters, self.pipeline)
+        return self
+
     def jurisdiction_of_rack(self, rack: str | None) -> str | None:
         """The one jurisdiction whose patterns match the rack, or None (no rack, no match, or ambiguous)."""
         matches = [name for name, j in self.jurisdictions.items() if j.contains_rack(rack)]
@@ -166,7 +188,7 @@ class RouterConfig(StrictModel):
 from router.audit.config import AuditConfig  # noqa: E402
 from router.classify.config import ClassificationConfig  # noqa: E402
 from router.keys.config import KeysConfig  # noqa: E402
-from router.pipeline.config import PipelineConfig  # noqa: E402
+from router.pipeline.config import PipelineConfig, check_record_size  # noqa: E402
 from router.placement.config import PlacementConfig  # noqa: E402
 from router.residency.config import PolicyConfig, ResidencyConfig, check_sections  # noqa: E402
 

@@ -100,3 +100,27 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(p)
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
+
+
+def test_example_config_loads_with_a_jurisdiction_for_its_ingress_topic() -> None:
+    cfg = load_config(EXAMPLE)
+    assert cfg.pipeline is not None
+    assert [(i.topic, i.jurisdiction, i.trusted) for i in cfg.pipeline.ingress] == [("crm.ingress", "eu", False)]
+
+
+def test_example_config_names_no_removed_setting() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for line in text.splitlines():
+        key = line.split("#", 1)[0].strip().split(":", 1)[0]
+        assert key not in {"home", "trusted_connectors", "on_unavailable", "partitions"} or "{" in line, line
+
+
+def test_cross_check_errors_are_not_prefixed_with_root() -> None:
+    cfg = _base(topics=[{"name": "crm.uk.contact", "jurisdiction": "uk"}])
+    with pytest.raises(ConfigError) as info:
+        parse_config(cfg)
+    assert "(root)" not in str(info.value)
+    assert "\n  topics[0] (crm.uk.contact)" in str(info.value)

@@ -4,8 +4,16 @@
 after-image (empty for a delete) and ``before`` the before-image where the connector carries one
 (an update under full replica identity, every delete). A tombstone (null value) is a delete marker
 whose record ids come from the key; it has no event id (nothing but its key identifies it, and
-keys hold values). Schema-change events (``ddl`` /
-``tableChanges``, no ``op``) become SCHEMA_CHANGE. Transaction metadata is kept.
+keys hold values). Schema-change events (``ddl`` / ``tableChanges``, no ``op``) become
+SCHEMA_CHANGE. Transaction metadata is kept.
+
+Entities: a table maps to an entity through the ``entities`` option (keys ``<table>``,
+``<schema>.<table>``, ``<db>.<table>`` or ``<db>.<schema>.<table>``, matched case-insensitively,
+most specific first); an unmapped table takes the ``entity`` option when set (one entity for every
+table), else :func:`default_entity` of its name (``contacts`` -> ``contact``), so that the routed
+topics ``crm.<jurisdiction>.<entity>`` of the usual CRM tables exist. A tombstone has no ``source``:
+its table comes from the key's schema name (``<prefix>.<schema>.<table>.Key``, JSON converter with
+schemas) where the key carries one.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from router.errors import ReasonCode
+from router.errors import ConfigError, ReasonCode
 from router.ingest.errors import DecodeError, parse_json
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 
@@ -36,13 +44,18 @@ def _unwrap(doc: Any) -> Any:
     return doc
 
 
-def _key_ids(key: bytes | None) -> tuple[str, ...]:
+def _key_doc(key: bytes | None) -> Any:
+    """The parsed JSON key (None when absent); a key that is not JSON is kept as text."""
     if not key:
-        return ()
+        return None
     try:
-        doc = _unwrap(orjson.loads(key))
+        return orjson.loads(key)
     except orjson.JSONDecodeError:
-        return (key.decode("utf-8", "replace"),)
+        return key.decode("utf-8", "replace")
+
+
+def _key_ids(key_doc: Any) -> tuple[str, ...]:
+    doc = _unwrap(key_doc)
     if isinstance(doc, dict) and set(doc) == {"payload"} and isinstance(doc["payload"], dict):
         doc = doc["payload"]  # {"payload": {"id": 42}}: the schema-less converter's wrapper
     if isinstance(doc, dict):
@@ -52,24 +65,103 @@ def _key_ids(key: bytes | None) -> tuple[str, ...]:
     return ()
 
 
+def _key_table(key_doc: Any) -> tuple[str, str | None, str | None] | None:
+    """(table, db, schema) from a JSON key's schema name ``<prefix>[.<db>][.<schema>].<table>.Key``."""
+    if not isinstance(key_doc, dict) or not isinstance(key_doc.get("schema"), dict):
+        return None
+    name = key_doc["schema"].get("name")
+    if not isinstance(name, str) or not name.endswith(".Key"):
+        return None
+    parts = name.split(".")[1:-1]  # without the topic prefix and "Key"
+    if not parts or not all(parts):
+        return None
+    quals = parts[:-1]
+    if len(quals) >= 2:
+        return parts[-1], quals[-2], quals[-1]
+    if quals:  # one qualifier: the schema (PostgreSQL) or the database (MySQL); both lookups apply
+        return parts[-1], quals[0], quals[0]
+    return parts[-1], None, None
+
+
+def default_entity(table: str) -> str:
+    """The entity of a table without a mapping: its name lower-cased and made singular
+    (``contacts`` -> ``contact``, ``opportunities`` -> ``opportunity``, ``addresses`` ->
+    ``address``, ``cases`` -> ``case``); names ending in ``ss``, ``us`` or ``is`` stay as they are.
+    Irregular plurals need the ``entities`` option."""
+    name = table.lower()
+    if name.endswith("ies") and len(name) > 4:
+        return name[:-3] + "y"
+    if name.endswith(("sses", "shes", "ches", "xes", "zzes")):
+        return name[:-2]
+    if name.endswith("s") and not name.endswith(("ss", "us", "is")) and len(name) > 1:
+        return name[:-1]
+    return name
+
+
+def entity_map(entities: Any) -> dict[str, str]:
+    """The ``entities`` decoder option, validated, keyed by lower-cased table name."""
+    if entities is None:
+        return {}
+    if not isinstance(entities, Mapping):
+        raise ConfigError(
+            "decoder option 'entities' must map '<table>', '<schema>.<table>' or '<db>.<table>' to an entity name"
+        )
+    out: dict[str, str] = {}
+    for table, entity in entities.items():
+        if not isinstance(table, str) or not table.strip() or not isinstance(entity, str) or not entity.strip():
+            raise ConfigError(
+                f"decoder option 'entities': {table!r} -> {entity!r}: table and entity must be non-empty strings"
+            )
+        low = table.strip().lower()
+        if low in out:
+            raise ConfigError(f"decoder option 'entities' names table {table!r} twice (keys are case-insensitive)")
+        out[low] = entity.strip()
+    return out
+
+
 class DebeziumJsonDecoder:
     name = "debezium-json"
 
-    def __init__(self, entity: str | None = None, max_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self, entity: str | None = None, max_bytes: int = 1_048_576, *, entities: Mapping[str, str] | None = None
+    ) -> None:
+        if entity is not None and (not isinstance(entity, str) or not entity.strip()):
+            raise ConfigError("decoder option 'entity' must be a non-empty string")
         self.entity = entity
+        self.entities = entity_map(entities)
         self.max_bytes = max_bytes
+
+    def entity_of(self, table: Any, db: Any = None, schema: Any = None) -> str:
+        """The entity of ``table`` (see the module docstring); ``unknown`` when there is no table
+        and no ``entity`` option."""
+        if not isinstance(table, str) or not table:
+            return self.entity or "unknown"
+        t = table.lower()
+        d = db.lower() if isinstance(db, str) and db else None
+        sc = schema.lower() if isinstance(schema, str) and schema else None
+        candidates = [
+            f"{d}.{sc}.{t}" if d and sc else None,
+            f"{sc}.{t}" if sc else None,
+            f"{d}.{t}" if d else None,
+            t,
+        ]
+        for name in candidates:
+            if name is not None and name in self.entities:
+                return self.entities[name]
+        return self.entity or default_entity(table)
 
     def decode(
         self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> ChangeEvent:
         headers = headers or {}
         if value is None:
-            ids = _key_ids(key)
+            key_doc = _key_doc(key)
+            located = _key_table(key_doc)
             return ChangeEvent(
                 SourceSystem.DEBEZIUM,
-                self.entity or "unknown",
+                self.entity_of(*located) if located else self.entity or "unknown",
                 Operation.DELETE,
-                ids,
+                _key_ids(key_doc),
                 RawRecord(b"", "application/json"),
                 headers=dict(headers),
                 # No connector_event_id: the key is all a tombstone has, and keys hold values
@@ -92,8 +184,7 @@ class DebeziumJsonDecoder:
         raw = RawRecord(value, content_type, schema_id)
         src = doc.get("source")
         source: dict[str, Any] = src if isinstance(src, dict) else {}
-        table = source.get("table") or source.get("collection")
-        entity = table if isinstance(table, str) and table else self.entity or "unknown"
+        entity = self.entity_of(source.get("table") or source.get("collection"), source.get("db"), source.get("schema"))
         if "op" not in doc and ("ddl" in doc or "tableChanges" in doc):
             return ChangeEvent(
                 SourceSystem.DEBEZIUM,
@@ -111,7 +202,7 @@ class DebeziumJsonDecoder:
         before = doc.get("before") if isinstance(doc.get("before"), dict) else None
         after = doc.get("after") if isinstance(doc.get("after"), dict) else None
         row = after if after is not None else (before or {})
-        ids = _key_ids(key) or tuple(str(row[f]) for f in _ID_FIELDS if f in row)
+        ids = _key_ids(_key_doc(key)) or tuple(str(row[f]) for f in _ID_FIELDS if f in row)
         changed: tuple[str, ...] = ()
         if before is not None and after is not None:
             changed = tuple(k for k, v in after.items() if before.get(k) != v)

@@ -29,11 +29,18 @@ class ConfluentAvroDecoder:
 
     name = "confluent-avro"
 
-    def __init__(self, schema_store: SchemaStore, max_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self,
+        schema_store: SchemaStore,
+        max_bytes: int = 1_048_576,
+        *,
+        entity: str | None = None,
+        entities: Mapping[str, str] | None = None,
+    ) -> None:
         self.store = schema_store
         self.max_bytes = max_bytes
         self._sf = SalesforceAvroDecoder(schema_store, max_bytes=max_bytes)
-        self._dbz = DebeziumJsonDecoder(max_bytes=max_bytes)
+        self._dbz = DebeziumJsonDecoder(entity, max_bytes, entities=entities)
 
     def decode(
         self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
@@ -75,12 +82,25 @@ class AutoDecoder:
 
     name = "auto"
 
-    def __init__(self, schema_store: SchemaStore | None = None, max_bytes: int = 1_048_576) -> None:
+    def __init__(
+        self,
+        schema_store: SchemaStore | None = None,
+        max_bytes: int = 1_048_576,
+        *,
+        entity: str | None = None,
+        entities: Mapping[str, str] | None = None,
+    ) -> None:
+        """``entity`` and ``entities`` apply to Debezium events (JSON and Avro), as in
+        :class:`DebeziumJsonDecoder`."""
         self.max_bytes = max_bytes
-        self._confluent = ConfluentAvroDecoder(schema_store, max_bytes) if schema_store is not None else None
+        self._confluent = (
+            ConfluentAvroDecoder(schema_store, max_bytes, entity=entity, entities=entities)
+            if schema_store is not None
+            else None
+        )
         self._sf_avro = SalesforceAvroDecoder(schema_store, None, max_bytes) if schema_store is not None else None
         self._sf = SalesforceJsonDecoder(max_bytes)
-        self._dbz = DebeziumJsonDecoder(max_bytes=max_bytes)
+        self._dbz = DebeziumJsonDecoder(entity, max_bytes, entities=entities)
 
     def decode(
         self, value: bytes | None, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
@@ -122,6 +142,8 @@ def decoder_for(name: str, **options: Any) -> Decoder:
     """A decoder by name: salesforce-json, salesforce-avro, confluent-avro, debezium-json, generic-json, auto.
 
     Avro decoders need ``schema_store``; options are passed to the decoder's constructor.
+    Debezium events (debezium-json, confluent-avro, auto) take ``entity`` (one entity for every
+    table) and ``entities`` (``{"<table>" | "<schema>.<table>" | "<db>.<table>": "<Entity>"}``).
     """
     if name == "salesforce-json":
         return SalesforceJsonDecoder(**options)

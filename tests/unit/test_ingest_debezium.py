@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastavro import parse_schema, schemaless_writer
 
-from router.errors import ReasonCode
+from router.errors import ConfigError, ReasonCode
 from router.ingest import ChangeEvent, DecodeError, Operation, RawRecord, SourceSystem, decoder_for
 from router.ingest.schema_store import StoredSchema
 
@@ -194,3 +194,94 @@ def test_describe_counts_record_ids_and_never_prints_them() -> None:
     many = ChangeEvent(SourceSystem.SALESFORCE, "Account", Operation.UPDATE, ("001A", "001B", "001C"),
                        RawRecord(b"{}", "application/json"), values={"Name": "x"})
     assert "001A" not in many.describe() and "3 record ids" in many.describe()
+
+
+# -- 5. tables map to entities ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("table", "entity"),
+    [
+        ("contacts", "contact"),
+        ("opportunities", "opportunity"),
+        ("accounts", "account"),
+        ("cases", "case"),
+        ("leads", "lead"),
+        ("account", "account"),
+        ("CONTACTS", "contact"),
+        ("addresses", "address"),
+        ("boxes", "box"),
+        ("status", "status"),
+        ("business", "business"),
+        ("customer_addresses", "customer_address"),
+    ],
+)
+def test_default_entity_is_the_lower_case_singular_table_name(table: str, entity: str) -> None:
+    from router.ingest.debezium import default_entity
+
+    assert default_entity(table) == entity
+    ev = decoder_for("debezium-json").decode(_envelope("c", None, AFTER, table=table))
+    assert ev.entity == entity
+
+
+def test_entities_option_maps_tables_by_table_schema_or_db_name() -> None:
+    entities = {"public.contacts": "Contact", "crm.people": "Person", "tickets": "Case"}
+    dec = decoder_for("debezium-json", entities=entities)
+    assert dec.decode(_envelope("c", None, AFTER, table="contacts")).entity == "Contact"
+    assert dec.decode(_envelope("c", None, AFTER, table="people")).entity == "Person"  # <db>.<table>
+    assert dec.decode(_envelope("c", None, AFTER, table="tickets")).entity == "Case"
+    assert dec.decode(_envelope("c", None, AFTER, table="accounts")).entity == "account"  # default
+    other_schema = dec.decode(_envelope("c", None, AFTER, table="contacts", schema="staging", db="other"))
+    assert other_schema.entity == "contact"  # "public.contacts" names another schema's table
+
+
+def test_mysql_db_qualified_mapping() -> None:
+    doc = {
+        "before": None,
+        "after": {"id": 1, "country": "FR"},
+        "source": {"connector": "mysql", "name": "crm", "db": "sales", "table": "customers",
+                   "file": "binlog.000003", "pos": 154, "row": 0},
+        "op": "c",
+    }
+    dec = decoder_for("debezium-json", entities={"sales.customers": "Account"})
+    ev = dec.decode(json.dumps(doc).encode())
+    assert ev.entity == "Account"
+    assert ev.event_id == "mysql:crm:binlog.000003:154:0"
+
+
+def test_entity_option_names_every_unmapped_table() -> None:
+    dec = decoder_for("debezium-json", entity="Contact", entities={"accounts": "Account"})
+    assert dec.decode(_envelope("c", None, AFTER, table="people")).entity == "Contact"
+    assert dec.decode(_envelope("c", None, AFTER, table="accounts")).entity == "Account"
+    assert dec.decode(None, key=b'{"id": 1}').entity == "Contact"
+
+
+@pytest.mark.parametrize("name", ["confluent-avro", "auto"])
+def test_entities_option_in_the_avro_and_auto_decoders(name: str) -> None:
+    store = _EnvelopeStore()
+    dec = decoder_for(name, schema_store=store, entities={"public.contacts": "Contact"})
+    assert dec.decode(store.wire("c", None, {"id": 1, "email": None, "country": "DE"}, "contacts")).entity == "Contact"
+    assert dec.decode(store.wire("c", None, {"id": 1, "email": None, "country": "DE"}, "opportunities")).entity == (
+        "opportunity"
+    )
+
+
+def test_auto_json_debezium_uses_the_entities_option() -> None:
+    dec = decoder_for("auto", entities={"contacts": "Contact"})
+    assert dec.decode(_envelope("u", BEFORE, AFTER)).entity == "Contact"
+
+
+def test_tombstone_entity_comes_from_the_key_schema_name() -> None:
+    key = (FIXTURES / "debezium_key_named.json").read_bytes()  # crm.public.customers.Key
+    assert decoder_for("debezium-json").decode(None, key=key).entity == "customer"
+    mapped = decoder_for("auto", entities={"public.customers": "Account"}).decode(None, key=key)
+    assert mapped.entity == "Account"
+    assert mapped.record_ids == ("42",) and mapped.event_id is None
+
+
+@pytest.mark.parametrize(
+    "entities", [{"contacts": ""}, {"": "Contact"}, {"contacts": 3}, ["contacts"], {"Contacts": "A", "contacts": "B"}]
+)
+def test_a_bad_entities_option_is_a_config_error(entities: Any) -> None:
+    with pytest.raises(ConfigError, match="entities"):
+        decoder_for("debezium-json", entities=entities)

@@ -94,7 +94,7 @@ def test_schema_store_get_unpacks_as_parsed_and_raw() -> None:
 def test_debezium_fixture_with_key() -> None:
     ev = decoder_for("debezium-json").decode(_bytes("debezium_update_wrapped.json"), key=_bytes("debezium_key_42.json"))
     assert ev.source is SourceSystem.DEBEZIUM
-    assert (ev.entity, ev.operation, ev.record_ids) == ("customers", Operation.UPDATE, ("42",))
+    assert (ev.entity, ev.operation, ev.record_ids) == ("customer", Operation.UPDATE, ("42",))  # table customers
     assert ev.values["iban"] == "NL91ABNA0417164300"
     assert ev.connector_event_id is not None
     assert "24023128" in ev.connector_event_id
@@ -248,7 +248,7 @@ def test_confluent_avro_debezium_envelope() -> None:
     for name in ("confluent-avro", "auto"):
         ev = decoder_for(name, schema_store=store).decode(buf.getvalue())
         assert ev.source is SourceSystem.DEBEZIUM
-        assert (ev.entity, ev.operation, ev.record_ids) == ("customers", Operation.CREATE, ("42",))
+        assert (ev.entity, ev.operation, ev.record_ids) == ("customer", Operation.CREATE, ("42",))
         assert ev.raw.schema_id == 200
     with pytest.raises(DecodeError) as err:
         decoder_for("confluent-avro", schema_store=store).decode(b"\x00\x00\x00\x00\x05\x02")

@@ -50,10 +50,26 @@ class SalesforceAvroOptions(DecoderOptions):
 class TableEntityOptions(DecoderOptions):
     """``debezium-json``, ``confluent-avro`` and ``auto``: how a source table names its entity."""
 
-    entity: _Text | None = Field(default=None, description="entity of records whose table is not known (tombstones)")
-    entities: dict[_Text, _Text] = Field(
-        default_factory=dict, description="source table -> entity (e.g. 'public.customers': Contact)"
+    entity: _Text | None = Field(
+        default=None,
+        description="entity of every table 'entities' does not name (default: the table's name, made singular)",
     )
+    entities: dict[_Text, _Text] = Field(
+        default_factory=dict,
+        description="source table ('<table>', '<schema>.<table>', '<db>.<table>'; case-insensitive) -> entity",
+    )
+
+    @field_validator("entities")
+    @classmethod
+    def _tables_once(cls, v: dict[str, str]) -> dict[str, str]:
+        seen: dict[str, str] = {}
+        for table in v:
+            if table.lower() in seen:
+                raise ValueError(
+                    f"tables {seen[table.lower()]!r} and {table!r} are the same (table names are case-insensitive)"
+                )
+            seen[table.lower()] = table
+        return v
 
 
 class GenericJsonOptions(DecoderOptions):

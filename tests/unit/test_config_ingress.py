@@ -163,3 +163,10 @@ def test_decoder_options_build_the_decoder() -> None:
     dec = decoder_for(ingress.decoder, **ingress.decoder_options(), max_bytes=1024)
     event = dec.decode(b'{"order_id": 7, "operation": "create"}')
     assert (event.entity, event.record_ids) == ("Order", ("7",))
+
+
+def test_a_table_mapped_twice_ignoring_case_is_rejected_at_load() -> None:
+    msg = _error({"topic": "crm.ingress", "jurisdiction": "eu", "decoder": "debezium-json",
+                  "options": {"entities": {"public.Customers": "Contact", "public.customers": "Account"}}})
+    assert "pipeline.ingress[0].options.entities: " in msg
+    assert "case-insensitive" in msg

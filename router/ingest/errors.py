@@ -1,4 +1,4 @@
-"""The one error every decoder raises for bad input."""
+"""The one error every decoder raises for bad input, and the one outage it lets through."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from router.errors import ReasonCode, RecordError
+from router.errors import ReasonCode, RecordError, RouterError
 
 
 class DecodeError(RecordError):
@@ -17,6 +17,23 @@ class DecodeError(RecordError):
 
     def __init__(self, reason: ReasonCode, detail: str, raw: bytes | None) -> None:
         super().__init__(reason, detail, raw=raw)
+
+
+class SchemaRegistryUnavailable(RouterError):
+    """The schema registry could not answer: connection refused or reset, DNS failure, timeout,
+    HTTP 5xx or 429, or an answer that is not a registry response.
+
+    Not a :class:`RecordError`: nothing is wrong with the record, so it must not be quarantined
+    (quarantine would move every Avro record of every jurisdiction into the home jurisdiction for
+    the length of the outage). Decoders let it propagate; the pipeline stalls and retries with its
+    offsets unchanged. The message names the registry URL without credentials or query, and the
+    cause; never a record value. ``url`` and ``cause`` carry the same parts.
+    """
+
+    def __init__(self, message: str, *, url: str | None = None, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.cause = cause
 
 
 def check_size(value: bytes, max_bytes: int) -> None:

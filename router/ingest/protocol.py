@@ -14,8 +14,10 @@ class Decoder(Protocol):
 
     Contract: ``decode`` either returns an event or raises
     :class:`router.ingest.errors.DecodeError` (a :class:`router.errors.RecordError` with a reason
-    code and the original bytes). Any other exception is a bug. It never blocks on I/O except a
-    schema-registry lookup, which is cached and bounded by a timeout.
+    code and the original bytes), or :class:`router.ingest.errors.SchemaRegistryUnavailable` when
+    the schema registry cannot answer (an outage: the caller stalls and retries, it does not
+    quarantine). Any other exception is a bug. It never blocks on I/O except a schema-registry
+    lookup, which is cached and bounded by a timeout.
     """
 
     name: str

@@ -126,7 +126,7 @@ class Resolver:
         self.config = config
         self._countries = config.country_table()
         self._jurisdictions = {j.lower(): j for j in config.countries}
-        self._fields: dict[str, tuple[tuple[str, ...], ...]] = {}
+        self._fields: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
         self._tenant_fields = tuple(norm_name(f) for f in config.tenant_fields)
         self._header = norm_name(config.header) if config.header else None
         self._tenant_header = norm_name(config.tenant_header) if config.tenant_header else None
@@ -135,12 +135,13 @@ class Resolver:
     def from_config(cls, config: ResidencyConfig) -> Resolver:
         return cls(config)
 
-    def _fields_of(self, entity: str) -> tuple[tuple[str, ...], ...]:
+    def _fields_of(self, entity: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(configured name, normalised path) of each country field of ``entity``."""
         cached = self._fields.get(entity)
         if cached is None:
             table = {norm_name(k) if k != ANY else ANY: v for k, v in self.config.country_fields.items()}
             names = dict.fromkeys([*table.get(ANY, []), *table.get(norm_name(entity), [])])
-            cached = tuple(tuple(norm_name(p) for p in name.split(".")) for name in names)
+            cached = tuple((name, tuple(norm_name(p) for p in name.split("."))) for name in names)
             if len(self._fields) < 4096:  # entity names come from input: bound the cache
                 self._fields[entity] = cached
         return cached
@@ -175,8 +176,7 @@ class Resolver:
             if tenant in cfg.tenants:
                 evidence.append(Evidence(Source.TENANT, "tenant_id", cfg.tenants[tenant]))
         seen: set[tuple[str, str]] = set()
-        for path in self._fields_of(event.entity):
-            name = ".".join(path)
+        for name, path in self._fields_of(event.entity):
             for image, index in zip(images, indexes, strict=True):
                 value = _lookup(image, index, path)
                 if value is None or (isinstance(value, str) and not value.strip()):

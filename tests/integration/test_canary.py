@@ -86,7 +86,7 @@ def test_no_canary_value_appears_outside_a_ciphertext(
     cmd[cmd.index("WARNING")] = "DEBUG"
     proc = subprocess.run(cmd, capture_output=True, timeout=300, check=False, env=run_env)
     assert proc.returncode == 0, proc.stderr[-3000:].decode(errors="replace")
-    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    stats = next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith(b'{"instance_id"'))
     assert stats["consumed"] == len(produced)
     assert b"traceparent" in proc.stdout or b"trace_id" in proc.stdout, "spans were exported to stdout"
 

@@ -239,3 +239,20 @@ def test_a_manifest_batch_sealed_with_transit_deks_opens(
     opener = s.opener()
     for i, rec in enumerate(records):
         assert _open(opener, rec.value, rec.headers, _ctx(i)) == PAYLOAD + bytes([i])
+
+
+def test_the_transit_digest_key_is_stable_across_rotation_and_differs_per_key(
+    openbao: tuple[str, str], transit_keys: dict[str, str]
+) -> None:
+    url, token = openbao
+    provider = OpenBaoTransitProvider(url, token)
+    eu = provider.digest_key(transit_keys["eu"])
+    assert len(eu) == 32 and eu != provider.digest_key(transit_keys["us"])
+    hvac.Client(url=url, token=token, timeout=2).secrets.transit.rotate_key(transit_keys["eu"])
+    assert provider.digest_key(transit_keys["eu"]) == eu
+
+
+def test_a_digest_key_of_a_missing_transit_key_is_unknown_key(openbao: tuple[str, str]) -> None:
+    url, token = openbao
+    with pytest.raises(UnknownKey):
+        OpenBaoTransitProvider(url, token).digest_key(f"rr-missing-{uuid.uuid4().hex[:8]}")

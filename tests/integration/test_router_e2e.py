@@ -52,15 +52,22 @@ def collect(env: RouterEnv) -> dict[str, Any]:
     placed = {t.name: t.jurisdiction for t in env.config.topics}
     routed: list[tuple[int, int, str, str]] = []
     quarantined: list[tuple[int, int, str, str]] = []
+    plaintexts: dict[tuple[int, int], bytes] = {}
     for topic in env.routed_topics():
         for m in read_topic(env.bootstrap, topic):
+            if m.value() is None:
+                continue  # an erasure tombstone: no data, audited with its source position
             opened = opener.open(
                 m.value(), m.headers(), topic=topic, partition=m.partition(), expected_jurisdiction=placed[topic]
             )
             routed.append((opened.ctx.source_partition, opened.ctx.source_offset, topic, opened.ctx.jurisdiction))
+            plaintexts[(opened.ctx.source_partition, opened.ctx.source_offset)] = opened.plaintext
     for topic in env.quarantine_topics():
         for m in read_topic(env.bootstrap, topic):
             rec = decode_quarantine(m.value())
+            if not rec.sealed_payload:  # OVERSIZED: metadata and a keyed digest only
+                quarantined.append((rec.source_partition, rec.source_offset, topic, rec.reason))
+                continue
             opener.open(
                 rec.sealed_payload,
                 list(rec.envelope_headers),
@@ -70,7 +77,7 @@ def collect(env: RouterEnv) -> dict[str, Any]:
             )
             quarantined.append((rec.source_partition, rec.source_offset, topic, rec.reason))
     audit = [(m.partition(), m.offset(), m.value()) for m in read_topic(env.bootstrap, env.audit_topic)]
-    return {"routed": routed, "quarantined": quarantined, "audit": audit}
+    return {"routed": routed, "quarantined": quarantined, "audit": audit, "plaintexts": plaintexts}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +91,15 @@ def routed_run(kafka_cluster: Any, kafka_admin: Any, tmp_path_factory: pytest.Te
 
 def test_every_input_lands_exactly_once(routed_run: dict[str, Any]) -> None:
     outputs = Counter((p, o) for p, o, *_ in routed_run["routed"] + routed_run["quarantined"])
-    assert set(outputs) == routed_run["inputs"]
+    audit_only = set()
+    for _p, _o, value in routed_run["audit"]:
+        fields = decode_audit(value).fields
+        if fields.decision == "audit_only":
+            audit_only.add((fields.source_partition, fields.source_offset))
+    env = routed_run["env"]
+    tombstones = {(m.partition(), m.offset()) for m in read_topic(env.bootstrap, env.ingress) if m.value() is None}
+    assert audit_only == tombstones, "bare tombstones, and only they, are audited without an output"
+    assert set(outputs) | audit_only == routed_run["inputs"] and not set(outputs) & audit_only
     assert max(outputs.values()) == 1
     assert len(routed_run["inputs"]) == N_EVENTS
 
@@ -97,10 +112,54 @@ def test_events_of_each_source_format_are_routed(routed_run: dict[str, Any]) -> 
 
 
 def test_routed_topics_hold_only_their_jurisdictions_data(routed_run: dict[str, Any]) -> None:
+    """Ground truth: the generator's country of each routed record, mapped by the configured
+    country table, is the jurisdiction of the topic it landed in (not the router's own choice)."""
     env = routed_run["env"]
     placed = {t.name: t.jurisdiction for t in env.config.topics}
-    for _p, _o, topic, j in routed_run["routed"]:
-        assert placed[topic] == j
+    table = env.config.residency.country_table()  # type: ignore[union-attr]
+    by_value: dict[bytes, Any] = {r.value: r for r in routed_run["records"] if r.value is not None}
+    checked = 0
+    for p, o, topic, _j in routed_run["routed"]:
+        record = by_value.get(routed_run["plaintexts"][(p, o)])
+        assert record is not None, "every routed plaintext is one of the generated inputs"
+        assert record.country is not None, f"{topic}: a record without a country was routed"
+        assert table.get(record.country) == placed[topic], (record.country, topic)
+        checked += 1
+    assert checked == len(routed_run["routed"]) > 0
+
+
+def test_quarantines_sit_in_the_datas_jurisdiction_or_the_ingress_one(routed_run: dict[str, Any]) -> None:
+    env = routed_run["env"]
+    placed = {t.name: t.jurisdiction for t in env.config.topics}
+    table = env.config.residency.country_table()  # type: ignore[union-attr]
+    ingress_j = env.config.pipeline.ingress[0].jurisdiction  # type: ignore[union-attr]
+    by_pos = {(m.partition(), m.offset()): m.value() for m in read_topic(env.bootstrap, env.ingress)}
+    by_value = {r.value: r for r in routed_run["records"] if r.value is not None}
+    for p, o, topic, _reason in routed_run["quarantined"]:
+        record = by_value[by_pos[(p, o)]]
+        allowed = {ingress_j} | ({table[record.country]} if record.country in table else set())
+        assert placed[topic] in allowed, (record.country, topic)
+
+
+def test_simulate_decides_every_record_as_run_did(routed_run: dict[str, Any], tmp_path: Path) -> None:
+    from router.ingest.samples import write_jsonl
+
+    env = routed_run["env"]
+    events = tmp_path / "events.jsonl"
+    write_jsonl(events, routed_run["records"])
+    proc = subprocess.run(
+        [sys.executable, "-m", "router.cli", "simulate", "--config", str(env.config_path), "--events", str(events),
+         "--json"], capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(x) for x in proc.stdout.splitlines()][:-1]
+    assert len(rows) == len(routed_run["records"])
+    simulated = {routed_run["records"][row["line"] - 1].value: (row["reason"], row["topic"]) for row in rows}
+    by_pos = {(m.partition(), m.offset()): m.value() for m in read_topic(env.bootstrap, env.ingress)}
+    for _p, _o, value in routed_run["audit"]:
+        fields = decode_audit(value).fields
+        ran = (fields.reason, fields.destination_topic or None)
+        assert simulated[by_pos[(fields.source_partition, fields.source_offset)]] == ran
 
 
 def test_quarantine_carries_reason_codes(routed_run: dict[str, Any]) -> None:
@@ -132,9 +191,23 @@ def test_audit_verify_command_accepts_the_trail(routed_run: dict[str, Any]) -> N
 
 
 def test_poison_input_is_quarantined_and_the_loop_goes_on(kafka_cluster: Any, kafka_admin: Any, tmp_path: Path) -> None:
+    """Each of these crashed or hung the router before (reliability review §3.2, §4.5)."""
     env = make_env(kafka_cluster, kafka_admin, tmp_path, ingress_partitions=1)
-    poison = [(b"p1", b"\x00\x00\x00\x03\xe7garbage"), (b"p2", b"{not json"), (b"p3", bytes(range(1, 256)))]
-    produce_all(env.bootstrap, env.ingress, poison)
+
+    def sf(entity: str, **fields: Any) -> bytes:
+        header = {"entityName": entity, "changeType": "UPDATE", "recordIds": ["003A"], "changedFields": list(fields)}
+        return json.dumps({"ChangeEventHeader": header, **fields}).encode()
+
+    poison = [
+        (b"p1", b"\x00\x00\x00\x03\xe7garbage"),
+        (b"p2", b"{not json"),
+        (b"p3", bytes(range(1, 256))),
+        (b"p4", sf("Contact", MailingCountry="DE", Description="x" * 960_000)),  # > max_record_bytes
+        (b"p5", sf("Contact", MailingCountry="DE", Description="y" * 880_000)),  # fits in, not once sealed
+        (b"p6", sf("X" * 300, MailingCountry="DE")),  # entity longer than the envelope allows
+        (b"p7", sf("Contact", MailingCountry="DE", Description="system" + "\n" * 32_000)),  # regex bomb
+    ]
+    _produce_large(env, poison, {"message.max.bytes": 2_000_000})
     load_samples(env, n=50, seed=9)
     run_router(env)
     out = collect(env)
@@ -142,7 +215,19 @@ def test_poison_input_is_quarantined_and_the_loop_goes_on(kafka_cluster: Any, ka
     assert by_offset[0] == "UNKNOWN_SCHEMA"
     assert by_offset[1] in ("DECODE_ERROR", "UNSUPPORTED_FORMAT")
     assert by_offset[2] in ("DECODE_ERROR", "UNSUPPORTED_FORMAT")
-    assert len(out["routed"]) + len(out["quarantined"]) == 53
+    assert by_offset[3] == "OVERSIZED" and by_offset[4] == "OVERSIZED"
+    assert by_offset[5] == "FIELD_TOO_LONG"
+    assert 6 in by_offset or any(o == 6 for _p, o, *_ in out["routed"])
+    assert len(out["routed"]) + len(out["quarantined"]) == 57
+
+
+def _produce_large(env: RouterEnv, records: list[tuple[bytes, bytes]], props: dict[str, Any]) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": env.bootstrap, "enable.idempotence": True, **props})
+    for key, value in records:
+        producer.produce(env.ingress, value, key)
+    assert producer.flush(60) == 0
 
 
 def test_consumer_sdk_verifies_its_jurisdiction_and_rejects_others(routed_run: dict[str, Any]) -> None:

@@ -28,6 +28,8 @@ REMOVED_KEYS: dict[str, str] = {
     "producer-supplied headers bind a jurisdiction or tenant",
     "residency.home": "an event whose jurisdiction cannot be known is quarantined in its ingress topic's "
     "jurisdiction (pipeline.ingress[].jurisdiction)",
+    "policy.rules[].encrypt": "it never took effect: every routed record is sealed whole, so there is no "
+    "per-field encryption to ask for",
 }
 """Removed settings: dotted path (``[]`` for any list index) -> what happens instead / what replaced it."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -103,3 +104,12 @@ def test_unknown_key_of_a_typed_provider_has_the_path_of_the_document() -> None:
     msg = _error(_base(keys=keys))
     assert "keys.providers.dev.tokn: unknown key" in msg
     assert ".local." not in msg
+
+
+def test_a_rules_encrypt_list_is_rejected_as_removed() -> None:
+    import yaml  # noqa: PLC0415
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "router.yaml").read_text())
+    doc["policy"]["rules"][1]["encrypt"] = ["FINANCIAL"]
+    with pytest.raises(ConfigError, match=r"policy\.rules\[1\]\.encrypt: removed; it never took effect"):
+        parse_config(doc)

@@ -107,7 +107,7 @@ def test_unknown_key_of_a_typed_provider_has_the_path_of_the_document() -> None:
 
 
 def test_a_rules_encrypt_list_is_rejected_as_removed() -> None:
-    import yaml  # noqa: PLC0415
+    import yaml
 
     doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "router.yaml").read_text())
     doc["policy"]["rules"][1]["encrypt"] = ["FINANCIAL"]

@@ -97,13 +97,6 @@ class RouterApp:
         assert cfg.audit is not None
         pipe, audit = cfg.pipeline, cfg.audit
 
-        listed = {t.name: t.jurisdiction for t in cfg.topics}
-        for n, ingress in enumerate(pipe.ingress):
-            if listed.get(ingress.topic, ingress.jurisdiction) != ingress.jurisdiction:
-                raise ConfigError(
-                    f"pipeline.ingress[{n}] declares {ingress.topic} in {ingress.jurisdiction} but 'topics' lists it "
-                    f"in {listed[ingress.topic]}: the two must agree"
-                )
         admin = admin_for(cfg, self.client_props["bootstrap.servers"])
         report = check_startup(cfg, admin)
         ingress_parts = max(

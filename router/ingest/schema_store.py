@@ -25,16 +25,109 @@ from fastavro import parse_schema
 from router.errors import ReasonCode
 from router.ingest.errors import DecodeError, SchemaRegistryUnavailable
 
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+class _UnsafeSchema(Exception):
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class _SchemaWalk:
+    """Checks that a schema can be read safely, whatever the input bytes:
+
+    * no array or map whose items can encode in zero bytes (``null``, a record whose fields all
+      encode in zero bytes, ``fixed`` of size 0, recursively): a block count of 2**40 in 7 bytes
+      would make the reader allocate without bound (review appendix A6);
+    * no recursive named type: fastavro reads nesting recursively in C, and about 10 KB of nesting
+      bytes overflow the stack and kill the process. CDC schemas are never recursive.
+    """
+
+    def __init__(self) -> None:
+        self.zero: dict[str, bool] = {}  # full name -> whether it encodes in zero bytes
+        self.stack: list[str] = []
+
+    @staticmethod
+    def _full(name: str, namespace: str | None) -> str:
+        return name if "." in name or not namespace else f"{namespace}.{name}"
+
+    def visit(self, t: Any, ns: str | None) -> bool:
+        """Whether ``t`` can encode in zero bytes; raises _UnsafeSchema."""
+        if isinstance(t, str):
+            return t == "null" if t in _PRIMITIVES else self._reference(t, ns)
+        if isinstance(t, list):  # a union: its branch index takes at least one byte
+            for branch in t:
+                self.visit(branch, ns)
+            return False
+        if not isinstance(t, dict):
+            return False
+        kind = t.get("type")
+        if kind in ("record", "error", "enum", "fixed") and isinstance(t.get("name"), str):
+            return self._named(t, ns)
+        if kind in ("array", "map"):  # a block count takes at least one byte, whatever the items
+            if self.visit(t.get("items" if kind == "array" else "values"), ns):
+                raise _UnsafeSchema("has an array/map of zero-byte items")
+            return False
+        return self.visit(kind, ns)  # {"type": "string", "logicalType": ...} and the like
+
+    def _reference(self, name: str, ns: str | None) -> bool:
+        for full in (self._full(name, ns), name):
+            if full in self.stack:
+                raise _UnsafeSchema("is recursive (a named type contains itself)")
+            if full in self.zero:
+                return self.zero[full]
+        return False  # an unknown name: parse_schema refuses it
+
+    def _named(self, t: dict[str, Any], ns: str | None) -> bool:
+        name = t["name"]
+        own_ns = t.get("namespace") if isinstance(t.get("namespace"), str) else ns
+        full = self._full(name, own_ns)
+        if "." in full:
+            own_ns = full.rpartition(".")[0]
+        kind = t["type"]
+        if kind == "enum":
+            zero = False
+        elif kind == "fixed":
+            zero = t.get("size") == 0
+        else:
+            self.stack.append(full)
+            fields: Any = t.get("fields")
+            # a list, not a generator: every field is visited even after one that takes bytes
+            zero = all([self.visit(f.get("type"), own_ns) for f in fields or () if isinstance(f, dict)])  # noqa: C419
+            self.stack.pop()
+        self.zero[full] = zero
+        return zero
+
+
+def check_schema(schema_id: int, raw: Any) -> None:
+    """Refuse a schema that cannot be read safely (see :class:`_SchemaWalk`): DecodeError
+    UNKNOWN_SCHEMA naming the schema id and the problem."""
+    try:
+        _SchemaWalk().visit(raw, None)
+    except _UnsafeSchema as err:
+        raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, f"schema {schema_id} {err.what}", None) from None
+    except RecursionError:
+        raise DecodeError(ReasonCode.UNKNOWN_SCHEMA, f"schema {schema_id} is nested too deeply", None) from None
+
 
 @dataclass(frozen=True)
 class StoredSchema:
+    """A parsed schema and its JSON form. Construction refuses a schema that cannot be read safely
+    (:func:`check_schema`): an array or map of zero-byte items, or a recursive type."""
+
     schema_id: int
     parsed: Any
     raw: dict[str, Any]
 
+    def __post_init__(self) -> None:
+        check_schema(self.schema_id, self.raw)
+
     @property
     def field_names(self) -> list[str]:
-        return [f["name"] for f in self.raw.get("fields", [])]
+        if not isinstance(self.raw, dict):
+            return []
+        return [f["name"] for f in self.raw.get("fields", []) if isinstance(f, dict) and "name" in f]
 
     def __iter__(self) -> Iterator[Any]:
         """Unpacks as ``parsed, raw = store.get(schema_id)``."""

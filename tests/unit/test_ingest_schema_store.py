@@ -241,3 +241,136 @@ def test_an_invalid_avro_schema_is_unknown_schema(registry: Any) -> None:
     with pytest.raises(DecodeError, match="not a valid Avro schema") as err:
         HttpSchemaRegistry(reg.url, timeout=2).get(77)
     assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA
+
+
+# -- schemas that cannot be read safely (appendix A6, and recursion) ------------------------------
+
+HEADER_FIELD = {"name": "ChangeEventHeader", "type": {"type": "record", "name": "ChangeEventHeader", "fields": [
+    {"name": "entityName", "type": "string"}, {"name": "changeType", "type": "string"},
+    {"name": "recordIds", "type": {"type": "array", "items": "string"}}]}}
+ZERO_ITEMS = [
+    {"type": "array", "items": "null"},
+    {"type": "map", "values": "null"},
+    {"type": "array", "items": {"type": "record", "name": "Empty", "fields": []}},
+    {"type": "array", "items": {"type": "record", "name": "Nulls", "fields": [
+        {"name": "a", "type": "null"}, {"name": "b", "type": {"type": "record", "name": "Inner", "fields": []}}]}},
+    {"type": "array", "items": {"type": "fixed", "name": "Nothing", "size": 0}},
+    {"type": "array", "items": {"type": "array", "items": "null"}},
+    {"type": "record", "name": "Outer", "fields": [
+        {"name": "z", "type": {"type": "record", "name": "Z", "namespace": "x.y", "fields": []}},
+        {"name": "zs", "type": {"type": "map", "values": "x.y.Z"}}]},
+]
+SAFE_ITEMS = [
+    {"type": "array", "items": "string"},
+    {"type": "array", "items": ["null", "string"]},  # a union's branch index takes a byte
+    {"type": "array", "items": {"type": "enum", "name": "E", "symbols": ["A"]}},
+    {"type": "array", "items": {"type": "fixed", "name": "One", "size": 1}},
+    {"type": "array", "items": {"type": "array", "items": "int"}},  # an empty inner array is one byte
+    {"type": "map", "values": {"type": "record", "name": "R", "fields": [{"name": "n", "type": "null"},
+                                                                        {"name": "i", "type": "int"}]}},
+]
+RECURSIVE = [
+    {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]},
+    {"type": "record", "name": "Tree", "fields": [{"name": "kids", "type": {"type": "array", "items": "Tree"}}]},
+    {"type": "record", "name": "A", "namespace": "n", "fields": [{"name": "b", "type": {
+        "type": "record", "name": "B", "fields": [{"name": "a", "type": ["null", "n.A"]}]}}]},
+]
+
+
+def _record(extra_type: Any) -> dict[str, Any]:
+    """A Salesforce-looking record whose first field has ``extra_type``, so that the A6 bytes are
+    read as that field's block count."""
+    return {"type": "record", "name": "BombChangeEvent", "fields": [{"name": "xs", "type": extra_type}, HEADER_FIELD]}
+
+
+@pytest.mark.parametrize("schema", ZERO_ITEMS)
+def test_a_schema_with_zero_byte_array_or_map_items_is_refused_when_loaded(schema: dict[str, Any]) -> None:
+    from router.ingest.schema_store import StoredSchema, load_schema
+
+    for raw in (schema, _record(schema)):
+        with pytest.raises(DecodeError, match="schema 9 has an array/map of zero-byte items") as err:
+            load_schema(9, json.loads(json.dumps(raw)))
+        assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA
+    from fastavro import parse_schema
+
+    with pytest.raises(DecodeError, match="zero-byte items"):
+        StoredSchema(9, parse_schema(json.loads(json.dumps(schema))), schema)
+
+
+@pytest.mark.parametrize("schema", SAFE_ITEMS)
+def test_arrays_and_maps_of_items_that_take_bytes_are_accepted(schema: dict[str, Any]) -> None:
+    from router.ingest.schema_store import load_schema
+
+    assert load_schema(9, _record(schema)).schema_id == 9
+
+
+@pytest.mark.parametrize("schema", RECURSIVE)
+def test_a_recursive_schema_is_refused_when_loaded(schema: dict[str, Any]) -> None:
+    """fastavro 1.13 reads a recursive schema recursively in C: about 10 KB of nesting bytes
+    overflow the stack and kill the process (SIGSEGV), so no input can be read safely with it."""
+    from router.ingest.schema_store import load_schema
+
+    with pytest.raises(DecodeError, match="schema 9 is recursive") as err:
+        load_schema(9, json.loads(json.dumps(schema)))
+    assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA
+
+
+def _directory(tmp_path: Any, schemas: dict[int, dict[str, Any]]) -> Any:
+    from router.ingest.schema_store import DirectorySchemaStore
+
+    for sid, raw in schemas.items():
+        (tmp_path / f"s{sid}.avsc").write_text(json.dumps(raw))
+    (tmp_path / "registry.json").write_text(json.dumps({str(sid): f"s{sid}.avsc" for sid in schemas}))
+    return DirectorySchemaStore(tmp_path)
+
+
+A6_BYTES = bytes([0x80, 0x80, 0x80, 0x80, 0x80, 0x40]) + b"\x00"  # zigzag(2**40), then zigzag(0): 7 bytes
+
+
+def test_a6_the_seven_byte_bomb_is_refused_quickly_from_a_schema_directory(tmp_path: Any) -> None:
+    assert len(A6_BYTES) == 7
+    bomb = {"type": "array", "items": "null"}
+    store = _directory(tmp_path, {9: bomb, 10: _record(bomb)})
+    # Loading refuses the schemas: nothing below ever decodes with them.
+    for sid in (9, 10):
+        with pytest.raises(DecodeError, match="zero-byte items"):
+            store.get(sid)
+    started = time.monotonic()
+    with pytest.raises(DecodeError) as err:
+        decoder_for("salesforce-avro", schema_store=store).decode(A6_BYTES, headers={"schema-id": "9"})
+    assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA and err.value.raw == A6_BYTES
+    wire = b"\x00" + struct.pack(">I", 10) + A6_BYTES
+    for name in ("confluent-avro", "auto"):
+        with pytest.raises(DecodeError) as err:
+            decoder_for(name, schema_store=store).decode(wire)
+        assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA and err.value.raw == wire
+    assert time.monotonic() - started < 1.0
+
+
+def test_a6_from_the_http_registry_is_refused_and_cached_negatively(registry: Any) -> None:
+    reg = registry(lambda _path: _schema_reply(_record({"type": "array", "items": "null"})))
+    client = HttpSchemaRegistry(reg.url, timeout=2)
+    with pytest.raises(DecodeError, match="schema 77 has an array/map of zero-byte items"):
+        client.get(77)
+    wire = b"\x00" + struct.pack(">I", 77) + A6_BYTES
+    with pytest.raises(DecodeError) as err:
+        decoder_for("confluent-avro", schema_store=client).decode(wire)
+    assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA
+    assert reg.calls == ["/schemas/ids/77"]
+
+
+def test_a_recursive_schema_in_a_directory_is_refused_before_any_decode(tmp_path: Any) -> None:
+    store = _directory(tmp_path, {9: RECURSIVE[0]})
+    with pytest.raises(DecodeError, match="recursive"):
+        store.get(9)
+    deep = b"\x02" * 20_000 + b"\x00"  # would overflow fastavro's C stack with the schema loaded
+    with pytest.raises(DecodeError) as err:
+        decoder_for("salesforce-avro", schema_store=store).decode(deep, headers={"schema-id": "9"})
+    assert err.value.reason is ReasonCode.UNKNOWN_SCHEMA
+
+
+def test_the_shipped_schemas_pass_the_load_checks() -> None:
+    fresh = default_schema_store()
+    assert fresh.ids()
+    for sid in fresh.ids():
+        assert fresh.get(sid).schema_id == sid

@@ -51,7 +51,8 @@ def test_country_field_by_name_routes_to_its_jurisdiction(engine: Engine) -> Non
 def test_nested_compound_country_code(engine: Engine) -> None:
     out = engine.evaluate(ev("Contact", MailingAddress={"Country": "GB"}), IN_EU)
     assert out.resolution.jurisdictions == ("uk",)
-    assert [(b.source, b.country, b.jurisdiction) for b in out.resolution.bindings] == [(Source.FIELD, "GB", "uk")]
+    assert out.resolution.bindings[0].name == "MailingAddress.Country"
+    assert out.resolution.evidence == ("field MailingAddress.Country -> GB -> uk",)
 
 
 def test_tenant_map_binds() -> None:
@@ -81,6 +82,7 @@ def test_unmapped_country_fails_closed(engine: Engine) -> None:
     d = engine.evaluate(ev(BillingCountry="Japan"), IN_UK).decision
     assert isinstance(d, Quarantine)
     assert (d.reason, d.jurisdiction) == (ReasonCode.UNRESOLVED_JURISDICTION, "uk")
+    assert "BillingCountry" in d.detail
     assert "Japan" not in d.detail
 
 

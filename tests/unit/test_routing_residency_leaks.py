@@ -13,16 +13,20 @@ cached ``to_alpha2``. Their companions (a trusted ingress, no header) pin what m
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import yaml
+from fastavro import schemaless_writer
 
 from router.config.loader import parse_config
 from router.errors import ReasonCode
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
+from router.ingest.samples import default_schema_store
 from router.residency.countries import to_alpha2
 from router.residency.resolver import Origin, Resolver
 from router.routing.build import evaluator_for
@@ -89,6 +93,41 @@ def test_spoofed_org_id_header_against_the_payloads_org_quarantines_in_the_paylo
     ev = decide(sf("Contact", Email="anna@example.de", OrgId=EU_ORG), {"sf-org-id": US_ORG}, topic=UK_IN)
     assert ev.jurisdictions == ("eu",)
     assert quarantined(ev) == (ReasonCode.CONFLICTING_JURISDICTION, "eu", "quarantine.eu")
+
+
+def _avro_contact(framed: bool, **fields: Any) -> tuple[bytes, dict[str, str]]:
+    """A Salesforce Contact change event in Avro: Confluent-framed, or bare with a schema-id header
+    as the Pub/Sub API delivers it."""
+    store = default_schema_store()
+    sid = next(i for i, f in store.ids().items() if Path(f).stem == "ContactChangeEvent")
+    stored = store.get(sid)
+    rec: dict[str, Any] = dict.fromkeys(stored.field_names)
+    rec.update(fields)
+    bits = sum(1 << stored.field_names.index(k) for k in fields)
+    rec["ChangeEventHeader"] = {
+        "entityName": "Contact", "recordIds": ["003A0000001AAA"], "changeType": "UPDATE",
+        "changeOrigin": "com/salesforce/api/rest/61.0", "transactionKey": "t", "sequenceNumber": 1,
+        "commitTimestamp": 1_700_000_000_000, "commitNumber": 1, "commitUser": "005A",
+        "nulledFields": [], "diffFields": [], "changedFields": [f"0x{bits:X}"]}
+    buf = io.BytesIO()
+    if framed:
+        buf.write(b"\x00" + struct.pack(">I", sid))
+    schemaless_writer(buf, stored.parsed, rec)
+    return buf.getvalue(), ({} if framed else {"schema-id": str(sid)})
+
+
+@pytest.mark.parametrize("framed", [True, False], ids=["confluent-avro", "pubsub-avro"])
+def test_spoofed_org_id_header_never_routes_an_avro_email_update_to_the_us(framed: bool) -> None:
+    value, headers = _avro_contact(framed, Email="anna@example.de")
+    ev = decide(value, {**headers, "sf-org-id": US_ORG})
+    assert quarantined(ev) == (ReasonCode.UNRESOLVED_JURISDICTION, "eu", "quarantine.eu")
+
+
+@pytest.mark.parametrize("framed", [True, False], ids=["confluent-avro", "pubsub-avro"])
+def test_org_id_header_binds_an_avro_event_on_a_trusted_ingress(framed: bool) -> None:
+    value, headers = _avro_contact(framed, Email="anna@example.de")
+    ev = decide(value, {**headers, "sf-org-id": US_ORG}, topic=TRUSTED_IN)
+    assert (ev.route_topic, ev.jurisdiction) == ("crm.us.contact", "us")
 
 
 def test_org_id_header_binds_on_a_trusted_ingress() -> None:

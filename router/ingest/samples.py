@@ -5,7 +5,9 @@ phone numbers, IBANs, VAT ids and national ids that pass python-stdnum / phonenu
 (about one in ten deliberately invalid), free-text fields that sometimes hide an identifier or an
 LLM prompt template, in three connector formats: Salesforce CDC JSON, Salesforce CDC Avro in the
 Confluent wire format (schema ids from ``schemas/registry.json``) and Debezium JSON. A few Salesforce
-GAP_OVERFLOW events and Debezium tombstones are mixed in.
+GAP_OVERFLOW events and Debezium tombstones are mixed in. Deletes of earlier subjects (a Debezium
+delete with its before-image and tombstone, a Salesforce DELETE) are an opt-in: ``generate(...,
+deletes=0.1)``.
 
 The same ``seed`` always yields the same records.
 
@@ -268,9 +270,24 @@ def make_phone(rng: random.Random, cc: str) -> str | None:
     return phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
 
 
+_DELETE_LSN = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """A record the stream created or updated, which a later delete may remove."""
+
+    fmt: str
+    rid: str
+    entity: str
+    country: str
+    row: dict[str, Any] | None  # the Debezium after-image, the delete's before-image
+
+
 class _Gen:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - reproducible sample data, not secrets
+        self.subject: _Subject | None = None  # what the last record() created or updated
         self.store = DirectorySchemaStore(default_schema_dir())
         self.ids = {Path(f).stem.removesuffix("ChangeEvent"): sid for sid, f in self.store.ids().items()}
         self.weights = [w for _, w, _ in COUNTRIES]
@@ -382,17 +399,20 @@ class _Gen:
             "Prompt__c": p["prompt"],
         }
 
-    def header(self, entity: str, rid: str, change: str, changed: list[str], i: int) -> dict[str, Any]:
+    def header(  # noqa: PLR0917 - one header's parts
+        self, entity: str, rid: str, change: str, changed: list[str], i: int, rng: random.Random | None = None
+    ) -> dict[str, Any]:
+        rng = rng or self.rng
         return {
             "entityName": entity,
             "recordIds": [rid],
             "changeType": change,
             "changeOrigin": "com/salesforce/api/rest/61.0",
-            "transactionKey": f"{self.rng.getrandbits(64):016x}",
+            "transactionKey": f"{rng.getrandbits(64):016x}",
             "sequenceNumber": 1,
             "commitTimestamp": 1_767_225_600_000 + i * 1000,
             "commitNumber": 10_000_000 + i,
-            "commitUser": "005" + _digits(self.rng, 12),
+            "commitUser": "005" + _digits(rng, 12),
             "nulledFields": [],
             "diffFields": [],
             "changedFields": changed,
@@ -410,6 +430,7 @@ class _Gen:
         if fmt != "debezium-json" and rng.random() < 0.004:
             change = "GAP_OVERFLOW"
         key = rid.encode()
+        self.subject = None if change == "GAP_OVERFLOW" else _Subject(fmt, rid, entity, cc, None)
         if fmt == "salesforce-json":
             doc = {
                 "ChangeEventHeader": self.header(entity, rid, change, sorted(values), i),
@@ -420,6 +441,7 @@ class _Gen:
         if fmt == "salesforce-avro":
             return self.avro(entity, rid, change, values, i, cc)
         if rng.random() < 0.005:
+            self.subject = None
             return SampleRecord(json.dumps({"id": rid}).encode(), None, "debezium-json", {}, None, entity)
         row = {
             "id": rid,
@@ -427,6 +449,7 @@ class _Gen:
             **({"Country": country_text} if entity != "Opportunity" else {}),
         }
         op = "c" if change == "CREATE" else "u"
+        self.subject = _Subject(fmt, rid, entity, cc, row)
         doc = {
             "before": None if op == "c" else {"id": rid},
             "after": row,
@@ -445,6 +468,51 @@ class _Gen:
             "transaction": {"id": f"{i // 3}", "total_order": i % 3 + 1, "data_collection_order": 1},
         }
         return SampleRecord(json.dumps({"id": rid}).encode(), orjson.dumps(doc), "debezium-json", {}, cc, entity)
+
+    def deletion(self, subject: _Subject, i: int, rng: random.Random) -> list[SampleRecord]:
+        """The records that delete ``subject`` after base record ``i``, drawn from ``rng`` only: a
+        Debezium delete (op d, the subject's last row as before-image) and its bare tombstone, or a
+        Salesforce DELETE change event, which carries the record id and nothing else."""
+        entity, rid = subject.entity, subject.rid
+        ts = 1_767_225_600_000 + i * 1000 + 500
+        doc: dict[str, Any]
+        if subject.fmt == "salesforce-json":
+            doc = {
+                "ChangeEventHeader": self.header(entity, rid, "DELETE", [], i, rng),
+                "EventUuid": f"{rng.getrandbits(128):032x}",
+            }
+            return [SampleRecord(rid.encode(), orjson.dumps(doc), "salesforce-json", {}, None, entity)]
+        if subject.fmt == "salesforce-avro":
+            sid = self.ids[entity]
+            stored = self.store.get(sid)
+            rec: dict[str, Any] = dict.fromkeys(stored.field_names)
+            rec["ChangeEventHeader"] = self.header(entity, rid, "DELETE", [], i, rng)
+            buf = io.BytesIO()
+            buf.write(b"\x00" + struct.pack(">I", sid))
+            schemaless_writer(buf, stored.parsed, rec)
+            return [SampleRecord(rid.encode(), buf.getvalue(), "confluent-avro", {}, None, entity)]
+        key = json.dumps({"id": rid}).encode()
+        doc = {
+            "before": subject.row,
+            "after": None,
+            "source": {
+                "version": "2.7.0.Final",
+                "connector": "postgresql",
+                "name": "crm",
+                "db": "crm",
+                "schema": "public",
+                "table": entity.lower(),
+                "lsn": _DELETE_LSN + i,  # apart from the base records' positions: event ids stay unique
+                "ts_ms": ts,
+            },
+            "op": "d",
+            "ts_ms": ts,
+            "transaction": {"id": f"d{i}", "total_order": 1, "data_collection_order": 1},
+        }
+        return [
+            SampleRecord(key, orjson.dumps(doc), "debezium-json", {}, subject.country, entity),
+            SampleRecord(key, None, "debezium-json", {}, None, entity),
+        ]
 
     def avro(  # noqa: PLR0917 - one record's parts, from record()
         self, entity: str, rid: str, change: str, values: dict[str, Any], i: int, cc: str
@@ -475,11 +543,41 @@ class _Gen:
         return SampleRecord(rid.encode(), buf.getvalue(), "confluent-avro", {}, cc, entity)
 
 
-def generate(n: int, seed: int = 0, formats: tuple[str, ...] = FORMATS) -> Iterator[SampleRecord]:
-    """``n`` records, cycling through ``formats``; deterministic for ``seed``."""
+def generate(
+    n: int, seed: int = 0, formats: tuple[str, ...] = FORMATS, *, deletes: float = 0.0
+) -> Iterator[SampleRecord]:
+    """``n`` records, cycling through ``formats``; deterministic for ``seed``.
+
+    ``deletes`` (opt-in, 0 to 1): the chance that a delete of an earlier subject follows a record.
+    A Debezium subject is deleted by an ``op: d`` event whose before-image is the subject's last
+    row (``country`` = the subject's country), followed by its bare tombstone (null value, the same
+    key); a Salesforce subject by a DELETE change event in its format (JSON or Confluent Avro),
+    which carries only the record id (``country`` None). Deletes draw from their own random stream,
+    so the other records are exactly those of ``deletes=0`` in the same order (``n`` counts every
+    record, deletes and tombstones included); ``deletes=0`` is the default output for the seed.
+    """
+    if not 0.0 <= deletes <= 1.0:
+        raise ValueError(f"deletes must be a share between 0 and 1, not {deletes!r}")
     gen = _Gen(seed)
-    for i in range(n):
+    if not deletes:
+        for i in range(n):
+            yield gen.record(i, formats[i % len(formats)])
+        return
+    side = random.Random(f"deletes:{seed}")  # noqa: S311 - reproducible sample data, not secrets
+    live: list[_Subject] = []
+    produced = 0
+    i = 0
+    while produced < n:
         yield gen.record(i, formats[i % len(formats)])
+        produced += 1
+        if gen.subject is not None:
+            live.append(gen.subject)
+        if live and side.random() < deletes:
+            subject = live.pop(side.randrange(len(live)))
+            for rec in gen.deletion(subject, i, side)[: n - produced]:
+                yield rec
+                produced += 1
+        i += 1
 
 
 def default_schema_store() -> DirectorySchemaStore:

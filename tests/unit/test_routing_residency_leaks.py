@@ -23,14 +23,19 @@ import pytest
 import yaml
 from fastavro import schemaless_writer
 
+from router.audit.chain import AuditChain
 from router.config.loader import parse_config
 from router.errors import ReasonCode
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 from router.ingest.samples import default_schema_store
+from router.keys.digest import DigestKeys
+from router.pipeline.processor import RouterProcessor, RouterSettings
 from router.residency.countries import to_alpha2
 from router.residency.resolver import Origin, Resolver
 from router.routing.build import evaluator_for
 from router.routing.evaluate import CoreEvaluator, Evaluation
+from tests.unit.test_pipeline_processor import FakeMessage, FakePlacement
+from tests.unit.test_routing_run_and_simulate_agree import _Keys
 
 pytestmark = pytest.mark.unit
 
@@ -319,3 +324,19 @@ def test_megabyte_region_headers_never_reach_the_country_cache() -> None:
     after = to_alpha2.cache_info()
     assert (after.currsize, after.misses) == (before.currsize, before.misses)
 
+
+
+def test_a_record_the_processor_fails_on_is_quarantined_in_its_ingress_jurisdiction() -> None:
+    def failing(topic: str, value: bytes | None, key: bytes | None, headers: Any) -> Evaluation:
+        raise RuntimeError("boom")
+
+    keys = _Keys(["eu", "uk", "us"])
+    placed = {"quarantine.eu": "eu", "quarantine.uk": "uk", "quarantine.us": "us", "audit": "eu"}
+    proc = RouterProcessor(
+        failing, FakePlacement(placed), keys.sealer, AuditChain(),
+        RouterSettings(quarantine_topic=lambda j: f"quarantine.{j}", audit_topic="audit", instance_id="t",
+                       origin_jurisdiction={UK_IN: "uk"}.__getitem__, audit_jurisdiction="eu"),
+        DigestKeys(keys.keys))
+    msg = FakeMessage(UK_IN, 0, 1, PERSONAL["us"], b"k", [("x-data-region", b"eu"), ("sf-org-id", US_ORG.encode())])
+    outs = proc.process([msg])  # type: ignore[list-item]
+    assert [o.topic for o in outs] == ["quarantine.uk", "audit"]

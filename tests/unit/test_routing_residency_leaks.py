@@ -172,9 +172,11 @@ def test_region_header_binds_on_a_trusted_ingress() -> None:
     assert (ev.route_topic, ev.jurisdiction, ev.jurisdictions) == ("crm.uk.contact", "uk", ("uk",))
 
 
-def test_a_region_header_alone_never_resolves() -> None:
-    ev = decide(sf("Contact", Email="anna@example.de"), {"x-data-region": "us"})
-    assert quarantined(ev) == (ReasonCode.UNRESOLVED_JURISDICTION, "eu", "quarantine.eu")
+@pytest.mark.parametrize("region", ["us", "eu", "DE"])
+def test_a_region_header_alone_never_resolves_nor_chooses_the_quarantine(region: str) -> None:
+    ev = decide(sf("Contact", Email="anna@example.de"), {"x-data-region": region}, topic=UK_IN)
+    assert ev.jurisdictions == ()
+    assert quarantined(ev) == (ReasonCode.UNRESOLVED_JURISDICTION, "uk", "quarantine.uk")
 
 
 # -- records whose jurisdiction cannot be known stay where they arrived (§1 #14) ------------------

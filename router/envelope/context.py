@@ -12,7 +12,8 @@ class SealContext:
     """Everything a record is bound to; all of it is signed and is the AEAD's associated data.
 
     ``dest_partition`` is the partition the router chose explicitly before sealing. None of these
-    fields may hold CRM field values: ``event_id`` is a connector id or built from record ids,
+    fields may hold CRM field values: ``event_id`` is a keyed digest of the connector's event id
+    (``eid:<hex>``) or the source position ``topic:partition:offset``,
     ``categories`` are classification category names (``pii.email``), not values.
     """
 

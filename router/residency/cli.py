@@ -43,7 +43,9 @@ def _run(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(row, separators=(",", ":")))
             else:
-                where = row["topic"] if row["decision"] == "route" else f"{row['reason']} -> {row['topic']}"
+                where = row["topic"] if row["decision"] == "route" else row["reason"]
+                if row["decision"] == "quarantine":
+                    where += f" -> {row['topic']}"
                 cats = ",".join(row["categories"]) or "-"
                 print(f"{row['line']:>6} {row['event_id'] or '-':<44} {row['level'] or '-':<12} {cats:<32} "
                       f"{','.join(row['jurisdictions']) or '-':<13} {row['decision']:<10} {where}")

@@ -122,14 +122,15 @@ class Policy:
         incomplete = getattr(cls, "incomplete", None)
         if incomplete:
             return self._quarantine(ReasonCode.SCAN_LIMIT, str(incomplete), bound, origin, cls)
+        if event.operation is Operation.DELETE and (res.unmapped or not bound):
+            why = (f"its fields name no configured jurisdiction: {', '.join(res.unmapped)}" if res.unmapped
+                   else "it carries no tenant, country field or trusted header")
+            return self._quarantine(ReasonCode.ERASURE_UNRESOLVED, f"a delete whose erasure cannot be routed: {why}",
+                                    bound, origin, cls)
         if res.unmapped:
             return self._quarantine(ReasonCode.UNRESOLVED_JURISDICTION,
                                     f"fields name no configured jurisdiction: {', '.join(res.unmapped)}", bound,
                                     origin, cls)
-        if not bound and event.operation is Operation.DELETE:
-            return self._quarantine(ReasonCode.ERASURE_UNRESOLVED,
-                                    "a delete that carries no tenant, country field or trusted header: its erasure "
-                                    "cannot be routed", bound, origin, cls)
         if not bound:
             return self._quarantine(ReasonCode.UNRESOLVED_JURISDICTION,
                                     "no tenant, country field or trusted header resolved and no residency.default",

@@ -124,12 +124,21 @@ class Simulator:
         self.store = schema_store_for(config)
         self.core: CoreEvaluator = evaluator_for(config, base_dir, store=self.store)
         self.origin: Origin = self.core.ingress[self.topic].origin
-        entry = entries[self.topic]
-        self._decoders: dict[str | None, Ingress] = {None: self.core.ingress[self.topic]}
+        self._entry = entries[self.topic]
+        self._decoders: dict[str | None, Ingress] = {None: self.core.ingress[self.topic],
+                                                     self._entry.decoder: self.core.ingress[self.topic]}
         if fmt is not None:
-            self._decoders[None] = self._ingress_for(fmt, entry.decoder_options() if fmt == entry.decoder else {})
+            self._decoders[None] = self._ingress_for(fmt)
 
-    def _ingress_for(self, fmt: str, options: dict[str, Any]) -> Ingress:
+    def _ingress_for(self, fmt: str) -> Ingress:
+        """The decoder ``fmt`` with the ingress entry's options that ``fmt`` accepts."""
+        if fmt == self._entry.decoder:
+            return self.core.ingress[self.topic]
+        from router.pipeline.config import DECODER_OPTIONS  # noqa: PLC0415
+
+        model = DECODER_OPTIONS.get(fmt)
+        accepted = set(model.model_fields) if model is not None else set()
+        options = {k: v for k, v in self._entry.decoder_options().items() if k in accepted}
         try:
             return Ingress(decoder(fmt, options, self.config, self.store), self.origin)
         except RecordError as err:
@@ -138,7 +147,7 @@ class Simulator:
     def _evaluate(self, rec: _Record) -> Evaluation:
         spec = self._decoders.get(rec.fmt)
         if spec is None:
-            spec = self._decoders[rec.fmt] = self._ingress_for(str(rec.fmt), {})
+            spec = self._decoders[rec.fmt] = self._ingress_for(str(rec.fmt))
         self.core.ingress[self.topic] = spec
         try:
             return self.core(self.topic, rec.value, rec.key, rec.headers)

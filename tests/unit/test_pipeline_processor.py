@@ -206,9 +206,12 @@ def test_rollback_rewinds_the_audit_chain_for_reprocessing() -> None:
     aborted = proc.process([FakeMessage("ingress", 0, 1, b"b")])  # type: ignore[list-item]
     proc.rollback(state)
     again = proc.process([FakeMessage("ingress", 0, 1, b"b")])  # type: ignore[list-item]
-    audit = lambda outs: [o.value for o in outs if o.topic == "audit"]  # noqa: E731
-    assert decode_audit(audit(aborted)[0]).seq == decode_audit(audit(again)[0]).seq == 1  # type: ignore[arg-type]
-    assert verify_chain([(0, 0, audit(first)[0]), (0, 1, audit(again)[0])]).ok  # type: ignore[list-item]
+
+    def audit(outs: list[Any]) -> list[bytes]:
+        return [o.value for o in outs if o.topic == "audit"]
+
+    assert decode_audit(audit(aborted)[0]).seq == decode_audit(audit(again)[0]).seq == 1
+    assert verify_chain([(0, 0, audit(first)[0]), (0, 1, audit(again)[0])]).ok
 
 
 def test_batch_trace_context_travels_in_headers_and_audit() -> None:

@@ -327,9 +327,6 @@ def test_a_raw_line_is_decoded_with_the_ingress_options_like_run(tmp_path: Path)
     assert [(r["decision"], r["topic"]) for r in rows] == [("route", "crm.eu.contact")]
 
 
-@pytest.mark.xfail(strict=True, reason="router/routing/simulate.py:141 builds the decoder of a wrapped line's "
-                   "'format' without the ingress entry's options (even when the format is the ingress decoder), so "
-                   "simulate maps public.customers to entity 'customer' where run maps it to Contact")
 @pytest.mark.parametrize("fmt", ["auto", "debezium-json"])
 def test_a_wrapped_line_is_decoded_with_the_ingress_options_like_run(fmt: str, tmp_path: Path) -> None:
     config = example(**MAPPED)

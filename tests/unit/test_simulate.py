@@ -310,8 +310,6 @@ def test_an_unknown_format_is_a_clear_error(capsys: pytest.CaptureFixture[str], 
     assert "format 'xml'" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="router/residency/cli.py:46 prints an audit-only row as "
-                   "'TOMBSTONE_AUDITED -> None', as if it were written to a topic named None")
 def test_the_table_shows_an_audit_only_row_without_a_topic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "tomb.jsonl"
     p.write_text(json.dumps({"format": "debezium-json", "key_b64": base64.b64encode(b'{"id": 7}').decode(),

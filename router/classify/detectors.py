@@ -1,10 +1,18 @@
 """Content detectors for free-text fields.
 
 Every detector is a small class behind the :class:`Detector` protocol: a cheap ``prefilter``
-(a substring or one compiled regex) that rejects plain text quickly, then ``confirm``, which
+(a substring or one compiled pattern) that rejects plain text quickly, then ``confirm``, which
 counts a hit only after validation by a maintained library (python-stdnum checksums,
 phonenumbers metadata) or, for secrets and prompts, by structural checks. Detectors see the text
 only; they return a bool and never keep, log or raise with the text.
+
+Every pattern is compiled with RE2 (google-re2), whose matching time is linear in the length of
+the text whatever the pattern: no input can make a detector backtrack (review §4.5). RE2 has no
+look-around, so the few checks that used it are plain Python on short candidates. The phone
+detector hands phonenumbers only candidates of at most 17 digits and a few characters of context.
+
+Each detector declares ``min_length``, the length of the shortest text it can confirm; the
+classifier scans no string shorter than the smallest ``min_length`` of the enabled detectors.
 
 Detectors are registered by name in :data:`REGISTRY` and selected in ``classification.detectors``.
 """
@@ -14,12 +22,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
-from collections.abc import Callable, Iterable
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import phonenumbers
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 from stdnum import iban as std_iban
 from stdnum import luhn
 from stdnum.de import idnr
@@ -32,48 +39,126 @@ from stdnum.us import ssn
 from router.classify.model import Category
 
 
+class Match(Protocol):
+    """The part of a match object the detectors use (offsets and groups in UTF-8 bytes)."""
+
+    def group(self, index: int = 0) -> bytes: ...
+
+    def start(self, index: int = 0) -> int: ...
+
+    def end(self, index: int = 0) -> int: ...
+
+
+class Pattern(Protocol):
+    """A compiled RE2 pattern over UTF-8 bytes (the part of its API the detectors use)."""
+
+    def search(self, data: bytes) -> Match | None: ...
+
+    def finditer(self, data: bytes) -> Iterator[Match]: ...
+
+
+def linear(pattern: str) -> Pattern:
+    """Compile ``pattern`` with RE2: matching time is linear in the text, for every pattern.
+
+    RE2 syntax is Python's minus look-around and backreferences; ``\\b``, ``\\d``, ``\\s``, ``\\w``
+    are ASCII classes. An unsupported construct fails here, at import, not on some input.
+    Patterns run on UTF-8 bytes (:func:`utf8`): RE2 reads UTF-8, and its Python wrapper maps
+    every match of a ``str`` back to character offsets at several microseconds a match."""
+    compiled: Pattern = re2.compile(pattern.encode("utf-8"))
+    return compiled
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as the UTF-8 the patterns read, encoded once per text. Lone surrogates (not
+    encodable; decoders never produce them) become ``?`` so that no input can raise."""
+    return text.encode("utf-8", "replace")
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _any_of(hints: Iterable[bytes]) -> str:
+    """An RE2 pattern matching any of the lower-case ASCII ``hints`` in any case."""
+    escaped = (re2.escape(h.decode("ascii")) for h in hints)
+    return "(?i:" + "|".join(escaped) + ")"
+
+
 @runtime_checkable
 class Detector(Protocol):
     """Finds one kind of sensitive content in a string.
 
     Contract: ``prefilter`` is cheap and may over-approximate; ``confirm`` is called only when
     ``prefilter`` is true and returns true only for a validated match. Neither raises for any
-    string input nor retains the text.
+    string input nor retains the text, and both take time linear in its length. ``min_length`` is
+    the length of the shortest text ``confirm`` can accept.
     """
 
     name: str
     category: Category
+    min_length: int
 
     def prefilter(self, text: str) -> bool: ...
 
     def confirm(self, text: str) -> bool: ...
 
 
-class _CandidateDetector:
-    """A detector whose candidates come from one regex and are checked by a validator."""
+class BaseDetector:
+    """Shared shape of the built-in detectors.
+
+    Subclasses implement ``screen`` (the cheap check) and ``match`` (the validation), both on the
+    text's UTF-8 bytes (:func:`utf8`). ``screen`` is true exactly when ``screen_pattern`` (an RE2
+    pattern) occurs in the text, so that :class:`Scanner` can screen for all detectors in one
+    pass. Detectors with ``digit_gated`` also need four digits close together; the scanner
+    evaluates that gate once per text for all of them."""
 
     name: ClassVar[str]
     category: ClassVar[Category]
-    pattern: ClassVar[re.Pattern[str]]
+    min_length: ClassVar[int]
+    digit_gated: ClassVar[bool] = False
+    screen_pattern: ClassVar[str]
+    pattern: ClassVar[Pattern]
+    """``screen_pattern`` compiled (set for each subclass that declares one)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "screen_pattern" in cls.__dict__:
+            cls.pattern = linear(cls.screen_pattern)
+
+    def screen(self, data: bytes) -> bool:
+        return self.pattern.search(data) is not None
+
+    def match(self, data: bytes) -> bool:
+        raise NotImplementedError
 
     def prefilter(self, text: str) -> bool:
-        return _has_digit_run(text) and self.pattern.search(text) is not None
+        data = utf8(text)
+        return (not self.digit_gated or _has_digit_run(data)) and self.screen(data)
 
     def confirm(self, text: str) -> bool:
-        return any(_safe(self.check, m.group(0)) for m in self.pattern.finditer(text))
+        return self.match(utf8(text))
+
+
+_DIGIT_RUN_PATTERN = r"\d[\d .-]{2,}\d"
+_DIGIT_RUN = linear(_DIGIT_RUN_PATTERN)
+
+
+class _CandidateDetector(BaseDetector):
+    """A detector whose candidates come from one pattern and are checked by a validator."""
+
+    digit_gated = True
+
+    def match(self, data: bytes) -> bool:
+        return any(_safe(self.check, _text(m.group(0))) for m in self.pattern.finditer(data))
 
     def check(self, candidate: str) -> bool:
         raise NotImplementedError
 
 
-_DIGIT_RUN = re.compile(r"\d[\d .-]{2,}\d")
-
-
-@lru_cache(maxsize=64)
-def _has_digit_run(text: str) -> bool:
-    """Shared gate of the number detectors: four digits close together. Cached per string (the
-    detectors of one field share the answer); the cache holds strings only briefly and in memory."""
-    return _DIGIT_RUN.search(text) is not None
+def _has_digit_run(data: bytes) -> bool:
+    """Shared gate of the number detectors: four digits close together. Not cached: a cache
+    keyed by the text would keep field values alive; :class:`Scanner` asks once per text."""
+    return _DIGIT_RUN.search(data) is not None
 
 
 def _safe(validate: Callable[[str], bool], candidate: str) -> bool:
@@ -94,17 +179,19 @@ class IbanDetector(_CandidateDetector):
 
     name = "iban"
     category = Category.FINANCIAL
-    pattern = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+    min_length = 15  # Norway's IBANs, the shortest
+    screen_pattern = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
+
     def check(self, candidate: str) -> bool:
         return bool(std_iban.is_valid(candidate))
 
 
-_CARD_IIN = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2))")
+_CARD_IIN = linear(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2))")
 
 
 def _is_card(candidate: str) -> bool:
     digits = _digits(candidate)
-    return 13 <= len(digits) <= 19 and _CARD_IIN.match(digits) is not None and luhn.is_valid(digits)
+    return 13 <= len(digits) <= 19 and _CARD_IIN.search(digits.encode()) is not None and luhn.is_valid(digits)
 
 
 class PaymentCardDetector(_CandidateDetector):
@@ -113,7 +200,9 @@ class PaymentCardDetector(_CandidateDetector):
 
     name = "payment_card"
     category = Category.FINANCIAL
-    pattern = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+    min_length = 13
+    screen_pattern = r"\b(?:\d[ -]?){12,18}\d\b"
+
     def check(self, candidate: str) -> bool:
         return bool(_is_card(candidate))
 
@@ -125,10 +214,12 @@ class EuVatDetector(_CandidateDetector):
 
     name = "eu_vat"
     category = Category.GOVERNMENT_ID
-    pattern = re.compile(
+    min_length = 10  # prefix and 8 characters (DK, FI, HU, LU, MT, SI)
+    screen_pattern = (
         r"\b(?:AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK|XI)"
         r" ?[0-9A-Z](?:[ .]?[0-9A-Z+*]){7,11}\b"
     )
+
     def check(self, candidate: str) -> bool:
         return bool(vat.is_valid(candidate))
 
@@ -138,7 +229,9 @@ class DeIdnrDetector(_CandidateDetector):
 
     name = "de_idnr"
     category = Category.GOVERNMENT_ID
-    pattern = re.compile(r"\b\d{2} ?\d{3} ?\d{3} ?\d{3}\b")
+    min_length = 11
+    screen_pattern = r"\b\d{2} ?\d{3} ?\d{3} ?\d{3}\b"
+
     def check(self, candidate: str) -> bool:
         return bool(idnr.is_valid(candidate))
 
@@ -148,7 +241,9 @@ class FrNirDetector(_CandidateDetector):
 
     name = "fr_nir"
     category = Category.GOVERNMENT_ID
-    pattern = re.compile(r"\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b")
+    min_length = 15
+    screen_pattern = r"\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b"
+
     def check(self, candidate: str) -> bool:
         return bool(nir.is_valid(candidate))
 
@@ -158,7 +253,9 @@ class EsDniDetector(_CandidateDetector):
 
     name = "es_dni"
     category = Category.GOVERNMENT_ID
-    pattern = re.compile(r"\b\d{8}-?[A-Za-z]\b")
+    min_length = 9
+    screen_pattern = r"\b\d{8}-?[A-Za-z]\b"
+
     def check(self, candidate: str) -> bool:
         return bool(dni.is_valid(candidate))
 
@@ -168,10 +265,10 @@ class ItCodiceFiscaleDetector(_CandidateDetector):
 
     name = "it_codicefiscale"
     category = Category.GOVERNMENT_ID
+    min_length = 16
+    digit_gated = False  # letters and digits mixed (omocodia replaces digits by letters)
+    screen_pattern = r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b"
 
-    def prefilter(self, text: str) -> bool:  # letters and digits mixed: no digit-run gate
-        return self.pattern.search(text) is not None
-    pattern = re.compile(r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b")
     def check(self, candidate: str) -> bool:
         return bool(codicefiscale.is_valid(candidate))
 
@@ -182,18 +279,20 @@ class UsSsnDetector(_CandidateDetector):
 
     name = "us_ssn"
     category = Category.GOVERNMENT_ID
-    pattern = re.compile(r"\b\d{3}-\d{2}-\d{4}\b")
+    min_length = 11  # the dashes are required
+    screen_pattern = r"\b\d{3}-\d{2}-\d{4}\b"
+
     def check(self, candidate: str) -> bool:
         return bool(ssn.is_valid(candidate))
 
 
-_NINO = re.compile(
-    r"^(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]$"
-)
+_NINO = linear(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]$")
+_NINO_UNUSED_PREFIXES = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
 
 
 def _is_nino(candidate: str) -> bool:
-    return _NINO.match(candidate.replace(" ", "").upper()) is not None
+    compact = candidate.replace(" ", "").upper()
+    return compact[:2] not in _NINO_UNUSED_PREFIXES and _NINO.search(utf8(compact)) is not None
 
 
 class GbNinoDetector(_CandidateDetector):
@@ -204,31 +303,58 @@ class GbNinoDetector(_CandidateDetector):
 
     name = "gb_nino"
     category = Category.GOVERNMENT_ID
-    pattern = re.compile(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
+    min_length = 9
+    screen_pattern = r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+
     def check(self, candidate: str) -> bool:
         return bool(_is_nino(candidate))
 
 
 # -- personal contact data -------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b")
+_EMAIL = linear(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b")
 
 
-class EmailDetector:
+class EmailDetector(BaseDetector):
     """E-mail addresses: local part, a dotted domain and an alphabetic top-level label."""
 
     name = "email"
     category = Category.PII
+    min_length = 6  # a@b.cd
+    screen_pattern = "@"
 
-    def prefilter(self, text: str) -> bool:
-        return "@" in text
-
-    def confirm(self, text: str) -> bool:
-        return _EMAIL.search(text) is not None
+    def match(self, data: bytes) -> bool:
+        return _EMAIL.search(data) is not None
 
 
-_PHONE_HINT = re.compile(r"(?:\+|\b)\d[\d \-./()]{5,}\d")
+# A candidate: 7 or more digits, each separated from the next by at most three of ` -./()`.
+# Runs of more than 17 digits are ids, not phones, and are skipped as a whole.
+_PHONE_HINT_PATTERN = r"(?:\+|\b)\d(?:[ \-./()]{0,3}\d){6,}"
+_PHONE_HINT = linear(_PHONE_HINT_PATTERN)
+_PHONE_MAX_DIGITS = 17  # E.164 allows 15 digits, plus a trunk or exit prefix
+_PHONE_MAX_HINT = 1 + _PHONE_MAX_DIGITS + 3 * (_PHONE_MAX_DIGITS - 1)
+_PHONE_MIN_DIGITS = 7
+# A calendar date opening a candidate (2026-11-28, 28.11.2026, 11/28/2026): timestamps are in most
+# CRM records, and parsing one as a phone number in every region costs ~0.2 ms. It is cut off and
+# the rest of the candidate, if any, is tried.
+_DAY, _MONTH, _YEAR = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])", r"(?:19|20)\d\d"
+_LEADING_DATE = linear(rf"^(?:{_YEAR}[-./]{_MONTH}[-./]{_DAY}|{_DAY}[-./]{_MONTH}[-./]{_YEAR}"
+                       rf"|{_MONTH}/{_DAY}/{_YEAR})(?:[ \-./()]+|$)")
+
+
+def _phone_candidate(raw: bytes) -> tuple[int, bytes] | None:
+    """``(offset, candidate)`` within a hint, or None when the hint cannot be a phone number:
+    more than 17 digits (an id), or fewer than 7 once a leading date is cut off."""
+    if len(raw) > _PHONE_MAX_HINT:
+        return None
+    offset = 0
+    date = _LEADING_DATE.search(raw)
+    if date is not None:
+        offset = date.end()
+        raw = raw[offset:]
+    digits = sum(48 <= b <= 57 for b in raw)  # the hint is ASCII: digits and separators
+    return (offset, raw) if _PHONE_MIN_DIGITS <= digits <= _PHONE_MAX_DIGITS else None
 
 
 def _parses_valid(candidate: str, region: str) -> bool:
@@ -238,31 +364,41 @@ def _parses_valid(candidate: str, region: str) -> bool:
         return False
 
 
-class PhoneDetector:
+class PhoneDetector(BaseDetector):
     """Phone numbers found by ``phonenumbers.PhoneNumberMatcher`` with leniency VALID.
 
     Numbers in international form (``+44 ...``) are found whatever the region; national forms are
-    tried against each configured region in turn.
+    tried against each configured region in turn. The matcher runs only on a candidate of 7-17
+    digits that already parses as a valid number, plus a few characters of context: never on a
+    whole text or an arbitrary digit run. Each distinct candidate is parsed once per text, and a
+    calendar date opening a candidate is not part of it.
     """
 
     name = "phone"
     category = Category.PII
+    min_length = 7
+    digit_gated = True
+    screen_pattern = _PHONE_HINT_PATTERN
 
     def __init__(self, regions: Iterable[str] = ("US", "GB", "DE", "FR")) -> None:
         self.regions = tuple(regions) or ("US",)
 
-    def prefilter(self, text: str) -> bool:
-        return _has_digit_run(text) and _PHONE_HINT.search(text) is not None
-
-    def confirm(self, text: str) -> bool:
+    def match(self, data: bytes) -> bool:
         leniency = phonenumbers.Leniency.VALID
-        for hint in _PHONE_HINT.finditer(text):
-            if not 7 <= sum(c.isdigit() for c in hint.group(0)) <= 17:
-                continue  # E.164 allows 15 digits (+ a trunk/exit prefix): a longer run is an id, not a phone
-            # The matcher runs on the candidate and a little context, not on the whole text.
-            window = text[max(0, hint.start() - 4):hint.end() + 8]
-            for region in self.regions:
-                if not _parses_valid(hint.group(0), region):
+        tried: set[bytes] = set()
+        for hint in _PHONE_HINT.finditer(data):
+            found = _phone_candidate(hint.group(0))
+            if found is None or found[1] in tried:
+                continue
+            offset, raw = found
+            tried.add(raw)
+            candidate = raw.decode("ascii")
+            # A leading + makes the region irrelevant to parsing: one try is enough.
+            regions = self.regions[:1] if candidate.startswith("+") else self.regions
+            start = hint.start() + offset if offset else max(0, hint.start() - 4)  # no date in the context
+            window = _text(data[start:hint.end() + 8])
+            for region in regions:
+                if not _parses_valid(candidate, region):
                     continue  # the matcher costs ~1 ms; a failed parse rules the region out first
                 for _ in phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency):
                     return True
@@ -271,63 +407,69 @@ class PhoneDetector:
 
 # -- secrets ---------------------------------------------------------------------------------
 
-_SECRET_HINTS = ("akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox",
-                 "-----begin", "eyj", "pass", "pwd", "secret", "key", "token")
-_SECRET_PATTERNS = (
-    re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),                     # AWS access key id
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b"),                 # GitHub token
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b"),               # GitHub fine-grained PAT
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),                    # Slack token
-    re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----"),  # PEM / PGP private key
-    re.compile(r"(?i)\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)"
-               r"\s*[:=]\s*['\"]?[^\s'\"]{6,}"),                       # credential assignment
-)
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}")
+_SECRET_HINTS = (b"akia", b"asia", b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", b"xox",
+                 b"-----begin", b"eyj", b"pass", b"pwd", b"secret", b"key", b"token")
+_SECRET = linear("|".join((
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",                                   # AWS access key id
+    r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",                               # GitHub token
+    r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",                             # GitHub fine-grained PAT
+    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",                                 # Slack token
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",           # PEM / PGP private key
+    r"(?i:\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)"
+    r"\s*[:=]\s*['\"]?[^\s'\"]{6,})",                                   # credential assignment
+)))
+_JWT = linear(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}")
+_CREDENTIAL_VALUE = linear(r"^\s*['\"]?[^\s'\"]{6,}")
 
 
-def _is_jwt(token: str) -> bool:
-    header = token.split(".", 1)[0]
+def _is_jwt(token: bytes) -> bool:
+    header = token.split(b".", 1)[0]
     try:
-        decoded: Any = json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
+        decoded: Any = json.loads(base64.urlsafe_b64decode(header + b"=" * (-len(header) % 4)))
     except (binascii.Error, ValueError):
         return False
     return isinstance(decoded, dict) and "alg" in decoded
 
 
-class SecretDetector:
+def looks_like_credential(value: str) -> bool:
+    """The value side of a credential assignment: a token of 6 or more characters without spaces
+    or quotes. Used for ``{"password": "..."}`` pairs in nested values."""
+    return _CREDENTIAL_VALUE.search(utf8(value)) is not None
+
+
+class SecretDetector(BaseDetector):
     """Credentials: AWS key ids, GitHub and Slack tokens, PEM private keys, JWTs (header must
     decode to JSON with ``alg``) and ``password=``/``api_key:``-style assignments."""
 
     name = "secret"
     category = Category.SECRET
+    min_length = 10  # pwd=abcdef
+    screen_pattern = _any_of(_SECRET_HINTS)
 
-    def prefilter(self, text: str) -> bool:
-        low = text.lower()
-        return any(h in low for h in _SECRET_HINTS)
-
-    def confirm(self, text: str) -> bool:
-        if any(p.search(text) for p in _SECRET_PATTERNS):
+    def match(self, data: bytes) -> bool:
+        if _SECRET.search(data) is not None:
             return True
-        return any(_is_jwt(m.group(0)) for m in _JWT.finditer(text))
+        return any(_is_jwt(m.group(0)) for m in _JWT.finditer(data))
 
 
 # -- prompts ---------------------------------------------------------------------------------
 
-_PROMPT_HINTS = ("you are", "{{", "##", "system", "assistant", "<|", "[inst]", "<<sys>>")
-_PROMPT_STRONG = (
-    re.compile(r"<\|(?:im_start|im_end|system|user|assistant|begin_of_text)\|>"),
-    re.compile(r"\[INST\]|<<SYS>>"),
-    re.compile(r"(?im)^\s*#{2,}\s*(?:instruction|instructions|system prompt)\b"),
-)
+# Line-anchored markers allow only horizontal space before them ([^\S\n]: whitespace but newline).
+_PROMPT_HINTS = (b"you are", b"{{", b"##", b"system", b"assistant", b"<|", b"[inst]", b"<<sys>>")
+_PROMPT_STRONG = linear("|".join((
+    r"<\|(?:im_start|im_end|system|user|assistant|begin_of_text)\|>",
+    r"\[INST\]|<<SYS>>",
+    r"(?im:^[^\S\n]*#{2,}[^\S\n]*(?:instruction|instructions|system prompt)\b)",
+)))
 _PROMPT_WEAK = (
-    re.compile(r"(?im)(?:^|[.!?]\s+)you are (?:a|an|the)\s+\w+"),              # role preamble
-    re.compile(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}"),                               # {{placeholder}}
-    re.compile(r"(?im)^\s*(?:system|user|assistant|human|ai)\s*:"),           # chat role markers
-    re.compile(r"(?im)^\s*#{2,}\s*(?:response|input|context|output|examples?)\b"),
+    linear(r"(?im)(?:^|[.!?]\s+)you are (?:a|an|the)\s+\w+"),              # role preamble
+    linear(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}"),                               # {{placeholder}}
+    linear(r"(?im)^[^\S\n]*(?:system|user|assistant|human|ai)[^\S\n]*:"),  # chat role markers
+    linear(r"(?im)^[^\S\n]*#{2,}[^\S\n]*(?:response|input|context|output|examples?)\b"),
 )
 
 
-class PromptDetector:
+class PromptDetector(BaseDetector):
     """Text that looks like an LLM prompt template.
 
     A hit needs one strong marker (chat-template tokens, ``[INST]``, ``### Instruction``) or two
@@ -337,15 +479,19 @@ class PromptDetector:
 
     name = "prompt"
     category = Category.PROPRIETARY_PROMPT
+    min_length = 6  # [INST]
+    screen_pattern = _any_of(_PROMPT_HINTS)
 
-    def prefilter(self, text: str) -> bool:
-        low = text.lower()
-        return any(h in low for h in _PROMPT_HINTS)
-
-    def confirm(self, text: str) -> bool:
-        if any(p.search(text) for p in _PROMPT_STRONG):
+    def match(self, data: bytes) -> bool:
+        if _PROMPT_STRONG.search(data) is not None:
             return True
-        return sum(1 for p in _PROMPT_WEAK if p.search(text)) >= 2
+        hits = 0
+        for p in _PROMPT_WEAK:
+            if p.search(data) is not None:
+                hits += 1
+                if hits == 2:
+                    return True
+        return False
 
 
 REGISTRY: dict[str, Callable[..., Any]] = {
@@ -367,3 +513,68 @@ def build_detectors(names: Iterable[str], *, phone_regions: Iterable[str] = ("US
         detector: Detector = factory(regions=phone_regions) if name == "phone" else factory()
         out.append(detector)
     return tuple(out)
+
+
+class Scanner:
+    """Runs a set of detectors over one text at a time.
+
+    Per text: one UTF-8 encoding; one RE2 pass for the union of the detectors' screen patterns,
+    which ends the scan of a text in which none occurs (most texts); one ``re2.Set`` pass that
+    tells which screens occur, so only those detectors validate; the digit-run gate once for all
+    digit-gated detectors. ``re2.Set`` reports nothing when its automaton runs out of memory, so
+    it is consulted only after the union matched, and an empty answer then means "ask each
+    detector" rather than "nothing found". Texts shorter than a detector's ``min_length`` skip it.
+    """
+
+    def __init__(self, detectors: Iterable[Detector]) -> None:
+        self.detectors = tuple(detectors)
+        self.min_length = min((d.min_length for d in self.detectors), default=0)
+        """The shortest text any of the detectors can confirm (0 when there are none)."""
+        builtin = bool(self.detectors) and all(isinstance(d, BaseDetector) for d in self.detectors)
+        screens = sorted({d.screen_pattern for d in self.detectors if isinstance(d, BaseDetector)})
+        self._gate: Pattern | None = None
+        self._set: Any = None
+        slot: dict[str, int] = {}
+        if builtin:
+            self._gate = linear("|".join(f"(?:{p})" for p in screens))
+            self._set = re2.Set.SearchSet()
+            for pattern in screens:
+                slot[pattern] = self._set.Add(pattern.encode("utf-8"))
+            self._set.Compile()
+        plan: list[tuple[Detector, int, bool, Callable[[bytes], bool], Callable[[bytes], bool]]] = []
+        for d in self.detectors:
+            if isinstance(d, BaseDetector):
+                plan.append((d, slot.get(d.screen_pattern, -1), d.digit_gated, d.screen, d.match))
+            else:  # a detector of another shape sees the text
+                plan.append((d, -1, False, _on_text(d.prefilter), _on_text(d.confirm)))
+        self._plan = tuple(plan)
+
+    def hits(self, text: str) -> tuple[Detector, ...]:
+        """The detectors that confirm a match in ``text``, in configuration order."""
+        size = len(text)
+        data = utf8(text)
+        present: frozenset[int] | None = None
+        if self._gate is not None:
+            if self._gate.search(data) is None:
+                return ()  # nothing any detector screens for occurs in the text
+            found = self._set.Match(data)
+            present = frozenset(found) if found else None  # None: the Set gave up; screen one by one
+        digit_run: bool | None = None
+        out: list[Detector] = []
+        for d, slot, gated, screen, match in self._plan:
+            if size < d.min_length:
+                continue
+            if present is not None and slot not in present:
+                continue
+            if gated:
+                if digit_run is None:
+                    digit_run = _has_digit_run(data)
+                if not digit_run:
+                    continue
+            if (present is not None or screen(data)) and match(data):
+                out.append(d)
+        return tuple(out)
+
+
+def _on_text(check: Callable[[str], bool]) -> Callable[[bytes], bool]:
+    return lambda data: check(_text(data))

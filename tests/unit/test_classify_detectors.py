@@ -77,3 +77,31 @@ def test_plain_text_passes_no_prefilter_of_the_id_detectors() -> None:
     text = "Customer asked about renewal pricing and wants a call next week."
     for d in build_detectors(["iban", "payment_card", "us_ssn", "de_idnr", "email", "phone"]):
         assert not d.prefilter(text), d.name
+
+
+SCANNER_TEXTS = [
+    *VALID.values(), *INVALID.values(),
+    "plain words only", "2026-11-28T10:00:00Z", "005xx000001Sv6QAAS", "https://example.com/a@b",
+    "on 2026-11-28 call 030 1234567", "ünïcödé jane.doe@example.com", "lone \ud800 surrogate AKIAIOSFODNN7EXAMPLE",
+    "system\n" * 50 + "user: hi {{name}}", "IBAN GR16 0110 1050 0000 1054 7023 795 and SSN 536-90-4399",
+]
+
+
+@pytest.mark.parametrize("set_gives_up", [False, True])
+def test_the_scanner_finds_exactly_what_each_detector_confirms(monkeypatch: pytest.MonkeyPatch,
+                                                                 set_gives_up: bool) -> None:
+    from router.classify.detectors import Scanner
+
+    detectors = build_detectors(sorted(REGISTRY), phone_regions=["GB", "DE"])
+    scanner = Scanner(detectors)
+    if set_gives_up:  # re2.Set answers nothing when its automaton runs out of memory
+        monkeypatch.setattr(scanner, "_set", type("GaveUp", (), {"Match": staticmethod(lambda data: None)})())
+    for text in SCANNER_TEXTS:
+        expected = {d.name for d in detectors if d.prefilter(text) and d.confirm(text)}
+        assert {d.name for d in scanner.hits(text)} == expected, text[:40]
+
+
+def test_detectors_accept_any_str_including_lone_surrogates() -> None:
+    for d in build_detectors(sorted(REGISTRY), phone_regions=["GB"]):
+        text = "\udc00 write to jane.doe@example.com \ud800"
+        assert isinstance(d.prefilter(text) and d.confirm(text), bool)

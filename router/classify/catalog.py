@@ -9,7 +9,8 @@ Sources:
 * field attributes in an Avro schema (``classification``, ``pii``, ``compliance``,
   ``categories``), through :func:`catalog_from_avro`.
 
-Lookups are by exact entity and field API name, with ``"*"`` as an entity wildcard.
+Lookups ignore case and ``_`` in entity and field names (:func:`fold_name`: ``Contact.Email``,
+``contact.email`` and ``CONTACT.E_MAIL`` are one field), with ``"*"`` as an entity wildcard.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,15 @@ from router.classify.model import Category, Level
 from router.errors import ConfigError
 
 ANY_ENTITY = "*"
+_MAX_CACHED_ENTITIES = 1024
+
+
+def fold_name(name: str) -> str:
+    """The form in which entity and field names are compared: case-folded, without ``_``.
+
+    Debezium tables and columns (``contact``, ``first_name``) then match Salesforce API names
+    (``Contact``, ``FirstName``); ``Prompt_Template__c`` matches ``prompttemplate__c``."""
+    return name.replace("_", "").casefold()
 
 SECURITY_CLASSIFICATION: Mapping[str, Level] = {
     "public": Level.PUBLIC,
@@ -72,7 +81,8 @@ class FieldCatalog:
     """An immutable-by-convention map ``(entity, field) -> FieldInfo``.
 
     :meth:`for_entity` merges the wildcard entries with the entity's own (stricter wins) and
-    caches the result, so per-event lookups are one dict access.
+    caches the result (for a bounded number of entities), so per-event lookups are one dict
+    access. Entity names match by :func:`fold_name`.
     """
 
     def __init__(self, entries: Mapping[tuple[str, str], FieldInfo] | None = None) -> None:
@@ -97,17 +107,29 @@ class FieldCatalog:
         return out
 
     def for_entity(self, entity: str) -> Mapping[str, FieldInfo]:
-        """Every catalogued field of ``entity`` (wildcard entries included)."""
-        cached = self._by_entity.get(entity)
+        """Every catalogued field of ``entity`` (wildcard entries included), keyed as written."""
+        key = fold_name(entity)
+        cached = self._by_entity.get(key)
         if cached is not None:
             return cached
         fields: dict[str, FieldInfo] = {}
         for (ent, field), info in self._entries.items():
-            if ent in (entity, ANY_ENTITY):
+            if ent == ANY_ENTITY or fold_name(ent) == key:
                 old = fields.get(field)
                 fields[field] = info if old is None else old.merge(info)
-        self._by_entity[entity] = fields
+        if len(self._by_entity) >= _MAX_CACHED_ENTITIES:
+            self._by_entity.clear()  # entity names come from events: keep the cache bounded
+        self._by_entity[key] = fields
         return fields
+
+    def folded(self, entity: str) -> dict[str, FieldInfo]:
+        """:meth:`for_entity` keyed by :func:`fold_name`; spellings of one field merge stricter."""
+        out: dict[str, FieldInfo] = {}
+        for field, info in self.for_entity(entity).items():
+            key = fold_name(field)
+            old = out.get(key)
+            out[key] = info if old is None else old.merge(info)
+        return out
 
 
 def parse_security_classification(text: str | None, where: str) -> Level | None:
@@ -272,7 +294,10 @@ DEFAULT_PII_FIELDS: frozenset[str] = frozenset({
     "PersonMailingAddress", "PersonMailingStreet", "PersonMailingCity", "PersonMailingPostalCode",
 })
 """Salesforce standard person fields (Contact, Lead, Person Account). ``Name`` counts only when it
-is the compound person name (a mapping: FirstName, LastName, ...), not an account's name."""
+is the compound person name (a mapping: FirstName, LastName, ...), not an account's name. Matched
+by :func:`fold_name`, so the columns ``first_name`` and ``mobilephone`` count too."""
+_DEFAULT_PII_FOLDED = frozenset(fold_name(f) for f in DEFAULT_PII_FIELDS)
+COMPOUND_NAME = fold_name("Name")
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _NAME_WORDS: tuple[tuple[Category, tuple[tuple[str, ...], ...]], ...] = (
@@ -300,9 +325,10 @@ def _contains(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     return any(words[i:i + n] == phrase for i in range(len(words) - n + 1))
 
 
-@lru_cache(maxsize=4096)
-def _categories_by_name(field: str) -> frozenset[Category]:
-    if field in DEFAULT_PII_FIELDS:
+def name_categories(field: str) -> frozenset[Category]:
+    """The categories the built-in name catalog gives ``field`` by its name alone (not cached:
+    callers cache per entity, and names may come from events)."""
+    if fold_name(field) in _DEFAULT_PII_FOLDED:
         return _PII
     words = name_words(field)
     return frozenset(cat for cat, phrases in _NAME_WORDS if any(_contains(words, p) for p in phrases))
@@ -310,7 +336,7 @@ def _categories_by_name(field: str) -> frozenset[Category]:
 
 def default_field_info(field: str, value: Any) -> FieldInfo | None:
     """What the built-in name catalog says about ``field`` (level left to the categories), or None."""
-    if field == "Name":
+    if fold_name(field) == COMPOUND_NAME:
         return FieldInfo(None, _PII) if isinstance(value, Mapping) else None
-    cats = _categories_by_name(field)
+    cats = name_categories(field)
     return FieldInfo(None, cats) if cats else None

@@ -1,32 +1,193 @@
-"""Classification of one :class:`ChangeEvent`: catalog by field name first, then detectors on text."""
+"""Classification of one :class:`ChangeEvent`: catalog by field name first, then detectors on text.
+
+What counts: both images of the change (``values``, the after-image, and ``before``) and the
+names in ``nulled_fields``. A field is looked up by name (catalog file, inline ``fields``, the
+built-in name catalog, ``prompt_fields``; names compared by :func:`fold_name`); its value is
+scanned by the detectors when it is a free-text field or no catalog covers it. Scanning descends
+into maps, lists and strings holding a JSON object or array; whatever is found there is reported
+under the top-level field, never under a nested key (keys may be data, and are scanned as such).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from router.classify.catalog import ANY_ENTITY, FieldCatalog, FieldInfo, default_field_info, load_catalog
+import orjson
+
+from router.classify.catalog import COMPOUND_NAME, FieldCatalog, FieldInfo, fold_name, load_catalog, name_categories
 from router.classify.config import ClassificationConfig
-from router.classify.detectors import Detector, build_detectors
+from router.classify.detectors import Detector, Scanner, build_detectors, looks_like_credential
 from router.classify.model import Category, Classification, Finding, Level
 from router.ingest.event import ChangeEvent
 
+_MAX_ENTITY_PLANS = 1024
+_MAX_FIELD_PLANS = 4096  # per entity
+_MAX_CACHED_NAME = 256  # a longer field name is resolved again on each event rather than kept
+_SECRET_KEY_HINTS = ("pass", "pwd", "secret", "key", "token")
+_JSON_START = ("{", "[")
+
 
 @dataclass(frozen=True, slots=True)
+class _FieldPlan:
+    """What a field's name says, resolved once per entity and spelling of the name."""
+
+    level: Level | None
+    catalog: tuple[Finding, ...]
+    """Findings by the catalog file, inline ``fields`` or the built-in name catalog."""
+    prompt: Finding | None
+    """The PROPRIETARY_PROMPT finding when the field is a configured prompt field."""
+    scan: bool
+    """Scan the value: a free-text field, or one no catalog covers."""
+    free_text: bool
+    compound_name: bool
+    """The built-in compound ``Name``: PII (and not scanned unless free text) when a mapping."""
+
+
 class _EntityPlan:
-    catalog: Mapping[str, FieldInfo]
-    free_text: frozenset[str]
-    prompt: frozenset[str]
+    """Per-entity lookups, precomputed: the folded catalog and field lists, and a bounded cache
+    of resolved field names."""
+
+    __slots__ = ("_fields", "builtin", "catalog", "free_text", "prompt")
+
+    def __init__(self, catalog: Mapping[str, FieldInfo], free_text: frozenset[str], prompt: frozenset[str],
+                 builtin: bool) -> None:
+        self.catalog = catalog
+        self.free_text = free_text
+        self.prompt = prompt
+        self.builtin = builtin
+        self._fields: dict[str, _FieldPlan] = {}
+
+    def field(self, name: str) -> _FieldPlan:
+        plan = self._fields.get(name)
+        if plan is None:
+            plan = self._resolve(name)
+            if len(name) <= _MAX_CACHED_NAME and len(self._fields) < _MAX_FIELD_PLANS:
+                self._fields[name] = plan
+        return plan
+
+    def _resolve(self, name: str) -> _FieldPlan:
+        key = fold_name(name)
+        info = self.catalog.get(key)
+        compound = False
+        if info is None and self.builtin:
+            if key == COMPOUND_NAME:
+                compound = True
+            else:
+                cats = name_categories(name)
+                info = FieldInfo(None, cats) if cats else None
+        catalog = tuple(Finding(c, name, "catalog") for c in sorted(info.categories)) if info else ()
+        prompt = Finding(Category.PROPRIETARY_PROMPT, name, "prompt_field") if key in self.prompt else None
+        free_text = key in self.free_text
+        return _FieldPlan(info.level if info else None, catalog, prompt, free_text or info is None, free_text,
+                          compound)
+
+
+def _json_container(text: str) -> Any:
+    """The parsed object or array when ``text`` is one in JSON, else None."""
+    first = text[:1]
+    if first not in _JSON_START and not (first.isspace() and text.lstrip()[:1] in _JSON_START):
+        return None
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:  # not JSON after all (or nested beyond orjson's 1024): plain text
+        return None
+    return parsed if isinstance(parsed, dict | list) else None
+
+
+class _EventScan:
+    """The scan of one event: each distinct string scanned once, a budget of characters, a depth
+    limit. ``incomplete`` holds the value-free reason once a limit stopped the scan."""
+
+    __slots__ = ("_depth_reason", "_left", "_scan_reason", "_seen", "incomplete", "max_depth", "min_length",
+                 "scanner", "secret")
+
+    def __init__(self, scanner: Scanner, max_chars: int, max_depth: int, secret: Detector | None) -> None:
+        self.scanner = scanner
+        self.min_length = scanner.min_length
+        self.max_depth = max_depth
+        self.secret = secret
+        self.incomplete: str | None = None
+        self._left = max_chars
+        self._seen: dict[str, tuple[Detector, ...]] = {}
+        self._scan_reason = f"scanned text exceeds classification.max_scan_chars ({max_chars})"
+        self._depth_reason = f"value nesting exceeds classification.max_depth ({max_depth})"
+
+    def value(self, value: Any) -> tuple[Detector, ...] | set[Detector]:
+        """The detectors that hit anywhere in ``value`` (a field's value, depth 0)."""
+        if isinstance(value, str):
+            return self._string(value, 0, counted=True)
+        hits: set[Detector] = set()
+        self._walk(value, 0, False, hits)
+        return hits
+
+    def _string(self, text: str, depth: int, *, counted: bool) -> tuple[Detector, ...]:
+        if len(text) < self.min_length:
+            return ()  # shorter than anything a detector can confirm
+        seen = self._seen.get(text)
+        if seen is not None:
+            return seen
+        if counted:  # strings inside a JSON string were counted with it
+            if len(text) > self._left:
+                self.incomplete = self.incomplete or self._scan_reason
+                return ()
+            self._left -= len(text)
+        parsed = _json_container(text)
+        if parsed is None:
+            result = self.scanner.hits(text)
+        else:
+            hits: set[Detector] = set()
+            self._walk(parsed, depth, True, hits)
+            result = tuple(hits)
+        self._seen[text] = result
+        return result
+
+    def _walk(self, root: Any, depth: int, in_json: bool, hits: set[Detector]) -> None:
+        """Scan every string below ``root`` (iteratively: the depth limit, not Python's, applies)."""
+        stack: list[tuple[Any, int]] = [(root, depth)]
+        while stack and self.incomplete is None:
+            item, level = stack.pop()
+            if isinstance(item, str):
+                hits.update(self._string(item, level, counted=not in_json))
+            elif isinstance(item, Mapping):
+                if item and level >= self.max_depth:
+                    self.incomplete = self._depth_reason
+                    return
+                for key, sub in item.items():
+                    if isinstance(key, str):
+                        stack.append((key, level + 1))
+                        if self.secret is not None and isinstance(sub, str) and _credential_pair(key, sub):
+                            hits.add(self.secret)
+                    stack.append((sub, level + 1))
+            elif isinstance(item, list | tuple):
+                if item and level >= self.max_depth:
+                    self.incomplete = self._depth_reason
+                    return
+                stack.extend((sub, level + 1) for sub in item)
+            elif in_json and isinstance(item, int) and not isinstance(item, bool):
+                # A number inside a JSON string was text: scan it as the digits it was written as.
+                hits.update(self._string(str(item), level, counted=False))
+
+
+def _credential_pair(key: str, value: str) -> bool:
+    """``{"password": "hunter2hunter2"}``: the nested form of a ``password=...`` assignment."""
+    low = key.lower()
+    return (any(h in low for h in _SECRET_KEY_HINTS) and looks_like_credential(value)
+            and Category.SECRET in name_categories(key))
 
 
 class Classifier:
     """Classifies events. Build once from config; :meth:`classify` is pure and thread-safe.
 
-    Guarantees: a field's value is read only to scan it (free-text fields, or uncatalogued string
-    fields at least ``scan_unknown_min_length`` long) and never stored; findings hold field names.
-    Null values carry no data and are skipped. The level is the highest of ``default_level``, the
-    catalog levels of present fields and the levels implied by the categories found.
+    Guarantees: a field's value is read only to scan it and never stored; findings hold
+    top-level field names. Scanned are free-text fields and fields no catalog covers, in both
+    images, at any depth, every string at least :attr:`scan_min_length` long (the shortest match
+    of any enabled detector), each distinct string once per event. Null values carry no data and
+    are skipped; names in ``nulled_fields`` count by their catalog entry. The level is the highest
+    of ``default_level``, the catalog levels of present fields and the levels implied by the
+    categories found, and RESTRICTED when a scan limit made the classification ``incomplete``.
     """
 
     def __init__(self, config: ClassificationConfig, catalog: FieldCatalog | None = None,
@@ -42,6 +203,13 @@ class Classifier:
             inline.add(entity, field, rule.info())
         self.catalog = base.merged(inline)
         self.detectors: tuple[Detector, ...] = build_detectors(config.detectors, phone_regions=config.phone_regions)
+        self._scanner = Scanner(self.detectors)
+        self.scan_min_length = self._scanner.min_length
+        """Strings shorter than this are not scanned: no enabled detector can match them."""
+        self._secret = next((d for d in self.detectors if d.category is Category.SECRET), None)
+        self._sources = {d: f"detector:{d.name}" for d in self.detectors}
+        self._free_text = self._folded_names(config.free_text_fields)
+        self._prompt = self._folded_names(config.prompt_fields)
         self._plans: dict[str, _EntityPlan] = {}
 
     @classmethod
@@ -49,41 +217,68 @@ class Classifier:
         """``base_dir`` resolves a relative ``catalog`` path (default: the working directory)."""
         return cls(config or ClassificationConfig(), base_dir=base_dir)
 
+    @staticmethod
+    def _folded_names(table: Mapping[str, list[str]]) -> dict[str, frozenset[str]]:
+        out: dict[str, set[str]] = {}
+        for entity, names in table.items():
+            out.setdefault(entity if entity == "*" else fold_name(entity), set()).update(map(fold_name, names))
+        return {entity: frozenset(names) for entity, names in out.items()}
+
     def _plan(self, entity: str) -> _EntityPlan:
-        plan = self._plans.get(entity)
+        key = fold_name(entity)
+        plan = self._plans.get(key)
         if plan is None:
-            cfg = self.config
-
-            def names(table: Mapping[str, list[str]]) -> frozenset[str]:
-                return frozenset(table.get(ANY_ENTITY, [])) | frozenset(table.get(entity, []))
-
-            plan = _EntityPlan(self.catalog.for_entity(entity), names(cfg.free_text_fields), names(cfg.prompt_fields))
-            self._plans[entity] = plan
+            empty: frozenset[str] = frozenset()
+            free_text = self._free_text.get("*", empty) | self._free_text.get(key, empty)
+            prompt = self._prompt.get("*", empty) | self._prompt.get(key, empty)
+            plan = _EntityPlan(self.catalog.folded(entity), free_text, prompt, self.config.builtin_catalog)
+            if len(self._plans) >= _MAX_ENTITY_PLANS:
+                self._plans.clear()  # entity names come from events: keep the cache bounded
+            self._plans[key] = plan
         return plan
 
     def classify(self, event: ChangeEvent) -> Classification:
-        """The classification of ``event``'s present, non-null fields."""
+        """The classification of ``event``'s non-null fields in both images and its nulled fields."""
+        cfg = self.config
         plan = self._plan(event.entity)
         findings: set[Finding] = set()
         levels: list[Level] = []
-        min_len = self.config.scan_unknown_min_length
-        for name, value in event.values.items():
-            if value is None:
-                continue
-            info = plan.catalog.get(name)
-            if info is None and self.config.builtin_catalog:
-                info = default_field_info(name, value)
-            if info is not None:
-                if info.level is not None:
-                    levels.append(info.level)
-                findings.update(Finding(c, name, "catalog") for c in info.categories)
-            if name in plan.prompt:
-                findings.add(Finding(Category.PROPRIETARY_PROMPT, name, "prompt_field"))
-            if isinstance(value, str) and (name in plan.free_text or (info is None and len(value) >= min_len)):
-                for d in self.detectors:
-                    if d.prefilter(value) and d.confirm(value):
-                        findings.add(Finding(d.category, name, f"detector:{d.name}"))
-        cat_levels = self.config.category_levels
+        scan = (_EventScan(self._scanner, cfg.max_scan_chars, cfg.max_depth, self._secret)
+                if self.detectors else None)
+        after = event.values
+        for image in (after, event.before):
+            before = image is not after
+            for name, value in image.items():
+                if value is None:
+                    continue
+                if before and name in after:
+                    current = after[name]
+                    if current is value or (isinstance(value, str) and current == value):
+                        continue  # the same value under the same name: classified with the after-image
+                fp = plan.field(name)
+                if fp.level is not None:
+                    levels.append(fp.level)
+                findings.update(fp.catalog)
+                if fp.prompt is not None:
+                    findings.add(fp.prompt)
+                scan_it = fp.scan
+                if fp.compound_name and isinstance(value, Mapping):
+                    findings.add(Finding(Category.PII, name, "catalog"))
+                    scan_it = fp.free_text
+                if scan_it and scan is not None and scan.incomplete is None:
+                    findings.update(Finding(d.category, name, self._sources[d]) for d in scan.value(value))
+        for nulled in event.nulled_fields:
+            # A compound's part ("MailingAddress.Street") counts for the compound field.
+            name, dot, _ = nulled.partition(".")
+            fp = plan.field(name)
+            if fp.level is not None:
+                levels.append(fp.level)
+            findings.update(fp.catalog)
+            if fp.compound_name and dot:
+                findings.add(Finding(Category.PII, name, "catalog"))
+        cat_levels = cfg.category_levels
         levels.extend(cat_levels[f.category] for f in findings if f.category in cat_levels)
+        incomplete = scan.incomplete if scan is not None else None
+        level = Level.RESTRICTED if incomplete else Level.highest(levels, cfg.default_level)
         ordered = tuple(sorted(findings, key=lambda f: (f.category.value, f.field, f.source)))
-        return Classification(Level.highest(levels, self.config.default_level), ordered)
+        return Classification(level, ordered, incomplete)

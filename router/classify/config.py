@@ -40,13 +40,21 @@ class ClassificationConfig(StrictModel):
     phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR"])
     free_text_fields: dict[str, list[str]] = Field(
         default_factory=lambda: {"*": ["Description", "Comments", "Subject", "Body", "Notes__c"]},
-        description="entity (or '*') -> string fields always scanned by detectors")
+        description="entity (or '*') -> fields always scanned by detectors, even when catalogued "
+                    "(names match ignoring case and '_')")
     prompt_fields: dict[str, list[str]] = Field(
-        default_factory=lambda: {"*": ["Prompt__c"]}, description="entity (or '*') -> fields that carry LLM prompts")
+        default_factory=lambda: {"*": ["Prompt__c"]},
+        description="entity (or '*') -> fields that carry LLM prompts (names match ignoring case and '_')")
     builtin_catalog: bool = Field(
         default=True, description="classify fields no catalog names by the built-in name catalog (Email, *Iban*, ...)")
-    scan_unknown_min_length: int = Field(
-        default=64, ge=1, description="scan string fields not in the catalog at least this long")
+    max_scan_chars: int = Field(
+        default=1_000_000, ge=1,
+        description="most characters of string values scanned per event; more makes the event incomplete "
+                    "(restricted, quarantined SCAN_LIMIT)")
+    max_depth: int = Field(
+        default=32, ge=1,
+        description="most nesting levels of maps, lists and JSON strings scanned below a field; deeper makes "
+                    "the event incomplete")
     default_level: Level = Level.INTERNAL
     category_levels: dict[Category, Level] = Field(default_factory=lambda: dict(DEFAULT_CATEGORY_LEVELS))
 

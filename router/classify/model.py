@@ -75,10 +75,17 @@ class Classification:
     """The sensitivity of one event. Immutable and value-free.
 
     ``findings`` is sorted (category, field, source) so equal inputs give equal results.
+
+    ``incomplete`` is None when every value classification had to read was read. Otherwise it is
+    a value-free reason naming the limit that stopped the scan (``classification.max_scan_chars``
+    or ``classification.max_depth``): the level is then RESTRICTED, ``findings`` holds what was
+    found before the stop, and the event must not be routed as if it had been scanned (the
+    policy quarantines it with ``ReasonCode.SCAN_LIMIT``).
     """
 
     level: Level
     findings: tuple[Finding, ...] = ()
+    incomplete: str | None = None
 
     @property
     def categories(self) -> frozenset[Category]:

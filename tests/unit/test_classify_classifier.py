@@ -67,11 +67,40 @@ def test_free_text_fields_are_scanned_and_findings_name_fields_not_values() -> N
     assert "GR16" not in repr(result)
 
 
-def test_short_uncatalogued_fields_are_not_scanned_but_long_ones_are() -> None:
-    c = Classifier(ClassificationConfig(scan_unknown_min_length=40))
-    assert c.classify(event(Foo__c="jane@example.com")).categories == frozenset()
-    long = "reach me at jane@example.com " + "x" * 40
-    assert c.classify(event(Foo__c=long)).categories == {Category.PII}
+@pytest.mark.parametrize(("value", "category"), [
+    ("GR16 0110 1050 0000 1054 7023 795", Category.FINANCIAL),  # an IBAN and nothing else
+    ("NO9386011117947", Category.FINANCIAL),  # the shortest IBAN length (15)
+    ("36 574 261 809", Category.GOVERNMENT_ID),  # a DE Steuer-ID and nothing else
+    ("36574261809", Category.GOVERNMENT_ID),
+    ("a@b.io", Category.PII),
+])
+def test_short_uncatalogued_fields_holding_only_an_identifier_are_scanned(value: str, category: Category) -> None:
+    result = Classifier(ClassificationConfig()).classify(event(Ref__c=value))
+    assert result.categories == {category}
+    assert result.fields(category) == ("Ref__c",)
+
+
+def test_strings_shorter_than_any_detector_match_are_not_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.classify import detectors as det
+
+    c = Classifier(ClassificationConfig(detectors=["iban", "de_idnr"]))
+    assert c.scan_min_length == min(det.IbanDetector.min_length, det.DeIdnrDetector.min_length) == 11
+    calls: list[bytes] = []
+
+    def gate(data: bytes) -> bool:
+        calls.append(data)
+        return True
+
+    monkeypatch.setattr(det, "_has_digit_run", gate)
+    c.classify(event(Ref__c="1234567890", Other__c="12345678901"))
+    assert calls == [b"12345678901"]
+
+
+def test_every_detector_declares_the_length_of_its_shortest_match() -> None:
+    from router.classify.detectors import REGISTRY
+
+    for name, factory in REGISTRY.items():
+        assert isinstance(factory.min_length, int) and factory.min_length >= 1, name  # type: ignore[attr-defined]
 
 
 def test_catalogued_fields_are_classified_by_name_without_scanning() -> None:

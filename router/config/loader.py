@@ -28,6 +28,8 @@ REMOVED_KEYS: dict[str, str] = {
     "producer-supplied headers bind a jurisdiction or tenant",
     "residency.home": "an event whose jurisdiction cannot be known is quarantined in its ingress topic's "
     "jurisdiction (pipeline.ingress[].jurisdiction)",
+    "classification.scan_unknown_min_length": "every string not covered by the catalog is scanned when it is as "
+    "long as the shortest match of an enabled detector; classification.max_scan_chars bounds the work per event",
     "policy.rules[].encrypt": "it never took effect: every routed record is sealed whole, so there is no "
     "per-field encryption to ask for",
 }

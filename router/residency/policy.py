@@ -119,9 +119,8 @@ class Policy:
         if event.operation is Operation.GAP:
             return self._quarantine(ReasonCode.GAP_EVENT, f"gap event {event.gap_type or ''}".strip(), bound,
                                     origin, cls)
-        incomplete = getattr(cls, "incomplete", None)
-        if incomplete:
-            return self._quarantine(ReasonCode.SCAN_LIMIT, str(incomplete), bound, origin, cls)
+        if cls.incomplete:
+            return self._quarantine(ReasonCode.SCAN_LIMIT, cls.incomplete, bound, origin, cls)
         if event.operation is Operation.DELETE and (res.unmapped or not bound):
             why = (f"its fields name no configured jurisdiction: {', '.join(res.unmapped)}" if res.unmapped
                    else "it carries no tenant, country field or trusted header")

@@ -113,3 +113,12 @@ def test_a_rules_encrypt_list_is_rejected_as_removed() -> None:
     doc["policy"]["rules"][1]["encrypt"] = ["FINANCIAL"]
     with pytest.raises(ConfigError, match=r"policy\.rules\[1\]\.encrypt: removed; it never took effect"):
         parse_config(doc)
+
+
+def test_scan_unknown_min_length_is_rejected_as_removed() -> None:
+    import yaml
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "router.yaml").read_text())
+    doc["classification"]["scan_unknown_min_length"] = 64
+    with pytest.raises(ConfigError, match=r"classification\.scan_unknown_min_length: removed; every string"):
+        parse_config(doc)

@@ -31,7 +31,7 @@ import yaml
 
 from router.audit.chain import AuditChain
 from router.audit.record import AuditFields
-from router.config import parse_config
+from router.config.loader import parse_config
 from router.envelope import SealContext, Sealer
 from router.ingest.samples import generate
 from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys

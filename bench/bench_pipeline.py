@@ -92,7 +92,7 @@ def log(msg: str) -> None:
 
 def ingress_brokers(bootstrap: str, config: Path) -> list[int]:
     """Ids of the brokers in the jurisdiction of the config's first ingress topic."""
-    from router.config import load_config  # noqa: PLC0415
+    from router.config.loader import load_config  # noqa: PLC0415
 
     cfg = load_config(config)
     if cfg.pipeline is None or not cfg.pipeline.ingress:

@@ -198,7 +198,7 @@ def _public_keys(args: argparse.Namespace, config: Any) -> PublicKeys:
 def _consume(args: argparse.Namespace) -> int:
     import uuid  # noqa: PLC0415
 
-    from router.config import load_config  # noqa: PLC0415
+    from router.config.loader import load_config  # noqa: PLC0415
 
     config = load_config(args.config)
     if config.keys is None:

@@ -45,7 +45,7 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     from confluent_kafka import Producer  # noqa: PLC0415
     from confluent_kafka.admin import NewTopic  # noqa: PLC0415
 
-    from router.config import parse_config  # noqa: PLC0415
+    from router.config.loader import parse_config  # noqa: PLC0415
     from router.devcluster.launcher import DevCluster  # noqa: PLC0415
     from router.ingest.samples import generate  # noqa: PLC0415
     from router.keys.local import LocalKeyring  # noqa: PLC0415

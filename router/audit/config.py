@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from router.config.models import JurisdictionName, StrictModel
+from router.config.base import JurisdictionName, StrictModel
 
 
 class AuditConfig(StrictModel):

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from router.classify.catalog import FieldInfo, parse_compliance_groups
 from router.classify.detectors import REGISTRY
 from router.classify.model import Category, Level
-from router.config.models import StrictModel
+from router.config.base import StrictModel
 
 
 class FieldRule(StrictModel):

@@ -8,63 +8,18 @@ modules and are attached to :class:`RouterConfig` here.
 from __future__ import annotations
 
 import fnmatch
-import re
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, model_validator
 
-_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
-# librdkafka property names: dotted lower-case words.
-_CLIENT_KEY = re.compile(r"^[a-z][a-z0-9]*(\.[a-z0-9]+)*$")
-_SECRET_CLIENT_KEYS = ("sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret")
+from router.audit.config import AuditConfig
+from router.classify.config import ClassificationConfig
+from router.config.base import ClusterConfig, JurisdictionName, StrictModel
+from router.keys.config import KeysConfig
+from router.pipeline.config import PipelineConfig, check_record_size
+from router.placement.config import PlacementConfig
+from router.residency.config import PolicyConfig, ResidencyConfig, check_sections
 
-
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys rejected, values immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-JurisdictionName = Annotated[str, Field(pattern=_NAME)]
-
-
-class ClusterConfig(StrictModel):
-    """How to reach one Kafka cluster."""
-
-    bootstrap: str = Field(min_length=1, description="host:port[,host:port...]")
-    client: dict[str, str] = Field(
-        default_factory=dict,
-        description="Extra librdkafka properties applied to every client (security, timeouts).",
-    )
-    secrets: dict[str, SecretStr] = Field(
-        default_factory=dict,
-        description="librdkafka properties that hold secrets (sasl.password, ...).",
-    )
-
-    @field_validator("bootstrap")
-    @classmethod
-    def _bootstrap_has_ports(cls, v: str) -> str:
-        for part in v.split(","):
-            host, sep, port = part.strip().rpartition(":")
-            if not sep or not host or not port.isdigit():
-                raise ValueError(f"bootstrap entry {part!r} must be host:port")
-        return v
-
-    @field_validator("client")
-    @classmethod
-    def _client_keys(cls, v: dict[str, str]) -> dict[str, str]:
-        for key in v:
-            if not _CLIENT_KEY.match(key):
-                raise ValueError(f"client property {key!r} is not a librdkafka property name")
-            if key in _SECRET_CLIENT_KEYS:
-                raise ValueError(f"client property {key!r} holds a secret: put it under 'secrets'")
-        return v
-
-    def client_properties(self) -> dict[str, str]:
-        """All librdkafka properties for this cluster, secrets revealed (for the client only)."""
-        props = {"bootstrap.servers": self.bootstrap, **self.client}
-        props.update({k: s.get_secret_value() for k, s in self.secrets.items()})
-        return props
+__all__ = ["ClusterConfig", "JurisdictionConfig", "JurisdictionName", "RouterConfig", "StrictModel", "TopicConfig"]
 
 
 class JurisdictionConfig(StrictModel):
@@ -96,9 +51,7 @@ class RouterConfig(StrictModel):
     clusters: dict[str, ClusterConfig] = Field(min_length=1)
     jurisdictions: dict[JurisdictionName, JurisdictionConfig] = Field(min_length=1)
     topics: list[TopicConfig] = Field(default_factory=list)
-    placement: PlacementConfig = Field(
-        default_factory=lambda: PlacementConfig(),  # noqa: PLW0108 - the name is imported at the end
-    )
+    placement: PlacementConfig = Field(default_factory=PlacementConfig)
     keys: KeysConfig | None = None
     audit: AuditConfig | None = None
     pipeline: PipelineConfig | None = None
@@ -182,14 +135,3 @@ class RouterConfig(StrictModel):
         """The one jurisdiction whose patterns match the rack, or None (no rack, no match, or ambiguous)."""
         matches = [name for name, j in self.jurisdictions.items() if j.contains_rack(rack)]
         return matches[0] if len(matches) == 1 else None
-
-
-# KeysConfig subclasses StrictModel, so it is imported once the names above exist.
-from router.audit.config import AuditConfig  # noqa: E402
-from router.classify.config import ClassificationConfig  # noqa: E402
-from router.keys.config import KeysConfig  # noqa: E402
-from router.pipeline.config import PipelineConfig, check_record_size  # noqa: E402
-from router.placement.config import PlacementConfig  # noqa: E402
-from router.residency.config import PolicyConfig, ResidencyConfig, check_sections  # noqa: E402
-
-RouterConfig.model_rebuild()

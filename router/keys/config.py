@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from router.config.models import JurisdictionName, StrictModel
+from router.config.base import JurisdictionName, StrictModel
 from router.errors import ConfigError
 from router.keys.dek import DEFAULT_MAX_AGE_S, DEFAULT_MAX_RECORDS, HARD_MAX_RECORDS
 

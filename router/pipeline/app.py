@@ -201,7 +201,7 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from router.config import load_config  # noqa: PLC0415
+    from router.config.loader import load_config  # noqa: PLC0415
 
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),

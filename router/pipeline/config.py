@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from router.config.models import ClusterConfig, JurisdictionName, StrictModel
+from router.config.base import ClusterConfig, JurisdictionName, StrictModel
 
 DecoderName = Literal["salesforce-json", "salesforce-avro", "confluent-avro", "debezium-json", "generic-json", "auto"]
 DECODERS: tuple[str, ...] = get_args(DecoderName)

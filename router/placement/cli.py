@@ -77,7 +77,7 @@ def _report_json(report: PlacementReport) -> dict[str, Any]:
 
 
 def _placement(args: argparse.Namespace) -> int:
-    from router.config import load_config  # noqa: PLC0415 - keep CLI start fast
+    from router.config.loader import load_config  # noqa: PLC0415 - keep CLI start fast
     from router.placement.kafka import admin_for, snapshot  # noqa: PLC0415
     from router.placement.model import requirements_of, verify  # noqa: PLC0415
 
@@ -93,7 +93,7 @@ def _placement(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from router.config import load_config  # noqa: PLC0415 - keep CLI start fast
+    from router.config.loader import load_config  # noqa: PLC0415 - keep CLI start fast
     from router.placement.kafka import admin_for, create_topics, wait_for_topics  # noqa: PLC0415
     from router.placement.model import requirements_of, verify  # noqa: PLC0415
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from router.config.models import StrictModel
+from router.config.base import StrictModel
 
 
 class PlacementConfig(StrictModel):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from router.classify.model import Category, Level
-from router.config.models import StrictModel
+from router.config.base import StrictModel
 from router.residency.countries import GROUPS, to_alpha2
 
 ANY = "*"

@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from router.config import RouterConfig, parse_config
+from router.config.loader import parse_config
+from router.config.models import RouterConfig
 from router.keys.local import LocalKeyring
 
 ENTITIES = ("account", "contact", "lead", "case", "opportunity")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from router.cli import main
-from router.config import parse_config
+from router.config.loader import parse_config
 from router.config.models import RouterConfig
 from router.placement.kafka import PlacementWatch, check_startup, wait_for_topics
 from router.placement.model import PlacementError

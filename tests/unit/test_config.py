@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from router.config import load_config, parse_config
+from router.config.loader import load_config, parse_config
 from router.errors import ConfigError
 
 pytestmark = pytest.mark.unit

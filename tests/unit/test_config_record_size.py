@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from router.config import parse_config
+from router.config.loader import parse_config
 from router.errors import ConfigError
 from router.pipeline.config import ENVELOPE_HEADROOM_BYTES, PipelineConfig
 

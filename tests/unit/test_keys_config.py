@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from router.config import parse_config
+from router.config.loader import parse_config
 from router.config.models import RouterConfig
 from router.errors import ConfigError
 from router.keys.config import KeysConfig, OpenBaoProviderConfig

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from router.audit.record import decode_audit
-from router.config import parse_config
+from router.config.loader import parse_config
 from router.errors import ReasonCode
 from router.pipeline.engine import StallError
 from router.quarantine.record import decode_quarantine

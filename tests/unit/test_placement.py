@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.config import parse_config
+from router.config.loader import parse_config
 from router.placement.model import (
     ClusterSnapshot,
     PlacementError,

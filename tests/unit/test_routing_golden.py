@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from router.config import parse_config
+from router.config.loader import parse_config
 from router.ingest.samples import generate
 from router.routing.build import evaluator_for
 from router.routing.evaluate import Evaluation

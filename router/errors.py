@@ -109,3 +109,42 @@ class RecordError(RouterError):
         self.topic, self.partition, self.offset = topic, partition, offset
         self.args = (self._message(),)
         return self
+
+
+class EnvelopeError(RouterError):
+    """A record could not be sealed or opened (:mod:`router.envelope.errors` has the subclasses).
+
+It lives here, not in ``router.envelope``, because ``router.keys.errors.UnknownKey`` is one too,
+and the key providers must not import the envelope package that imports them.
+"""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        self.detail = detail
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.raw = raw
+        Exception.__init__(self, self._message())  # not super(): UnknownKey also derives KeyUnavailable
+
+    def _message(self) -> str:
+        where = ""
+        if self.topic is not None:
+            off = "" if self.offset is None else f"@{self.offset}"
+            where = f" at {self.topic}[{self.partition}]{off}"
+        return f"{type(self).__name__}{where}: {self.detail}"
+
+    def at(self, topic: str, partition: int, offset: int | None = None, raw: bytes | None = None) -> EnvelopeError:
+        """Fill in the record's position (the same object), e.g. in the consumer wrapper."""
+        self.topic, self.partition, self.offset = topic, partition, offset
+        if raw is not None:
+            self.raw = raw
+        self.args = (self._message(),)
+        return self

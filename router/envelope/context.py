@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from router.keys.protocol import KeyRef
+from router.keys.types import KeyRef
 
 
 @dataclass(frozen=True, slots=True)

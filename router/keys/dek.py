@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from router.keys.errors import KeyUnavailable
+from router.keys.errors import KeyUnavailable, UnknownKey
 from router.keys.protocol import DEK_BYTES, KeyProvider, KeyRef
 
 DEFAULT_MAX_RECORDS = 1 << 20
@@ -53,8 +53,6 @@ class JurisdictionKeys:
         try:
             return self._keys[jurisdiction]
         except KeyError:
-            from router.envelope.errors import UnknownKey  # noqa: PLC0415 (router.envelope imports router.keys)
-
             raise UnknownKey(f"no key is configured for jurisdiction {jurisdiction!r} (keys.jurisdictions)") from None
 
     def jurisdictions(self) -> list[str]:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from router.errors import ConfigError
-from router.keys.errors import KeyUnavailable
+from router.keys.errors import KeyUnavailable, UnknownKey
 from router.keys.protocol import DEK_BYTES, DIGEST_KEY_LABEL, DataKey, KeyRef
 
 FORMAT = "residency-router-dev-keyring"
@@ -54,8 +54,6 @@ RandomBytes = Callable[[int], bytes]
 
 
 def _unknown(detail: str, key: KeyRef | None = None, key_id: str | None = None) -> Exception:
-    from router.envelope.errors import UnknownKey  # noqa: PLC0415 (router.envelope imports router.keys)
-
     return UnknownKey(detail, key=key, key_id=key_id)
 
 

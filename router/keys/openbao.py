@@ -23,7 +23,7 @@ import hvac
 import hvac.exceptions
 import requests
 
-from router.keys.errors import KeyUnavailable
+from router.keys.errors import KeyUnavailable, UnknownKey
 from router.keys.protocol import DIGEST_KEY_LABEL, DataKey, KeyRef
 
 _VERSION_PREFIX = re.compile(rb"^vault:v([0-9]{1,9}):")
@@ -40,8 +40,6 @@ _RETRIABLE_HTTP = (
 
 
 def _unknown(detail: str, key: KeyRef | None = None, key_id: str | None = None) -> Exception:
-    from router.envelope.errors import UnknownKey  # noqa: PLC0415 (router.envelope imports router.keys)
-
     return UnknownKey(detail, key=key, key_id=key_id)
 
 

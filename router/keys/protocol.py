@@ -3,41 +3,31 @@
 A *key id* names a key-encryption key (KEK) or signing key inside one provider; a *version* is
 one generation of it. Records name both, so a rotated key keeps old versions for decryption.
 Implementations raise :class:`router.keys.errors.KeyUnavailable` (or its subclass
-``router.envelope.errors.UnknownKey``) and nothing else for key problems.
+:class:`router.keys.errors.UnknownKey`) and nothing else for key problems.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-DEK_BYTES = 32
-"""Data keys are AES-256 keys."""
+from router.keys.errors import UnknownKey
+from router.keys.types import DEK_BYTES, DataKey, KeyRef
+
+__all__ = [
+    "DEK_BYTES",
+    "DIGEST_KEY_LABEL",
+    "DataKey",
+    "KeyProvider",
+    "KeyRef",
+    "PublicKeys",
+    "Signer",
+    "StaticPublicKeys",
+]
 
 DIGEST_KEY_LABEL = b"residency-router/digest-key/v1"
 """What providers derive a jurisdiction's digest key from (HMAC of this label under the KEK)."""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRef:
-    """A key id and version. Safe to log."""
-
-    key_id: str
-    version: int
-
-    def __str__(self) -> str:
-        return f"{self.key_id}@v{self.version}"
-
-
-@dataclass(frozen=True, slots=True)
-class DataKey:
-    """A fresh data key: its plaintext (never logged; hidden from repr) and its wrapped form."""
-
-    kek: KeyRef
-    wrapped: bytes
-    plaintext: bytes = field(repr=False)
 
 
 @runtime_checkable
@@ -109,8 +99,6 @@ class StaticPublicKeys:
         try:
             return self._keys[key]
         except KeyError:
-            from router.envelope.errors import UnknownKey  # noqa: PLC0415 (envelope imports keys)
-
             raise UnknownKey(f"signing key {key} is not among the reader's public keys", key=key) from None
 
     def __repr__(self) -> str:

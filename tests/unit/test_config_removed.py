@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from router.config.loader import REMOVED_KEYS, format_validation_error, parse_config, removed_key_explanation
 from router.config.base import StrictModel
+from router.config.loader import REMOVED_KEYS, format_validation_error, parse_config, removed_key_explanation
 from router.errors import ConfigError
 
 pytestmark = pytest.mark.unit

@@ -90,6 +90,30 @@ def encode_context(ctx: SealContext) -> bytes:
         raise MalformedEnvelope("schema_id must be in 0..2^31-1 or None")
     if len(ctx.categories) > MAX_CATEGORIES:
         raise MalformedEnvelope(f"at most {MAX_CATEGORIES} categories")
+    eid = ctx.event_id.encode("utf-8")
+    src = ctx.source_topic.encode("utf-8")
+    dest = ctx.dest_topic.encode("utf-8")
+    jur = ctx.jurisdiction.encode("utf-8")
+    level = ctx.classification_level.encode("utf-8")
+    cats = [c.encode("utf-8") for c in ctx.categories]
+    entity = ctx.entity.encode("utf-8")
+    op = ctx.operation.encode("utf-8")
+    if len(eid) > 0xFFFF or max(len(src), len(dest), len(jur), len(level), len(entity), len(op),
+                                *map(len, cats)) > 255:
+        return _encode_context_checked(ctx)  # raises MalformedEnvelope naming the field
+    parts = [_U16.pack(len(eid)), eid, bytes((len(src),)), src, _POS.pack(ctx.source_partition, ctx.source_offset),
+             bytes((len(dest),)), dest, _I32.pack(ctx.dest_partition), bytes((len(jur),)), jur,
+             bytes((len(level),)), level, bytes((len(cats),))]
+    for c in cats:
+        parts.append(bytes((len(c),)))
+        parts.append(c)
+    parts += (bytes((len(entity),)), entity, bytes((len(op),)), op,
+              _I32.pack(-1 if ctx.schema_id is None else ctx.schema_id))
+    return b"".join(parts)
+
+
+def _encode_context_checked(ctx: SealContext) -> bytes:
+    """:func:`encode_context` field by field, each length checked with its own message."""
     return b"".join(
         (
             _str16(ctx.event_id, "event_id"),
@@ -118,13 +142,23 @@ def encode_header(
     flags: int = 0,
 ) -> bytes:
     """The header (AEAD associated data); ``context`` may be passed if already encoded."""
-    if len(wrapped_dek) > 0xFFFF:
-        raise MalformedEnvelope("wrapped DEK longer than 65535 bytes")
     return b"".join(
         (
             MAGIC,
             bytes((VERSION, flags)),
             encode_context(ctx) if context is None else context,
+            encode_header_tail(kek, wrapped_dek, signing_key),
+        )
+    )
+
+
+def encode_header_tail(kek: KeyRef, wrapped_dek: bytes, signing_key: KeyRef) -> bytes:
+    """The part of the header after the context: KEK, wrapped DEK and signing key (the same for
+    every record sealed under one DEK)."""
+    if len(wrapped_dek) > 0xFFFF:
+        raise MalformedEnvelope("wrapped DEK longer than 65535 bytes")
+    return b"".join(
+        (
             _str8(kek.key_id, "kek_id"),
             _U32.pack(kek.version),
             _U16.pack(len(wrapped_dek)),

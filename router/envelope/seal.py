@@ -81,30 +81,44 @@ class Sealer:
         signature = self._signer.sign(frame.SIGNING_DOMAIN + body)
         return SealedRecord(body + signature, clear_headers(ctx))
 
-    def seal_batch(self, items: Sequence[tuple[bytes, SealContext]]) -> list[SealedRecord]:
+    def seal_batch(self, items: Sequence[tuple[bytes, SealContext] | tuple[bytes, SealContext, bytes]]
+                   ) -> list[SealedRecord]:
         """Seal many payloads under one Ed25519 signature over a Merkle manifest (flags 1).
 
         Each record still carries everything a reader needs (its inclusion proof and the shared
         signature) and opens alone. Use it for a transaction's records: one signature per batch
         instead of per record. At most ``merkle.MAX_LEAVES`` items.
+
+        An item may carry a third element, ``frame.encode_context`` of its context, when the
+        caller already encoded (and so validated) it; it is not encoded again.
         """
         if not 1 <= len(items) <= merkle.MAX_LEAVES:
             raise MalformedEnvelope(f"seal_batch takes 1..{merkle.MAX_LEAVES} records, got {len(items)}")
         bodies: list[bytes] = []
-        for plaintext, ctx in items:
-            context = frame.encode_context(ctx)
-            dek = self._deks.acquire(ctx.jurisdiction)
-            header = frame.encode_header(
-                ctx, dek.kek, dek.wrapped, self._signer.key, context=context, flags=frame.FLAG_MANIFEST
-            )
-            nonce = self._random(frame.NONCE_BYTES)
+        signing = self._signer.key
+        random = self._random
+        deks = self._deks
+        # The header after the context depends only on the DEK (and the signing key): build it once
+        # per DEK in this batch rather than once per record.
+        tails: dict[int, tuple[object, bytes]] = {}
+        prefix = frame.MAGIC + bytes((frame.VERSION, frame.FLAG_MANIFEST))
+        for item in items:
+            plaintext, ctx = item[0], item[1]
+            context = item[2] if len(item) > 2 else frame.encode_context(ctx)
+            dek = deks.acquire(ctx.jurisdiction)
+            cached = tails.get(id(dek))
+            if cached is None or cached[0] is not dek:
+                cached = (dek, frame.encode_header_tail(dek.kek, dek.wrapped, signing))
+                tails[id(dek)] = cached
+            header = prefix + context + cached[1]
+            nonce = random(frame.NONCE_BYTES)
             bodies.append(frame.encode_body(header, nonce, dek.aead.encrypt(nonce, plaintext, header)))
         root, proofs = merkle.build([merkle.leaf_hash(b) for b in bodies])
         count = len(bodies)
         signature = self._signer.sign(frame.MANIFEST_DOMAIN + root + struct.pack(">I", count))
         return [
             SealedRecord(body + frame.encode_manifest_tail(i, count, proofs[i], signature), clear_headers(ctx))
-            for i, (body, (_, ctx)) in enumerate(zip(bodies, items, strict=True))
+            for i, (body, ctx) in enumerate(zip(bodies, (item[1] for item in items), strict=True))
         ]
 
 

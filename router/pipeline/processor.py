@@ -107,6 +107,8 @@ class _Pending:
     event_id: str | None
     """The connector's event id as written in clear: a keyed digest (:meth:`DigestKeys.event_id`)."""
     ctx: SealContext | None = None
+    context: bytes = b""
+    """``encode_context(ctx)``: encoded once, to validate the record alone and then to seal it."""
 
 
 def _source(m: Message) -> tuple[str, int, int]:
@@ -279,7 +281,9 @@ class RouterProcessor:
                 operation=ev.operation,
                 schema_id=ev.schema_id,
             )
-            encode_context(ctx)  # an out-of-range field fails this record here, not the batch's seal
+            # Encoded once: an out-of-range field fails this record here, not the batch's seal, and
+            # the seal reuses the bytes.
+            p.context = encode_context(ctx)
             p.ctx = ctx
         return p
 
@@ -288,7 +292,9 @@ class RouterProcessor:
         todo = [i for i, p in enumerate(pending) if p.ctx is not None]
         for start in range(0, len(todo), MAX_LEAVES):
             chunk = todo[start : start + MAX_LEAVES]
-            sealed = self.sealer.seal_batch([(pending[i].payload, pending[i].ctx) for i in chunk])  # type: ignore[misc]
+            sealed = self.sealer.seal_batch(
+                [(pending[i].payload, pending[i].ctx, pending[i].context) for i in chunk]  # type: ignore[misc]
+            )
             for i, s in zip(chunk, sealed, strict=True):
                 out[i] = (s.value, s.headers)
         return out
@@ -362,13 +368,20 @@ class RouterProcessor:
         verdict = self.placement.verdict()
         trace_id = next((v.decode() for k, v in trace if k == "traceparent"), None)
         outs: list[OutRecord] = []
+        counts: dict[tuple[str, str, str], int] = {}
+        append = self.chain.append
+        instance_id = self.s.instance_id
+        audit_topic = self.s.audit_topic
+        audit_headers = trace or None
+        sha256 = hashlib.sha256
         for p, s in zip(pending, sealed, strict=True):
             out = self._output(p, s, trace, now_ms, trace_id)
             if out is not None:
                 outs.append(out)
             ev = p.ev
-            decision = {"route": "route", "erasure": "route", "audit_only": "audit_only"}.get(p.kind, "quarantine")
-            audit_value = self.chain.append(
+            decision = _DECISION.get(p.kind, "quarantine")
+            ts_type, ts = p.msg.timestamp()
+            audit_value = append(
                 p.source_partition,
                 AuditFields(
                     decision=decision,  # type: ignore[arg-type]
@@ -381,24 +394,30 @@ class RouterProcessor:
                     destination_partition=out.partition if out is not None else None,
                     placement_verdict=verdict,
                     payload_sha256=p.payload_digest,
-                    sealed_sha256=hashlib.sha256(out.value or b"" if out is not None else b"").hexdigest(),
+                    sealed_sha256=sha256(out.value or b"" if out is not None else b"").hexdigest(),
                     source_topic=p.source_topic,
                     source_partition=p.source_partition,
                     source_offset=p.source_offset,
-                    source_timestamp_ms=_timestamp(p.msg),
+                    source_timestamp_ms=ts if ts_type != 0 else None,
                     event_id=p.event_id,
                     policy_version=ev.policy_version,
                     router_version=__version__,
-                    instance_id=self.s.instance_id,
+                    instance_id=instance_id,
                     processed_at_ms=now_ms,
                     trace_id=trace_id,
                 ),
             )
-            outs.append(OutRecord(self.s.audit_topic, audit_value, None, p.source_partition, trace or None))
-            telemetry.decisions.add(
-                1, {"decision": decision, "reason": p.reason.value, "jurisdiction": ev.jurisdiction}
-            )
+            outs.append(OutRecord(audit_topic, audit_value, None, p.source_partition, audit_headers))
+            key = (decision, p.reason.value, ev.jurisdiction)
+            counts[key] = counts.get(key, 0) + 1
+        # Counted per batch: one counter call per distinct (decision, reason, jurisdiction).
+        for (decision, reason, jurisdiction), n in counts.items():
+            telemetry.decisions.add(n, {"decision": decision, "reason": reason, "jurisdiction": jurisdiction})
         return outs
+
+
+_DECISION = {"route": "route", "erasure": "route", "audit_only": "audit_only"}
+"""Audit decision by output kind (anything else: quarantine)."""
 
 
 def _timestamp(m: Message) -> int | None:

@@ -27,16 +27,16 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from fastavro import parse_schema, schemaless_writer
 
 from router.avrorecord import read_versioned
 from router.errors import RouterError
+from router.resources import schema_file
 
 FORMAT_VERSION = 1
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "audit.avsc"
+SCHEMA_PATH = schema_file("audit.avsc")
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 HASH_OFFSET = 1
@@ -145,11 +145,131 @@ def stored_hash(encoded: bytes) -> bytes:
     return encoded[HASH_OFFSET : HASH_OFFSET + HASH_SIZE]
 
 
+# -- fixed-layout Avro writing ------------------------------------------------------------------
+# The audit and quarantine schemas are fixed: their records are written field by field in schema
+# order, without fastavro interpreting the schema per record. The bytes are exactly fastavro's
+# (tests/unit/test_avro_fixed_layout.py compares them over many records).
+
+_SMALL = [bytes((((n << 1) ^ (n >> 63)) & 0xFF,)) for n in range(-64, 64)]
+"""Zig-zag varints of -64..63: one byte each."""
+_NULL = b"\x00"
+_PRESENT = b"\x02"  # union branch 1 of ["null", X]
+_STR_CACHE: dict[str, bytes] = {}
+_STR_CACHE_MAX = 4096
+
+
+def avro_long(n: int) -> bytes:
+    """Avro ``int``/``long``: a zig-zag varint."""
+    if -64 <= n < 64:
+        return _SMALL[n + 64]
+    z = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def avro_bytes(b: bytes) -> bytes:
+    """Avro ``bytes``: length, then the bytes."""
+    return avro_long(len(b)) + b
+
+
+def avro_str(s: str) -> bytes:
+    """Avro ``string``: UTF-8 length, then UTF-8 (strict, as fastavro encodes)."""
+    b = s.encode()
+    return avro_long(len(b)) + b
+
+
+def avro_name(s: str) -> bytes:
+    """:func:`avro_str` of a low-cardinality string (a reason, level, topic, version, category or
+    field name; never a field value), memoised."""
+    out = _STR_CACHE.get(s)
+    if out is None:
+        out = avro_str(s)
+        if len(_STR_CACHE) >= _STR_CACHE_MAX:
+            _STR_CACHE.clear()
+        _STR_CACHE[s] = out
+    return out
+
+
+def avro_names(items: tuple[str, ...] | list[str]) -> bytes:
+    """Avro ``array<string>`` of names: one block with its count, then the 0 terminator."""
+    if not items:
+        return _NULL
+    return b"".join((avro_long(len(items)), *map(avro_name, items), _NULL))
+
+
+def avro_opt_long(n: int | None) -> bytes:
+    """Avro ``["null", "long"]``."""
+    return _NULL if n is None else _PRESENT + avro_long(n)
+
+
+def avro_opt_str(s: str | None) -> bytes:
+    """Avro ``["null", "string"]``."""
+    return _NULL if s is None else _PRESENT + avro_str(s)
+
+
+_DECISIONS = {name: avro_long(i) for i, name in enumerate(("route", "quarantine", "audit_only"))}
+_HEAD = avro_long(FORMAT_VERSION)
+
+
+def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields) -> bytes:
+    """Everything after ``hash``, in schema order."""
+    decision = _DECISIONS.get(f.decision)
+    if decision is None:
+        raise ValueError(f"{f.decision!r} is not a valid audit decision")
+    return b"".join((
+        avro_long(seq),
+        prev_hash,
+        decision,
+        avro_name(str(f.reason)),
+        avro_name(f.classification_level),
+        avro_names(f.categories),
+        avro_names(f.field_names),
+        avro_names(f.jurisdictions),
+        avro_name(f.destination_topic),
+        avro_opt_long(f.destination_partition),
+        avro_name(f.placement_verdict),
+        avro_str(f.payload_sha256),
+        avro_str(f.sealed_sha256),
+        avro_name(f.source_topic),
+        avro_long(f.source_partition),
+        avro_long(f.source_offset),
+        avro_opt_long(f.source_timestamp_ms),
+        avro_opt_str(f.event_id),
+        avro_name(f.policy_version),
+        avro_name(f.router_version),
+        avro_name(f.instance_id),
+        avro_long(f.processed_at_ms),
+        avro_opt_str(f.trace_id),
+    ))
+
+
 def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields) -> tuple[bytes, bytes]:
     """Encode a record at ``seq`` after ``prev_hash``; returns ``(record bytes, its hash)``.
 
-    Encodes once with a zero hash (the canonical bytes), hashes, and writes the hash in place.
+    The fields after ``hash`` are encoded once; the canonical bytes (zero hash) are hashed and the
+    record is the same bytes with the hash in place.
     """
+    if seq < 0:
+        raise ValueError(f"seq must be >= 0, got {seq}")
+    if len(prev_hash) != HASH_SIZE:
+        raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
+    if seq == 0 and prev_hash != ZERO_HASH:
+        raise ValueError("the record with seq 0 must have an all-zero prev_hash")
+    rest = _encode_fields(seq, prev_hash, fields)
+    h = hashlib.sha256(prev_hash)
+    h.update(_HEAD)
+    h.update(ZERO_HASH)
+    h.update(rest)
+    digest = h.digest()
+    return b"".join((_HEAD, digest, rest)), digest
+
+
+def encode_audit_fastavro(seq: int, prev_hash: bytes, fields: AuditFields) -> tuple[bytes, bytes]:
+    """:func:`encode_audit` through fastavro's schema interpretation (the reference encoding)."""
     if seq < 0:
         raise ValueError(f"seq must be >= 0, got {seq}")
     if len(prev_hash) != HASH_SIZE:

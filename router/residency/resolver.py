@@ -105,6 +105,14 @@ def _lookup(values: Mapping[str, Any], index: dict[str, str], path: tuple[str, .
     return node
 
 
+_MAX_SHAPES = 4096
+_MAX_SHAPE_KEYS = 256
+_Shape = tuple[tuple[tuple[int, str], ...], tuple[tuple[str, tuple[str, ...], tuple[tuple[int, str], ...]], ...]]
+"""What an event's key layout says, value-free: ``(image, actual key)`` of the tenant fields in
+each image (after-image first), and per country field present in some image, in configuration order, its
+name, the rest of its path and ``(image, actual first key)`` for each image holding it."""
+
+
 class Resolver:
     """Resolves bindings. Rules, all unioned (data bound to several jurisdictions stays bound to all):
 
@@ -130,6 +138,10 @@ class Resolver:
         self._tenant_fields = tuple(norm_name(f) for f in config.tenant_fields)
         self._header = norm_name(config.header) if config.header else None
         self._tenant_header = norm_name(config.tenant_header) if config.tenant_header else None
+        self._shapes: dict[tuple[str, tuple[object, ...], tuple[object, ...]], _Shape] = {}
+        self._tenant_evidence = {t: Evidence(Source.TENANT, "tenant_id", j) for t, j in config.tenants.items()}
+        self._default = (Evidence(Source.DEFAULT, "residency.default", config.default)
+                         if config.default is not None else None)
 
     @classmethod
     def from_config(cls, config: ResidencyConfig) -> Resolver:
@@ -156,6 +168,29 @@ class Resolver:
         code = to_alpha2(value)
         return (None, None) if code is None else (self._countries.get(code), code)
 
+    def _shape(self, entity: str, images: list[Mapping[str, Any]]) -> _Shape:
+        """The value-free part of resolving an event of ``entity`` whose images have these keys,
+        computed once per (entity, key layout): which keys are tenant and country fields."""
+        cacheable = sum(map(len, images)) <= _MAX_SHAPE_KEYS
+        layout = (entity, tuple(images[0]), tuple(images[1]) if len(images) > 1 else ()) if cacheable else None
+        shape = self._shapes.get(layout) if layout is not None else None
+        if shape is not None:
+            return shape
+        indexes = [_index(v) for v in images]
+        tenant_keys = tuple((i, key) for i, index in enumerate(indexes) for f in self._tenant_fields
+                            if (key := index.get(f)) is not None)
+        country = []
+        for name, path in self._fields_of(entity):
+            where = tuple((i, key) for i, index in enumerate(indexes) if (key := index.get(path[0])) is not None)
+            if where:
+                country.append((name, path[1:], where))
+        shape = (tenant_keys, tuple(country))
+        if layout is not None:
+            if len(self._shapes) >= _MAX_SHAPES:
+                self._shapes.clear()  # layouts come from input: keep the cache bounded
+            self._shapes[layout] = shape
+        return shape
+
     def resolve(self, event: ChangeEvent, origin: Origin | None = None) -> Resolution:  # noqa: PLR0912 - one branch per source
         """Bindings of ``event`` read from ``origin`` (None: an untrusted origin)."""
         cfg = self.config
@@ -163,22 +198,25 @@ class Resolver:
         evidence: list[Evidence] = []
         hints: list[Evidence] = []
         unmapped: list[str] = []
-        images = [event.values] if not event.before else [event.values, event.before]
-        indexes = [_index(v) for v in images]
+        values = event.values
+        images = [values] if not event.before else [values, event.before]
+        tenant_keys, country = self._shape(event.entity, images)
         tenants = [event.tenant_id] if event.tenant_id is not None else []
-        for image, index in zip(images, indexes, strict=True):
-            for f in self._tenant_fields:
-                key = index.get(f)
-                value = image.get(key) if key is not None else None
-                if isinstance(value, str) and value:
-                    tenants.append(value)
-        for tenant in dict.fromkeys(tenants):
-            if tenant in cfg.tenants:
-                evidence.append(Evidence(Source.TENANT, "tenant_id", cfg.tenants[tenant]))
+        for i, key in tenant_keys:
+            value = images[i].get(key)
+            if isinstance(value, str) and value:
+                tenants.append(value)
+        tenant_evidence = self._tenant_evidence
+        for tenant in dict.fromkeys(tenants) if len(tenants) > 1 else tenants:
+            found = tenant_evidence.get(tenant)
+            if found is not None:
+                evidence.append(found)
         seen: set[tuple[str, str]] = set()
-        for name, path in self._fields_of(event.entity):
-            for image, index in zip(images, indexes, strict=True):
-                value = _lookup(image, index, path)
+        for name, rest, where in country:
+            for i, key in where:
+                value = images[i].get(key)
+                if rest and value is not None:
+                    value = _lookup(value, _index(value) if isinstance(value, Mapping) else {}, rest)
                 if value is None or (isinstance(value, str) and not value.strip()):
                     continue
                 j, code = self._jurisdiction_of(value)
@@ -188,8 +226,8 @@ class Resolver:
                 elif (name, j) not in seen:
                     seen.add((name, j))
                     evidence.append(Evidence(Source.FIELD, name, j, code))
-        headers = {norm_name(k): v for k, v in event.headers.items()} if event.headers else {}
-        hint = headers.get(self._header) if self._header else None
+        headers = {norm_name(k): v for k, v in event.headers.items()} if event.headers else None
+        hint = headers.get(self._header) if headers and self._header else None
         if hint:
             hinted, hint_code = self._jurisdiction_of(hint)
             if hinted is not None:
@@ -198,12 +236,12 @@ class Resolver:
                                        str(cfg.header), hinted, hint_code))
             elif trusted and cfg.unmapped_country is UnmappedCountry.QUARANTINE:
                 unmapped.append(str(cfg.header))
-        tenant_hint = headers.get(self._tenant_header) if self._tenant_header else None
+        tenant_hint = headers.get(self._tenant_header) if headers and self._tenant_header else None
         if tenant_hint and tenant_hint in cfg.tenants:
             target = evidence if trusted else hints
             target.append(Evidence(Source.TRUSTED_HEADER if trusted else Source.UNTRUSTED_HEADER,
                                    str(cfg.tenant_header), cfg.tenants[tenant_hint]))
-        if not evidence and cfg.default is not None and event.operation is not Operation.DELETE:
-            evidence.append(Evidence(Source.DEFAULT, "residency.default", cfg.default))
-        bound = tuple(sorted({e.jurisdiction for e in evidence}))
+        if not evidence and self._default is not None and event.operation is not Operation.DELETE:
+            evidence.append(self._default)
+        bound = (evidence[0].jurisdiction,) if len(evidence) == 1 else tuple(sorted({e.jurisdiction for e in evidence}))
         return Resolution(bound, tuple(evidence), tuple(unmapped), tuple(hints))

@@ -43,7 +43,8 @@ from stdnum.es import dni as es_dni
 from stdnum.eu import vat as eu_vat
 from stdnum.us import ssn as us_ssn
 
-from router.ingest.schema_store import DirectorySchemaStore, default_schema_dir
+# default_schema_store lives in schema_store (run and simulate must not import this generator); tests import it here.
+from router.ingest.schema_store import DirectorySchemaStore, default_schema_dir, default_schema_store  # noqa: F401
 
 FORMATS = ("salesforce-json", "salesforce-avro", "debezium-json")
 ENTITIES = ("Account", "Contact", "Lead", "Case", "Opportunity")
@@ -578,11 +579,6 @@ def generate(
                 yield rec
                 produced += 1
         i += 1
-
-
-def default_schema_store() -> DirectorySchemaStore:
-    """The schema store over the ``schemas/`` directory shipped with the router."""
-    return DirectorySchemaStore(default_schema_dir())
 
 
 def write_jsonl(path: str | Path, records: Iterable[SampleRecord]) -> int:

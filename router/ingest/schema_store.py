@@ -24,6 +24,7 @@ from fastavro import parse_schema
 
 from router.errors import ReasonCode
 from router.ingest.errors import DecodeError, SchemaRegistryUnavailable
+from router.resources import schema_dir
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
@@ -339,4 +340,10 @@ def _cause(name: str) -> str:
 
 
 def default_schema_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "schemas"
+    """The ``schemas/`` shipped with the router (see :mod:`router.resources`)."""
+    return schema_dir()
+
+
+def default_schema_store() -> DirectorySchemaStore:
+    """The schema store over the ``schemas/`` directory shipped with the router."""
+    return DirectorySchemaStore(default_schema_dir())

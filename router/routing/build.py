@@ -21,8 +21,7 @@ def schema_store_for(config: RouterConfig) -> Any:
         from router.ingest.schema_store import HttpSchemaRegistry  # noqa: PLC0415
 
         return HttpSchemaRegistry(pipe.schema_registry_url)
-    from router.ingest.samples import default_schema_store  # noqa: PLC0415
-    from router.ingest.schema_store import DirectorySchemaStore  # noqa: PLC0415
+    from router.ingest.schema_store import DirectorySchemaStore, default_schema_store  # noqa: PLC0415
 
     if pipe is not None and pipe.schema_dir:
         return DirectorySchemaStore(pipe.schema_dir)

@@ -77,7 +77,13 @@ def collect(env: RouterEnv) -> dict[str, Any]:
             )
             quarantined.append((rec.source_partition, rec.source_offset, topic, rec.reason))
     audit = [(m.partition(), m.offset(), m.value()) for m in read_topic(env.bootstrap, env.audit_topic)]
-    return {"routed": routed, "quarantined": quarantined, "audit": audit, "plaintexts": plaintexts}
+    audit_only = []  # bare tombstones: an audit record and nothing else
+    for _p, _o, value in audit:
+        fields = decode_audit(value).fields
+        if fields.decision == "audit_only":
+            audit_only.append((fields.source_partition, fields.source_offset))
+    return {"routed": routed, "quarantined": quarantined, "audit": audit, "plaintexts": plaintexts,
+            "audit_only": audit_only}
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +97,7 @@ def routed_run(kafka_cluster: Any, kafka_admin: Any, tmp_path_factory: pytest.Te
 
 def test_every_input_lands_exactly_once(routed_run: dict[str, Any]) -> None:
     outputs = Counter((p, o) for p, o, *_ in routed_run["routed"] + routed_run["quarantined"])
-    audit_only = set()
-    for _p, _o, value in routed_run["audit"]:
-        fields = decode_audit(value).fields
-        if fields.decision == "audit_only":
-            audit_only.add((fields.source_partition, fields.source_offset))
+    audit_only = set(routed_run["audit_only"])
     env = routed_run["env"]
     tombstones = {(m.partition(), m.offset()) for m in read_topic(env.bootstrap, env.ingress) if m.value() is None}
     assert audit_only == tombstones, "bare tombstones, and only they, are audited without an output"

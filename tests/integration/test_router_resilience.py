@@ -30,7 +30,7 @@ def _router_cmd(env: Any, instance: str, idle: float) -> list[str]:
 
 def _exactly_once(env: Any, expected: int) -> dict[str, Any]:
     out = collect(env)
-    positions = Counter((p, o) for p, o, *_ in out["routed"] + out["quarantined"])
+    positions = Counter((p, o) for p, o, *_ in out["routed"] + out["quarantined"] + out["audit_only"])
     inputs = {(m.partition(), m.offset()) for m in read_topic(env.bootstrap, env.ingress)}
     assert len(inputs) == expected
     dupes = [k for k, c in positions.items() if c > 1]

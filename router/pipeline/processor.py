@@ -37,7 +37,7 @@ from confluent_kafka import Message, TopicPartition
 
 from router import __version__, telemetry
 from router.audit.chain import AuditChain
-from router.audit.record import AuditFields
+from router.audit.record import AuditRow
 from router.envelope import SealContext, Sealer
 from router.envelope.errors import MalformedEnvelope
 from router.envelope.frame import encode_context
@@ -88,7 +88,7 @@ ENVELOPE_MARGIN = 16_384
 clear headers, metadata), for deciding before sealing that a payload cannot fit."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     msg: Message
     ev: Evaluation
@@ -383,7 +383,7 @@ class RouterProcessor:
             ts_type, ts = p.msg.timestamp()
             audit_value = append(
                 p.source_partition,
-                AuditFields(
+                AuditRow(
                     decision=decision,  # type: ignore[arg-type]
                     reason=p.reason.value,
                     classification_level=ev.level,

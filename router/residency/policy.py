@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router.classify.model import Classification
+from router.classify.model import Category, Classification, Level
 from router.errors import ReasonCode
 from router.ingest.event import ChangeEvent, Operation
 from router.residency.config import ANY, PolicyConfig, ResidencyConfig, Rule
@@ -38,6 +38,23 @@ class Quarantine:
 
 
 Decision = Route | Quarantine
+
+_MAX_CACHED = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Permitted:
+    dest: str
+    rules: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    reason: ReasonCode
+    detail: str
+
+
+_Verdict = _Permitted | _Refused
 
 
 def topic_entity(entity: str) -> str:
@@ -75,9 +92,28 @@ class Policy:
         # Most restrictive first: residency.precedence, then first mention in the rules, then name.
         mentioned = [*residency.precedence, *(j for r in policy.rules for j in (*r.data, *r.allow) if j != ANY)]
         self._order = {j: i for i, j in reversed(list(enumerate(mentioned)))}
+        self._verdicts: dict[tuple[tuple[str, ...], Level, frozenset[Category]], _Verdict] = {}
+        """What the rules say per (bindings, level, categories): a decision is a lookup after the
+        first event of each signature."""
+        self._topics: dict[tuple[str, str], str] = {}
+        self._quarantine_topics: dict[str, str] = {}
 
     def quarantine_topic(self, jurisdiction: str) -> str:
-        return self.config.quarantine_topic.format(jurisdiction=jurisdiction, entity="")
+        topic = self._quarantine_topics.get(jurisdiction)
+        if topic is None:
+            topic = self.config.quarantine_topic.format(jurisdiction=jurisdiction, entity="")
+            if len(self._quarantine_topics) < _MAX_CACHED:
+                self._quarantine_topics[jurisdiction] = topic
+        return topic
+
+    def _topic(self, jurisdiction: str, entity: str) -> str:
+        topic = self._topics.get((jurisdiction, entity))
+        if topic is None:
+            topic = self.config.topic.format(jurisdiction=jurisdiction, entity=topic_entity(entity))
+            if len(self._topics) >= _MAX_CACHED:
+                self._topics.clear()  # entity names come from events: keep the cache bounded
+            self._topics[(jurisdiction, entity)] = topic
+        return topic
 
     def quarantine_jurisdiction(self, bound: tuple[str, ...], origin: str) -> str:
         """Where an event bound to ``bound`` that arrived in ``origin`` is quarantined."""
@@ -134,36 +170,46 @@ class Policy:
             return self._quarantine(ReasonCode.UNRESOLVED_JURISDICTION,
                                     "no tenant, country field or trusted header resolved and no residency.default",
                                     bound, origin, cls)
-        conflicting = res.conflicting_hints
+        conflicting = res.conflicting_hints if res.hints else ()
         if conflicting:
             names = ", ".join(sorted({f"{h.name} -> {h.jurisdiction}" for h in conflicting}))
             return self._quarantine(ReasonCode.CONFLICTING_JURISDICTION,
                                     f"untrusted header disagrees with the data's binding ({names})", bound, origin,
                                     cls)
+        signature = (bound, cls.level, cls.categories)
+        verdict = self._verdicts.get(signature)
+        if verdict is None:
+            verdict = self._rules_verdict(bound, cls)
+            if len(self._verdicts) >= _MAX_CACHED:
+                self._verdicts.clear()
+            self._verdicts[signature] = verdict
+        if isinstance(verdict, _Refused):
+            return self._quarantine(verdict.reason, verdict.detail, bound, origin, cls)
+        return Route(self._topic(verdict.dest, event.entity), verdict.dest, cls, self.version, verdict.rules,
+                     erasure=event.operation is Operation.DELETE)
+
+    def _rules_verdict(self, bound: tuple[str, ...], cls: Classification) -> _Verdict:
+        """What the rules decide for data bound to ``bound`` classified ``cls`` (its level and
+        categories only)."""
         permitted: list[str] | None = None
         rules: list[Rule] = []
         for j in bound:
             rule = self._rule_for(j, cls)
             if rule is None:
-                return self._quarantine(ReasonCode.NO_PERMITTED_DESTINATION,
-                                        f"no policy rule allows {j} data at level {cls.level}", bound, origin, cls)
+                return _Refused(ReasonCode.NO_PERMITTED_DESTINATION,
+                                f"no policy rule allows {j} data at level {cls.level}")
             if rule.action == "deny":
-                return self._quarantine(ReasonCode.POLICY_DENIED, f"rule {rule.name} denies {j} data", bound,
-                                        origin, cls)
+                return _Refused(ReasonCode.POLICY_DENIED, f"rule {rule.name} denies {j} data")
             if rule.max_level is not None and not rule.max_level.at_least(cls.level):
-                return self._quarantine(ReasonCode.POLICY_DENIED,
-                                        f"rule {rule.name}: level {cls.level} is above max_level {rule.max_level}",
-                                        bound, origin, cls)
+                return _Refused(ReasonCode.POLICY_DENIED,
+                                f"rule {rule.name}: level {cls.level} is above max_level {rule.max_level}")
             denied = sorted(cls.categories.intersection(rule.deny_categories))
             if denied:
-                return self._quarantine(ReasonCode.POLICY_DENIED,
-                                        f"rule {rule.name} denies categories {', '.join(denied)}", bound, origin, cls)
+                return _Refused(ReasonCode.POLICY_DENIED, f"rule {rule.name} denies categories {', '.join(denied)}")
             rules.append(rule)
             permitted = list(rule.allow) if permitted is None else [d for d in permitted if d in rule.allow]
         if not permitted:
-            return self._quarantine(ReasonCode.CONFLICTING_JURISDICTION,
-                                    f"no destination is permitted for all of {', '.join(bound)}", bound, origin, cls)
+            return _Refused(ReasonCode.CONFLICTING_JURISDICTION,
+                            f"no destination is permitted for all of {', '.join(bound)}")
         dest = next((d for d in permitted if d in bound), permitted[0])
-        topic = self.config.topic.format(jurisdiction=dest, entity=topic_entity(event.entity))
-        return Route(topic, dest, cls, self.version, "+".join(r.name for r in rules),
-                     erasure=event.operation is Operation.DELETE)
+        return _Permitted(dest, "+".join(r.name for r in rules))

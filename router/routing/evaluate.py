@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from router.envelope.frame import MAX_CATEGORIES
@@ -183,15 +183,32 @@ class CoreEvaluator:
         outcome = self.engine.evaluate(event, origin)
         decision = outcome.decision
         cls = outcome.classification
-        categories = tuple(sorted(str(c) for c in cls.categories))
-        fields = tuple(sorted({f for c in cls.categories for f in cls.fields(c)}))
-        bound = tuple(outcome.resolution.jurisdictions)
-        if len(categories) > MAX_CATEGORIES:  # pragma: no cover - there are fewer categories than that
-            categories = categories[:MAX_CATEGORIES]
-        common = Evaluation(
-            route_topic=None,
-            jurisdiction=origin.jurisdiction,
-            reason=ReasonCode.ROUTED,
+        findings = cls.findings
+        if findings:
+            categories = tuple(sorted({str(f.category) for f in findings}))
+            fields = tuple(sorted({f.field for f in findings}))
+            if len(categories) > MAX_CATEGORIES:  # pragma: no cover - there are fewer categories than that
+                categories = categories[:MAX_CATEGORIES]
+        else:
+            categories = fields = ()
+        bound = outcome.resolution.jurisdictions
+        reason, detail, route_topic, erasure = ReasonCode.ROUTED, "", None, False
+        if isinstance(decision, Route):
+            if len(decision.topic) > MAX_TOPIC_NAME or (
+                self.configured is not None and decision.topic not in self.configured
+            ):
+                jurisdiction = self.engine.policy.quarantine_jurisdiction(bound, origin.jurisdiction)
+                reason = ReasonCode.DESTINATION_NOT_CONFIGURED
+                detail = f"destination {decision.topic[:MAX_TOPIC_NAME]} is not listed under 'topics'"
+            else:
+                route_topic, jurisdiction, erasure = decision.topic, decision.jurisdiction, decision.erasure
+        else:
+            jurisdiction, reason, detail = decision.jurisdiction, ReasonCode(decision.reason), decision.detail
+        return Evaluation(
+            route_topic=route_topic,
+            jurisdiction=jurisdiction,
+            reason=reason,
+            detail=detail,
             event_id=event.event_id,
             entity=event.entity,
             operation=event.operation.value,
@@ -199,24 +216,10 @@ class CoreEvaluator:
             level=str(cls.level),
             categories=categories,
             field_names=fields,
-            jurisdictions=bound,
+            jurisdictions=tuple(bound),
             policy_version=outcome.policy_version,
+            erasure=erasure,
         )
-        if isinstance(decision, Route):
-            if len(decision.topic) > MAX_TOPIC_NAME or (
-                self.configured is not None and decision.topic not in self.configured
-            ):
-                j = self.engine.policy.quarantine_jurisdiction(bound, origin.jurisdiction)
-                return replace(
-                    common,
-                    jurisdiction=j,
-                    reason=ReasonCode.DESTINATION_NOT_CONFIGURED,
-                    detail=f"destination {decision.topic[:MAX_TOPIC_NAME]} is not listed under 'topics'",
-                )
-            return replace(common, route_topic=decision.topic, jurisdiction=decision.jurisdiction,
-                           erasure=decision.erasure)
-        return replace(common, jurisdiction=decision.jurisdiction, reason=ReasonCode(decision.reason),
-                       detail=decision.detail)
 
 
 def _is_outage(err: Exception) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from router.audit.record import (
     ZERO_HASH,
     AuditFields,
+    AuditRow,
     avro_long,
     decode_audit,
     encode_audit,
@@ -139,3 +140,12 @@ def test_an_unknown_decision_is_refused_like_fastavro_refuses_it() -> None:
         encode_audit_fastavro(0, ZERO_HASH, bad)
     with pytest.raises(ValueError):
         encode_audit(0, ZERO_HASH, bad)
+
+
+def test_an_audit_row_encodes_as_the_audit_fields_it_mirrors() -> None:
+    assert AuditRow._fields == AuditFields.__slots__
+    rng = random.Random(13)
+    for seq in range(200):
+        f = _audit(rng)
+        row = AuditRow(*(getattr(f, name) for name in AuditRow._fields))
+        assert encode_audit(seq + 1, b"\x01" * 32, row) == encode_audit(seq + 1, b"\x01" * 32, f)

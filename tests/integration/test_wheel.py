@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -74,8 +75,13 @@ def _clean_env() -> dict[str, str]:
 
 def test_a_wheel_installed_elsewhere_runs_simulate_the_sdk_and_the_record_readers(tmp_path: Path) -> None:
     env = _clean_env()
+    # Build from a copy: setuptools writes build/ and *.egg-info beside the sources, and the
+    # checkout is shared. Symlinks stay links (router/schemas -> ../schemas), as in a clone.
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", ".state", ".ci-tmp"))
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", str(REPO), "-w", str(dist)], REPO, env)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", ".", "-w", str(dist)], source, env)
     (wheel,) = dist.glob("residency_router-*.whl")
 
     target = tmp_path / "venv"

@@ -40,8 +40,8 @@ demo-down: $(STAMP) ## stop the demo's cluster and remove its state
 	$(BIN)/residency-router devcluster down
 
 BENCH_ARGS ?= --profile
-bench: $(STAMP) ## run the micro-benchmarks, then the pipeline benchmark (own dev cluster unless ROUTER_BENCH_BOOTSTRAP)
-	@for b in bench/bench_*.py; do [ "$$b" = bench/bench_pipeline.py ] && continue; echo "== $$b"; $(BIN)/python $$b || exit 1; done
+bench: $(STAMP) ## micro-benchmarks, then the pipeline benchmark: per-stage table (bench_core.py), pipeline table, router/baseline last (own dev cluster unless ROUTER_BENCH_BOOTSTRAP)
+	@for b in bench/bench_*.py; do case "$$b" in bench/bench_pipeline.py|bench/bench_core.py) continue;; esac; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 	@echo "== bench/bench_pipeline.py $(BENCH_ARGS)"; $(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (not the Kafka download cache)

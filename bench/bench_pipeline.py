@@ -28,10 +28,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import inspect
 import io
 import json
 import os
 import pstats
+import re
 import signal
 import statistics
 import subprocess
@@ -98,7 +100,8 @@ def ingress_brokers(bootstrap: str, config: Path) -> list[int]:
     if cfg.pipeline is None or not cfg.pipeline.ingress:
         return []
     want = cfg.pipeline.ingress[0].jurisdiction
-    nodes = AdminClient({"bootstrap.servers": bootstrap}).describe_cluster(request_timeout=30).result().nodes
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # held: a collected client destroys its pending future
+    nodes = admin.describe_cluster(request_timeout=30).result().nodes
     return sorted(n.id for n in nodes if cfg.jurisdiction_of_rack(n.rack) == want)
 
 
@@ -117,7 +120,7 @@ class Topics:
         if self.brokers:
             rf = min(self.rf, len(self.brokers))
             plan = [[self.brokers[(p + r) % len(self.brokers)] for r in range(rf)] for p in range(self.partitions)]
-            new = NewTopic(name, replica_assignment=plan)
+            new = NewTopic(name, num_partitions=len(plan), replica_assignment=plan)
         else:
             new = NewTopic(name, self.partitions, self.rf)
         self.admin.create_topics([new], request_timeout=30)[name].result()
@@ -164,7 +167,10 @@ class RouterSetup:
     reason: str = ""
     template: dict[str, Any] = field(default_factory=dict)
     output_topics: list[str] = field(default_factory=list)
+    audit_topic: str = ""
     workdir: Path = Path()
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """``pipeline.*`` settings the bench sets (``--commit-interval-ms``, ``--batch-size``)."""
 
     def config_for(self, bootstrap: str, ingress: str, group: str) -> Path:
         data = json.loads(json.dumps(self.template))
@@ -177,6 +183,7 @@ class RouterSetup:
             _set_ingress(data, ingress)
         pipeline["group_id"] = group
         pipeline["transactional_id_prefix"] = group
+        pipeline.update(self.overrides)
         path = self.workdir / f"router-{group}.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         return path
@@ -209,9 +216,11 @@ def _cli_has(*words: str) -> bool:
 
 
 PARTITIONS = 6  # set from --partitions in main()
+PACED_LINGER_MS = 1
+"""linger.ms of the paced producer (idempotent, acks=all): part of the latency it measures."""
 
 
-def router_setup(bootstrap: str, config: Path, workdir: Path) -> RouterSetup:
+def router_setup(bootstrap: str, config: Path, workdir: Path, topics: Topics) -> RouterSetup:
     if not _cli_has("run"):
         return RouterSetup(reason="`python -m router.cli run` does not exist yet")
     if not config.exists():
@@ -234,14 +243,16 @@ def router_setup(bootstrap: str, config: Path, workdir: Path) -> RouterSetup:
     audit["topic"] = f"audit-bench-{uuid.uuid4().hex[:6]}"
     template["topics"] = [t for t in template.get("topics") or [] if t["name"] != "audit"] + [
         {"name": audit["topic"], "jurisdiction": audit["jurisdiction"], "partitions": parts, "replication_factor": 1}]
-    setup = RouterSetup(available=True, template=template, workdir=workdir)
+    setup = RouterSetup(available=True, template=template, workdir=workdir, audit_topic=audit["topic"])
     setup.output_topics = [t["name"] for t in template.get("topics") or [] if "audit" not in t["name"]]
     if _cli_has("topics", "create"):
-        cfg = setup.config_for(bootstrap, f"bench-probe-{uuid.uuid4().hex[:8]}", "bench-setup")
+        probe = topics.create("bench-probe")  # an ingress topic in place, so that the check passes
+        cfg = setup.config_for(bootstrap, probe, "bench-setup")
         r = subprocess.run([PY, "-m", "router.cli", "topics", "create", "--config", str(cfg), "--bootstrap", bootstrap],
                            cwd=ROOT, capture_output=True, text=True, check=False)
+        topics.delete([probe])
         if r.returncode != 0:
-            log(f"router topics create failed (continuing): {r.stderr.strip()[-500:]}")
+            log(f"router topics create failed (continuing): {(r.stdout + r.stderr).strip()[-800:]}")
     else:
         log("`router.cli topics create` does not exist yet; assuming the router's topics exist")
     return setup
@@ -316,8 +327,13 @@ def worker_cmd(ctx: Ctx, v: Variant, ingress: str, output: str | None, group: st
     idle = str(ctx.args.max_idle_s)
     if v.kind == "baseline":
         assert output is not None
-        return [PY, str(BENCH / "worker_baseline.py"), "--bootstrap", ctx.bootstrap, "--ingress", ingress,
-                "--output", output, "--group", group, "--instance-id", str(idx), "--max-idle-s", idle]
+        cmd = [PY, str(BENCH / "worker_baseline.py"), "--bootstrap", ctx.bootstrap, "--ingress", ingress,
+               "--output", output, "--group", group, "--instance-id", str(idx), "--max-idle-s", idle]
+        if ctx.args.commit_interval_ms is not None:
+            cmd += ["--commit-interval-ms", str(ctx.args.commit_interval_ms)]
+        if ctx.args.batch_size is not None:
+            cmd += ["--batch-size", str(ctx.args.batch_size)]
+        return cmd
     cfg = ctx.router.config_for(ctx.bootstrap, ingress, group)
     return [PY, "-m", "router.cli", "run", "--config", str(cfg), "--bootstrap", ctx.bootstrap,
             "--instance-id", f"{group}-{idx}", "--max-idle-s", idle, "--stats-json"]
@@ -354,6 +370,16 @@ def preload(bootstrap: str, topic: str, events: list[Any]) -> None:
             except BufferError:
                 p.poll(0.01)
     p.commit_transaction(120)
+
+
+def stop_all(workers: list[Worker]) -> None:
+    """SIGTERM every worker still running (the engine commits what it holds, then exits), then reap."""
+    for w in workers:
+        if w.alive():
+            with contextlib.suppress(ProcessLookupError):
+                w.proc.send_signal(signal.SIGTERM)
+    for w in workers:
+        w.reap(20)
 
 
 def start_workers(ctx: Ctx, v: Variant, ingress: str, output: str | None, group: str, tag: str,
@@ -401,8 +427,7 @@ def run_throughput(ctx: Ctx, v: Variant, run: int, events: list[Any], profile: P
                 time.sleep(0.01)
         finally:
             watcher.close()
-        for w in workers:
-            w.reap(a.max_idle_s + 20)
+        stop_all(workers)  # everything is committed: SIGTERM (a clean stop) instead of waiting out --max-idle-s
     finally:
         for w in workers:
             w.reap(0)
@@ -428,18 +453,115 @@ def run_throughput(ctx: Ctx, v: Variant, run: int, events: list[Any], profile: P
 
 
 # -- latency -------------------------------------------------------------------------------------
-def run_latency(ctx: Ctx, v: Variant, rate: float) -> dict[str, Any]:
+def engine_floor(commit_interval_ms: int) -> dict[str, float]:
+    """What bounds latency from below in the engine both variants run on, read from the engine
+    itself so that the statement stays true: the commit interval, the batch consume timeout (a
+    consume() call waits this long for a full batch), the producer's linger, the fetch wait."""
+    from router.pipeline.copy import CopyProcessor  # noqa: PLC0415
+    from router.pipeline.engine import EngineSettings, TransactionalEngine  # noqa: PLC0415
+
+    eng = TransactionalEngine(EngineSettings({"bootstrap.servers": "-"}, ["-"], "-", "-"), CopyProcessor("-"))
+    found = re.search(r"consume\(num_messages=self\.s\.batch_size, timeout=([0-9.]+)\)",
+                      inspect.getsource(TransactionalEngine.run))
+    return {
+        "commit_interval_ms": float(commit_interval_ms),
+        "consume_timeout_ms": float(found.group(1)) * 1000 if found else float("nan"),
+        "linger_ms": float(eng._producer_config()["linger.ms"]),
+        "fetch_wait_max_ms": float(eng._consumer_config()["fetch.wait.max.ms"]),
+        "paced_linger_ms": float(PACED_LINGER_MS),
+        "reader_poll_ms": 2.0,
+    }
+
+
+def floor_text(f: dict[str, float]) -> str:
+    return (f"floor: a record waits for its transaction to commit: commit interval {f['commit_interval_ms']:.0f} ms "
+            f"(checked after each consume(), which waits up to {f['consume_timeout_ms']:.0f} ms for a full batch), "
+            f"then the commit round trip (send_offsets + EndTxn); plus linger {f['linger_ms']:.0f} ms (engine "
+            f"producer) and {f['paced_linger_ms']:.0f} ms (paced producer), reader poll <= "
+            f"{f['reader_poll_ms']:.0f} ms. Expected at light load: p50 ~ (commit interval + consume timeout) / 2 "
+            f"+ commit, p99 ~ commit interval + consume timeout + commit (~{harness_ceiling(f):.0f} ms)")
+
+
+COMMIT_ALLOWANCE_MS = 50.0
+"""What a transaction's commit round trip may take on a busy 2-core host, for the harness check."""
+
+
+def harness_ceiling(f: dict[str, float]) -> float:
+    """The baseline's p99 at light load should stay under this (ms), or the harness is the bottleneck."""
+    return (f["commit_interval_ms"] + f["consume_timeout_ms"] + f["linger_ms"] + f["paced_linger_ms"]
+            + f["reader_poll_ms"] + COMMIT_ALLOWANCE_MS)
+
+
+def latency_stats(paced: dict[str, Any], positions: list[list[int]], vis: dict[str, Any], mode: str,
+                  warm: int) -> dict[str, Any]:
+    """Per input: latency = when its last output became visible - its scheduled send time."""
+    count, t0, interval = paced["count"], paced["t0"], 1.0 / paced["rate"]
+    seen: dict[int, float] = {}
+    outputs_matched = 0
+    if mode == "header":
+        for seq, t in vis["visible"]:
+            if 0 <= seq < count:
+                seen[seq] = max(t, seen.get(seq, t))
+    else:
+        seq_of = {(p, o): i for i, (p, o) in enumerate(positions) if p >= 0}
+        audited: set[int] = set()
+        for part, off, t, kind in vis["visible"]:
+            seq = seq_of.get((part, off))
+            if seq is None:
+                continue
+            seen[seq] = max(t, seen.get(seq, t))
+            if kind == "audit":
+                audited.add(seq)
+            else:
+                outputs_matched += 1
+        seen = {s: t for s, t in seen.items() if s in audited}  # complete only once its audit record is visible
+    by_seq = [((seen[i] - (t0 + i * interval)) * 1000 if i in seen else None) for i in range(count)]
+    lat = sorted(x for x in by_seq[warm:] if x is not None)
+    missing = (count - warm) - len(lat)
+    per_s = max(1, int(paced["rate"]))
+    timeline = []  # [second of the schedule, p50, max] (warm-up included): queueing shows as a rising line
+    for start in range(0, count, per_s):
+        part = sorted(x for x in by_seq[start:start + per_s] if x is not None)
+        if part:
+            timeline.append([start // per_s, round(part[len(part) // 2], 1), round(part[-1], 1)])
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, int(len(lat) * q))] if lat else float("nan")
+
+    return {
+        "rate": paced["rate"], "count": count, "warmup": warm, "measured": len(lat), "missing": missing,
+        "outputs_matched": outputs_matched if mode == "source" else len(seen),
+        "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": lat[-1] if lat else float("nan"),
+        "min_ms": lat[0] if lat else float("nan"),
+        "producer_lag_p99_ms": paced["lag_p99_ms"], "producer_lag_max_ms": paced["lag_max_ms"],
+        "producer_overrun_s": paced["overrun_s"], "producer_cpu_s": paced["cpu_s"], "sent": paced["sent"],
+        "method": "bench-seq header" if mode == "header" else "source position (envelope / quarantine / audit)",
+        "timeline": timeline,
+    }
+
+
+def run_latency(ctx: Ctx, v: Variant, rate: float, load: str) -> dict[str, Any]:
+    """One paced run of ``v`` at ``rate`` events/s: warm-up, then ``--latency-seconds`` measured."""
     a = ctx.args
-    count = max(1, int(rate * a.latency_seconds))
+    warm = int(rate * a.latency_warmup_s)
+    count = warm + max(1, int(rate * a.latency_seconds))
     ingress = ctx.topics.create("bench-lat-in")
     output = ctx.topics.create("bench-lat-out") if v.kind == "baseline" else None
-    outputs = [output] if output else ctx.router.output_topics
     group = f"bench-lat-{v.kind}-{uuid.uuid4().hex[:12]}"
-    tag = f"lat-{v.name.replace(' ', '')}"
-    vis_file = ctx.logdir / f"{tag}.visible.json"
+    tag = f"lat-{v.name.replace(' ', '')}-{load}"
+    vis_file, pos_file = ctx.logdir / f"{tag}.visible.json", ctx.logdir / f"{tag}.positions.json"
+    if output:
+        mode, topics, count_topic = "header", [output], output
+    else:
+        audit = ctx.router.audit_topic
+        mode, topics, count_topic = "source", [*ctx.router.output_topics, audit], audit
+    cmd = [PY, str(BENCH / "worker_visibility.py"), "--bootstrap", ctx.bootstrap, "--topics", ",".join(topics),
+           "--match", mode, "--count-topic", count_topic, "--expect", str(count), "--out", str(vis_file),
+           "--idle-s", "20"]
+    if mode == "source":
+        cmd += ["--audit-topic", ctx.router.audit_topic, "--ingress", ingress]
     workers: list[Worker] = []
-    vis = Worker([PY, str(BENCH / "worker_visibility.py"), "--bootstrap", ctx.bootstrap, "--topics", ",".join(outputs),
-                  "--expect", str(count), "--out", str(vis_file)], ctx.logdir, f"{tag}-visibility")
+    vis = Worker(cmd, ctx.logdir, f"{tag}-visibility")
     try:
         deadline = time.monotonic() + 60
         while "ready" not in vis.out_path.read_text(encoding="utf-8"):
@@ -447,33 +569,31 @@ def run_latency(ctx: Ctx, v: Variant, rate: float) -> dict[str, Any]:
                 raise RuntimeError("visibility consumer did not start:\n" + vis.err_tail())
             time.sleep(0.05)
         workers = start_workers(ctx, v, ingress, output, group, tag)
+        cpu0 = sum(w.cpu() for w in workers)
         prod = subprocess.run([PY, str(BENCH / "worker_paced.py"), "--bootstrap", ctx.bootstrap, "--topic", ingress,
-                               "--rate", f"{rate:.1f}", "--count", str(count)],
-                              cwd=ROOT, capture_output=True, text=True, check=True)
+                               "--rate", f"{rate:.3f}", "--count", str(count), "--positions", str(pos_file),
+                               "--linger-ms", str(PACED_LINGER_MS)],
+                              cwd=ROOT, capture_output=True, text=True, check=False,
+                              timeout=120 + count / rate * 2)
+        if prod.returncode != 0:
+            raise RuntimeError(f"paced producer failed: {prod.stderr[-1500:]}")
         paced = json.loads(prod.stdout.strip().splitlines()[-1])
-        vis.reap(60 + a.latency_seconds)
-        for w in workers:
-            w.reap(a.max_idle_s + 20)
+        vis.reap(120 + 2 * (a.latency_seconds + a.latency_warmup_s))  # then SIGTERM: it writes what it saw
+        cpu1 = sum(w.cpu() for w in workers)
     finally:
         vis.reap(0)
-        for w in workers:
-            w.reap(0)
+        stop_all(workers)
         ctx.topics.delete([t for t in (ingress, output) if t])
-    visible = json.loads(vis_file.read_text(encoding="utf-8"))["visible"]
-    t0, interval = paced["t0"], 1.0 / paced["rate"]
-    exact = [(seq, t) for seq, t in visible if seq >= 0]
-    if len(exact) == len(visible):
-        pairs, method = exact, "exact (bench-seq header)"
-    else:  # the pipeline dropped the header: match the k-th visible output to the k-th scheduled input
-        pairs, method = list(enumerate(sorted(t for _, t in visible))), "fifo (k-th visible <-> k-th sent)"
-    warm = int(count * 0.1)
-    lat = sorted((t - (t0 + seq * interval)) * 1000 for seq, t in pairs if seq >= warm)
-    pct = (lambda q: lat[min(len(lat) - 1, int(len(lat) * q))]) if lat else (lambda q: float("nan"))
-    return {
-        "variant": v.name, "rate": rate, "sent": paced["sent"], "visible": len(visible), "method": method,
-        "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": lat[-1] if lat else float("nan"),
-        "producer_lag_p99_ms": paced["lag_p99_ms"],
-    }
+    positions = json.loads(pos_file.read_text(encoding="utf-8"))["positions"]
+    out = latency_stats(paced, positions, json.loads(vis_file.read_text(encoding="utf-8")), mode, warm)
+    out["worker_cpu_us_per_event"] = (cpu1 - cpu0) / count * 1e6
+    out["reader"] = vis.stats()
+    out["worker_stats"] = [w.stats() for w in workers]
+    commits = sum((st or {}).get("commits", 0) for st in out["worker_stats"])
+    # how long one consume-process-commit cycle took on average (the commit interval is its floor)
+    out["txn_cycle_ms"] = paced["schedule_s"] * 1000 / commits * len(workers) if commits else float("nan")
+    out["load"] = load
+    return out
 
 
 # -- profile -------------------------------------------------------------------------------------
@@ -488,8 +608,85 @@ def run_profile(ctx: Ctx, v: Variant, events: list[Any]) -> str:
 
 
 # -- report --------------------------------------------------------------------------------------
+def run_core(args: argparse.Namespace) -> str:
+    """``bench_core.py``'s per-stage table (pure path, no Kafka), run before any broker starts."""
+    cmd = [PY, str(BENCH / "bench_core.py"), *args.core_args.split()]
+    log(f"core path: {' '.join(cmd[1:])}")
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        return f"bench_core.py failed ({r.returncode}):\n{r.stderr[-1500:]}"
+    return r.stdout.rstrip()
+
+
 def fmt(x: Any, spec: str) -> str:
     return "-" if x is None or (isinstance(x, float) and x != x) else format(x, spec)
+
+
+LOADS = ("1k", "70%")
+
+
+def print_report(args: argparse.Namespace, variants: list[Variant], summary: dict[str, dict[str, Any]],
+                 floor: dict[str, float], avg: float, core_text: str | None) -> None:
+    if core_text:
+        print("== per-stage cost of the router's pure path (bench/bench_core.py)")
+        print(core_text)
+        print()
+    print(f"== pipeline: {args.events} events of ~{avg:.0f} B, {args.partitions} partitions, median of {args.runs} "
+          f"throughput runs; events from {EVENT_SOURCE}; brokers on the same {os.cpu_count()}-core host")
+    pct = f"{args.latency_load * 100:.0f}%"
+    fixed = f"@{args.latency_rate:,.0f}/s p50/p99/max ms"
+    lat_head = f"{fixed:>25} {'@' + pct + ' p50/p99/max ms':>25}"
+    header = f"{'variant':<12} {'events/s':>9} {'(min-max)':>15} {'CPU us/ev':>9} {'RSS MB':>6} {lat_head}  note"
+    print(header)
+    print("-" * len(header))
+    for v in variants:
+        s = summary[v.name]
+        if not s["available"]:
+            print(f"{v.name:<12} {'unavailable':>9}  ({s['reason']})")
+            continue
+        cells, notes = [], []
+        for load in LOADS:
+            lat = (s.get("latency") or {}).get(load)
+            if lat is None:
+                cells.append("-")
+            elif "error" in lat:
+                cells.append("failed")
+                notes.append(f"{load} latency run failed")
+            else:
+                cells.append(f"{fmt(lat['p50_ms'], '.0f')}/{fmt(lat['p99_ms'], '.0f')}/{fmt(lat['max_ms'], '.0f')}")
+                if load == "70%":
+                    notes.append(f"70% = {lat['rate']:,.0f}/s")
+                if lat["missing"]:
+                    notes.append(f"{lat['missing']} never visible at {load}")
+                if (lat["producer_lag_p99_ms"] or 0) > 5:
+                    notes.append(f"producer late p99 {lat['producer_lag_p99_ms']:.0f} ms at {load}")
+        if v.instances == 2 and summary[v.name.split()[0]].get("available"):
+            notes.insert(0, f"scaling x{s['events_per_s'] / summary[v.name.split()[0]]['events_per_s']:.2f}")
+        rng = f"({s['events_per_s_min']:,.0f}-{s['events_per_s_max']:,.0f})"
+        print(f"{v.name:<12} {s['events_per_s']:>9,.0f} {rng:>15} {s['cpu_s_per_1k'] * 1000:>9.0f} "
+              f"{s['peak_rss_mb']:>6.0f} {cells[0]:>25} {cells[1]:>25}  {'; '.join(notes)}")
+    total = args.latency_warmup_s + args.latency_seconds
+    print(f"latency = read_committed visibility of an input's last output - its scheduled send time; first "
+          f"{args.latency_warmup_s:g} s of each {total:g} s paced run not counted")
+    print(floor_text(floor))
+    print(harness_check(summary, floor, args.latency_rate))
+    print("goals (not assertions): router/baseline >= 0.5, router CPU <= 3x baseline, "
+          "router p99 <= 150 ms at 1,000/s and at 70 %")
+
+
+def harness_check(summary: dict[str, dict[str, Any]], floor: dict[str, float], rate: float) -> str:
+    lat = (summary["baseline"].get("latency") or {}).get("1k")
+    if not lat or "error" in lat:
+        return "harness check: not run (no baseline latency at the fixed load)"
+    ceiling = harness_ceiling(floor)
+    p99 = lat["p99_ms"]
+    if p99 == p99 and p99 <= ceiling and not lat["missing"]:
+        return (f"harness check: ok: baseline p99 {p99:.0f} ms at {rate:,.0f}/s is near its commit interval "
+                f"({floor['commit_interval_ms']:.0f} ms; ceiling {ceiling:.0f} ms)")
+    return (f"harness check: THE HARNESS IS THE BOTTLENECK: baseline p99 {p99:.0f} ms at {rate:,.0f}/s exceeds "
+            f"{ceiling:.0f} ms (commit interval {floor['commit_interval_ms']:.0f} ms + consume timeout + lingers + "
+            f"{COMMIT_ALLOWANCE_MS:.0f} ms for the commit){' and outputs went missing' if lat['missing'] else ''}; "
+            "the latency figures are upper bounds set by this host, not the pipeline's")
 
 
 def main() -> int:
@@ -500,17 +697,40 @@ def main() -> int:
     ap.add_argument("--replication-factor", type=int, default=1)
     ap.add_argument("--max-idle-s", type=float, default=15.0, help="workers exit after this long without input")
     ap.add_argument("--no-x2", action="store_true", help="skip the two-instance variants")
-    ap.add_argument("--latency-seconds", type=float, default=5.0, help="paced run length (0: no latency runs)")
-    ap.add_argument("--latency-load", type=float, default=0.7, help="paced rate as a fraction of median events/s")
+    ap.add_argument("--latency-seconds", type=float, default=10.0, help="measured part of a paced run (0: none)")
+    ap.add_argument("--latency-warmup-s", type=float, default=2.0, help="paced, not counted, before the measured part")
+    ap.add_argument("--latency-rate", type=float, default=1000.0, help="the fixed paced load, events/s")
+    ap.add_argument("--latency-load", type=float, default=0.7, help="the second load: fraction of median events/s")
+    ap.add_argument("--commit-interval-ms", type=int, help="override pipeline.commit_interval_ms (both variants)")
+    ap.add_argument("--batch-size", type=int, help="override pipeline.batch_size (both variants)")
     ap.add_argument("--profile", action="store_true", help="one extra cProfile'd run of the router path")
+    ap.add_argument("--no-core", action="store_true", help="skip bench_core.py's per-stage table")
+    ap.add_argument("--core-args", default="", help="arguments for bench_core.py (e.g. '--n 2000 --runs 3')")
     ap.add_argument("--config", type=Path, default=ROOT / "examples" / "router.yaml")
     ap.add_argument("--json", metavar="FILE", help="write all results as JSON ('-': stdout, before the table)")
     args = ap.parse_args()
 
+    core_text = None if args.no_core else run_core(args)
+    try:
+        return measure(args, core_text)
+    except BaseException:
+        if core_text:  # the per-stage table needs no broker: keep it when the pipeline part fails
+            print("== per-stage cost of the router's pure path (bench/bench_core.py)")
+            print(core_text, flush=True)
+        raise
+
+
+def measure(args: argparse.Namespace, core_text: str | None) -> int:
+    """The pipeline part: cluster, throughput runs, latency runs, profile, report."""
     log(f"events from {EVENT_SOURCE}")
     events = generate(args.events, seed=7)
     avg = sum(len(e[1]) for e in events) / len(events)
     log(f"{len(events)} events, mean value {avg:.0f} B")
+    from router.config.loader import load_config  # noqa: PLC0415
+
+    pipe_cfg = load_config(args.config).pipeline
+    commit_interval = args.commit_interval_ms or (pipe_cfg.commit_interval_ms if pipe_cfg else 100)
+    floor = engine_floor(commit_interval)
 
     with tempfile.TemporaryDirectory(prefix="router-bench-") as tmp, cluster() as bootstrap:
         logdir = Path(tmp)
@@ -518,7 +738,11 @@ def main() -> int:
         try:
             global PARTITIONS  # noqa: PLW0603 - one setting read by router_setup
             PARTITIONS = args.partitions
-            router = router_setup(bootstrap, args.config, logdir)
+            router = router_setup(bootstrap, args.config, logdir, topics)
+            if args.commit_interval_ms is not None:
+                router.overrides["commit_interval_ms"] = args.commit_interval_ms
+            if args.batch_size is not None:
+                router.overrides["batch_size"] = args.batch_size
             if not router.available:
                 log(f"router variant unavailable: {router.reason}")
             ctx = Ctx(bootstrap, args, topics, router, logdir)
@@ -532,7 +756,7 @@ def main() -> int:
                     log(f"run {run}/{args.runs}: {v.name}")
                     try:
                         r = run_throughput(ctx, v, run, events)
-                        log(f"  {r['events_per_s']:,.0f} ev/s, {r['cpu_s_per_1k']:.3f} CPU s/1k, "
+                        log(f"  {r['events_per_s']:,.0f} ev/s, {r['cpu_s_per_1k'] * 1000:.0f} CPU us/event, "
                             f"{r['peak_rss_mb']:.0f} MB, consumed {r['consumed']}")
                     except (RuntimeError, KafkaException) as err:
                         r = {"variant": v.name, "run": run, "error": str(err)[-2000:]}
@@ -554,20 +778,34 @@ def main() -> int:
                     "cpu_s_per_1k": statistics.median(r["cpu_s_per_1k"] for r in ok),
                     "peak_rss_mb": max(r["peak_rss_mb"] for r in ok),
                 }
+            if args.runs == 0:  # latency only (development): no maximum, so no 70 % load
+                summary = {v.name: {"available": v in runnable, "reason": router.reason, "events_per_s": float("nan"),
+                                    "events_per_s_min": float("nan"), "events_per_s_max": float("nan"),
+                                    "cpu_s_per_1k": float("nan"), "peak_rss_mb": float("nan")} for v in variants}
 
             if args.latency_seconds > 0:
-                for v in variants:
-                    s = summary[v.name]
-                    if v.instances != 1 or not s["available"]:
-                        continue
-                    rate = s["events_per_s"] * args.latency_load
-                    log(f"latency: {v.name} paced at {rate:,.0f} ev/s for {args.latency_seconds:.0f} s")
-                    try:
-                        s["latency"] = run_latency(ctx, v, rate)
-                        log(f"  p50 {s['latency']['p50_ms']:.1f} ms, p99 {s['latency']['p99_ms']:.1f} ms")
-                    except (RuntimeError, KafkaException, subprocess.CalledProcessError) as err:
-                        s["latency"] = {"error": str(err)[-2000:]}
-                        log(f"  latency run failed: {str(err)[-800:]}")
+                for load in LOADS:  # the fixed load first: its baseline run is the harness check
+                    for v in variants:
+                        s = summary[v.name]
+                        if not s["available"]:
+                            continue
+                        rate = args.latency_rate if load == "1k" else s["events_per_s"] * args.latency_load
+                        if rate != rate:
+                            continue
+                        log(f"latency {load}: {v.name} paced at {rate:,.0f} ev/s for "
+                            f"{args.latency_warmup_s:g}+{args.latency_seconds:g} s")
+                        lat = s.setdefault("latency", {})
+                        try:
+                            lat[load] = run_latency(ctx, v, rate, load)
+                            r = lat[load]
+                            log(f"  p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; "
+                                f"{r['measured']} measured, {r['missing']} missing; producer late p99 "
+                                f"{r['producer_lag_p99_ms']:.1f} ms; worker {r['worker_cpu_us_per_event']:.0f} "
+                                f"CPU us/event, a transaction every {r['txn_cycle_ms']:.0f} ms")
+                        except (RuntimeError, KafkaException, subprocess.SubprocessError, OSError,
+                                ValueError) as err:
+                            lat[load] = {"error": str(err)[-2000:]}
+                            log(f"  latency run failed: {str(err)[-800:]}")
 
             profile_text = None
             if args.profile:
@@ -586,8 +824,8 @@ def main() -> int:
     ratio = rout["events_per_s"] / base["events_per_s"] if base.get("available") and rout.get("available") else None
     doc = {
         "events": args.events, "runs": args.runs, "partitions": args.partitions, "event_source": EVENT_SOURCE,
-        "event_bytes_mean": avg, "summary": summary, "runs_detail": results,
-        "router_over_baseline": ratio, "profile": profile_text,
+        "event_bytes_mean": avg, "summary": summary, "runs_detail": results, "floor": floor,
+        "router_over_baseline": ratio, "profile": profile_text, "core": core_text,
     }
     if args.json == "-":
         print(json.dumps(doc, indent=1, default=str))
@@ -596,30 +834,7 @@ def main() -> int:
     if profile_text:
         print("== cProfile, router path (worker main thread)")
         print(profile_text)
-
-    print(f"\npipeline benchmark: {args.events} events of ~{avg:.0f} B, {args.partitions} partitions, "
-          f"median of {args.runs} runs; events from {EVENT_SOURCE}")
-    header = (f"{'variant':<12} {'events/s':>9} {'(min-max)':>15} {'CPU s/1k':>9} {'RSS MB':>7} "
-              f"{'p50 ms':>7} {'p99 ms':>7}  note")
-    print(header)
-    print("-" * len(header))
-    for v in variants:
-        s = summary[v.name]
-        if not s["available"]:
-            print(f"{v.name:<12} {'unavailable':>9}  ({s['reason']})")
-            continue
-        lat = s.get("latency") or {}
-        note = ""
-        if v.instances == 2 and summary[v.name.split()[0]].get("available"):
-            note = f"scaling x{s['events_per_s'] / summary[v.name.split()[0]]['events_per_s']:.2f}"
-        if "error" in lat:
-            note += " latency run failed"
-        elif lat:
-            note += f"latency at {lat['rate']:,.0f} ev/s, {lat['method'].split()[0]}"
-        rng = f"({s['events_per_s_min']:,.0f}-{s['events_per_s_max']:,.0f})"
-        print(f"{v.name:<12} {s['events_per_s']:>9,.0f} {rng:>15} {s['cpu_s_per_1k']:>9.3f} {s['peak_rss_mb']:>7.0f} "
-              f"{fmt(lat.get('p50_ms'), '7.1f'):>7} {fmt(lat.get('p99_ms'), '7.1f'):>7}  {note}")
-    print("goals (not assertions): router/baseline >= 0.5, router >= 30,000 ev/s, p99 <= 150 ms at 70 %, x2 >= 1.8")
+    print_report(args, variants, summary, floor, avg, core_text)
     print(f"router/baseline = {ratio:.2f}" if ratio is not None else "router/baseline = n/a")
     return 0
 

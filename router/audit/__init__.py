@@ -5,7 +5,7 @@
   :func:`~router.audit.chain.verify_chain` (pure);
 - :mod:`router.audit.kafka`: reading a partition's committed tail and the whole trail;
 - :mod:`router.audit.config`: the ``audit:`` config section;
-- :mod:`router.audit.cli`: ``residency-router audit verify``.
+- :mod:`router.cli.audit` (outside this package): ``residency-router audit verify``.
 
 Nothing is imported here, so that loading the config does not load Avro or Kafka.
 """

@@ -8,12 +8,9 @@ partitions than an ingress topic (audit chains must have one writer each); a key
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,53 +177,3 @@ class RouterApp:
         finally:
             if self.watch is not None:
                 self.watch.stop(5)
-
-
-# -- CLI ---------------------------------------------------------------------------------------
-
-
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("run", help="run the router (one instance of the consumer group)")
-    p.add_argument("--config", required=True, help="router YAML config")
-    p.add_argument("--bootstrap", help="override clusters.default.bootstrap")
-    p.add_argument(
-        "--instance-id",
-        help="this instance's id (default: $ROUTER_INSTANCE_ID or the host name); "
-        "its transactional.id is '<pipeline.transactional_id_prefix>-<id>'",
-    )
-    p.add_argument("--max-idle-s", type=float, default=None, help="stop after this many seconds without input")
-    p.add_argument("--stats-json", action="store_true", help="print one JSON line of counters at exit")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
-    p.set_defaults(handler=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from router.config.loader import load_config  # noqa: PLC0415
-
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
-    config = load_config(args.config)
-    from router import telemetry  # noqa: PLC0415
-
-    telemetry.configure()
-    app = RouterApp(
-        config, bootstrap=args.bootstrap, instance_id=args.instance_id, config_dir=Path(args.config).resolve().parent
-    )
-    engine = app.build()
-    engine.install_signal_handlers()
-    log.info("instance=%s started", app.instance_id)
-    stats = app.run(max_idle_s=args.max_idle_s)
-    log.info(
-        "instance=%s stopped consumed=%d produced=%d commits=%d aborts=%d",
-        app.instance_id,
-        stats.consumed,
-        stats.produced,
-        stats.commits,
-        stats.aborts,
-    )
-    if args.stats_json:
-        print(json.dumps({"instance_id": app.instance_id, **vars(stats)}), flush=True)
-    return 0

@@ -18,13 +18,13 @@ from router.errors import RouterError
 
 # Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "router.devcluster.cli",
-    "router.residency.cli",
-    "router.keys.cli",
-    "router.audit.cli",
-    "router.placement.cli",
-    "router.pipeline.app",
-    "router.consumer",
+    "router.cli.devcluster",
+    "router.cli.simulate",
+    "router.cli.keys",
+    "router.cli.audit",
+    "router.cli.topics",
+    "router.cli.run",
+    "router.cli.consume",
     "router.demo",
 )
 

@@ -52,8 +52,8 @@ import yaml
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from router.demo import DEMO_RACKS
-from router.devcluster.launcher import DevCluster
+from router.devtools.demo import DEMO_RACKS
+from router.devtools.devcluster.launcher import DevCluster
 from router.keys.local import LocalKeyring
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

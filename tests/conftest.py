@@ -85,7 +85,7 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaTes
     if os.environ.get("ROUTER_TEST_CLUSTER") == "docker":
         yield from _docker_cluster()
         return
-    from router.devcluster.launcher import DevCluster
+    from router.devtools.devcluster.launcher import DevCluster
 
     state = tmp_path_factory.mktemp("devcluster")
     cluster = DevCluster(state)

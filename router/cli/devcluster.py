@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from router.devcluster.launcher import DEFAULT_HEAP_MB, DEFAULT_RACKS, ClusterInfo, DevCluster
+from router.devtools.devcluster.launcher import DEFAULT_HEAP_MB, DEFAULT_RACKS, ClusterInfo, DevCluster
 
 
 def register(sub: Any) -> None:

@@ -25,7 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "router.cli.topics",
     "router.cli.run",
     "router.cli.consume",
-    "router.demo",
+    "router.devtools.demo",
 )
 
 

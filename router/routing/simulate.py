@@ -8,7 +8,7 @@ violations at that moment, key outages).
 Input lines, read as bytes (any encoding; a non-UTF-8 line is data, not a crash):
 
 * a *wrapped* line: a JSON object with ``value_b64`` (and optionally ``format``, ``key_b64``,
-  ``headers``, ``topic``), as :func:`router.ingest.samples.write_jsonl` writes;
+  ``headers``, ``topic``), as :func:`router.devtools.samples.write_jsonl` writes;
 * any other line: the raw record value, one per line, as a connector writes it (Salesforce or
   Debezium JSON); decoded by ``--format`` or the ingress topic's decoder.
 

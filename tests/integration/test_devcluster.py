@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from router.devcluster.launcher import DEFAULT_RACKS
+from router.devtools.devcluster.launcher import DEFAULT_RACKS
 
 pytestmark = pytest.mark.integration
 

@@ -75,8 +75,8 @@ def placed_topic(kafka_admin: Any, create_topic: Any) -> Callable[..., str]:
 
 @pytest.fixture
 def reassign(kafka_cluster: Any, tmp_path: Path) -> Callable[[str, int, list[int]], None]:
-    from router.devcluster.artifacts import java_binary, resolve
-    from router.devcluster.errors import DevClusterError
+    from router.devtools.devcluster.artifacts import java_binary, resolve
+    from router.devtools.devcluster.errors import DevClusterError
 
     try:
         classpath = resolve(offline=True).classpath

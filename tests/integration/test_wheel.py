@@ -37,6 +37,9 @@ from router.quarantine import QuarantineRecord, decode_quarantine, encode_quaran
 assert Path(sys.argv[1]) not in Path(router.__file__).resolve().parents, router.__file__
 assert callable(router.consumer.RegionalConsumer)
 
+from router.devtools.devcluster import artifacts
+assert artifacts.POM.is_file() and artifacts.LOG4J_CONFIG.is_file(), "the dev cluster's pom.xml is package data"
+
 fields = AuditFields(
     decision="route", reason="ROUTED", classification_level="confidential", categories=("PII",),
     field_names=("Email", "MailingCountry"), jurisdictions=("eu",), destination_topic="crm.eu.contact",

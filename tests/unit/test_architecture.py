@@ -165,8 +165,10 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 
 @pytest.mark.parametrize("module", ["router.routing.simulate", "router.routing.build", "router.pipeline.app",
                                     "router.cli.run", "router.cli.simulate"])
-def test_run_and_simulate_do_not_import_the_sample_generator(module: str) -> None:
-    assert "router.ingest.samples" not in reachable(import_graph(), module)
+def test_run_and_simulate_do_not_import_the_dev_tools(module: str) -> None:
+    tools = {m for m in reachable(import_graph(), module) if m.startswith("router.devtools")}
+    tools |= {"router.ingest.samples"} & reachable(import_graph(), module)
+    assert not tools, f"{module} may import {sorted(tools)}"
 
 
 @pytest.mark.parametrize("module", PURE_CORE)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router.devcluster.launcher import DEFAULT_RACKS
+from router.devtools.devcluster.launcher import DEFAULT_RACKS
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +32,7 @@ def test_compose_has_the_default_node_count_and_racks() -> None:
 
 
 def test_compose_nodes_form_one_quorum_and_run_the_pinned_kafka() -> None:
-    from router.devcluster.artifacts import kafka_version
+    from router.devtools.devcluster.artifacts import kafka_version
 
     doc = yaml.safe_load(COMPOSE.read_text())
     services = _kafka_services()

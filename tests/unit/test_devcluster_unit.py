@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from router.devcluster import artifacts
-from router.devcluster.errors import DevClusterError
-from router.devcluster.launcher import DevCluster, _check_port
+from router.devtools.devcluster import artifacts
+from router.devtools.devcluster.errors import DevClusterError
+from router.devtools.devcluster.launcher import DevCluster, _check_port
 
 pytestmark = pytest.mark.unit
 

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router.devcluster import artifacts
-from router.devcluster.errors import DevClusterError
+from router.devtools.devcluster import artifacts
+from router.devtools.devcluster.errors import DevClusterError
 
 DEFAULT_RACKS: tuple[str, ...] = ("eu-west-1a", "eu-central-1a", "us-east-1a")
 DEFAULT_HEAP_MB = 512

@@ -46,8 +46,8 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     from confluent_kafka.admin import NewTopic  # noqa: PLC0415
 
     from router.config.loader import parse_config  # noqa: PLC0415
-    from router.devcluster.launcher import DevCluster  # noqa: PLC0415
-    from router.ingest.samples import generate  # noqa: PLC0415
+    from router.devtools.devcluster.launcher import DevCluster  # noqa: PLC0415
+    from router.devtools.samples import generate  # noqa: PLC0415
     from router.keys.local import LocalKeyring  # noqa: PLC0415
     from router.pipeline.app import RouterApp  # noqa: PLC0415
     from router.placement.kafka import admin_for, create_topics, snapshot, wait_for_topics  # noqa: PLC0415

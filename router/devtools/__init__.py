@@ -1,0 +1,8 @@
+"""Development tools, not part of the router's data path: nothing in ``run``, ``simulate`` or the
+consumer SDK imports this package.
+
+- :mod:`router.devtools.devcluster`: the local Apache Kafka cluster (``residency-router devcluster``);
+- :mod:`router.devtools.demo`: ``residency-router demo``, the main job end to end on that cluster;
+- :mod:`router.devtools.samples`: the generator of CRM change events (Salesforce CDC JSON and Avro,
+  Debezium) that the demo, the tests and the benchmarks feed the router.
+"""

@@ -50,7 +50,7 @@ class _EntityPlan:
     """Per-entity lookups, precomputed: the folded catalog and field lists, and a bounded cache
     of resolved field names."""
 
-    __slots__ = ("_fields", "builtin", "catalog", "free_text", "prompt")
+    __slots__ = ("_fields", "builtin", "catalog", "free_text", "known", "prompt")
 
     def __init__(self, catalog: Mapping[str, FieldInfo], free_text: frozenset[str], prompt: frozenset[str],
                  builtin: bool) -> None:
@@ -59,6 +59,8 @@ class _EntityPlan:
         self.prompt = prompt
         self.builtin = builtin
         self._fields: dict[str, _FieldPlan] = {}
+        self.known = self._fields
+        """Field plans resolved so far, for a direct lookup before :meth:`field`."""
 
     def field(self, name: str) -> _FieldPlan:
         plan = self._fields.get(name)
@@ -85,6 +87,14 @@ class _EntityPlan:
                           compound)
 
 
+_UNSCANNED = frozenset({int, float, bool})
+"""Types of top-level values no detector reads (numbers inside JSON text are read as digits)."""
+
+
+def _finding_order(f: Finding) -> tuple[str, str, str]:
+    return (f.category.value, f.field, f.source)
+
+
 def _json_container(text: str) -> Any:
     """The parsed object or array when ``text`` is one in JSON, else None."""
     first = text[:1]
@@ -101,8 +111,7 @@ class _EventScan:
     """The scan of one event: each distinct string scanned once, a budget of characters, a depth
     limit. ``incomplete`` holds the value-free reason once a limit stopped the scan."""
 
-    __slots__ = ("_depth_reason", "_left", "_scan_reason", "_seen", "incomplete", "max_depth", "min_length",
-                 "scanner", "secret")
+    __slots__ = ("_left", "_max_chars", "_seen", "incomplete", "max_depth", "min_length", "scanner", "secret")
 
     def __init__(self, scanner: Scanner, max_chars: int, max_depth: int, secret: Detector | None) -> None:
         self.scanner = scanner
@@ -111,9 +120,16 @@ class _EventScan:
         self.secret = secret
         self.incomplete: str | None = None
         self._left = max_chars
+        self._max_chars = max_chars
         self._seen: dict[str, tuple[Detector, ...]] = {}
-        self._scan_reason = f"scanned text exceeds classification.max_scan_chars ({max_chars})"
-        self._depth_reason = f"value nesting exceeds classification.max_depth ({max_depth})"
+
+    @property
+    def _scan_reason(self) -> str:
+        return f"scanned text exceeds classification.max_scan_chars ({self._max_chars})"
+
+    @property
+    def _depth_reason(self) -> str:
+        return f"value nesting exceeds classification.max_depth ({self.max_depth})"
 
     def value(self, value: Any) -> tuple[Detector, ...] | set[Detector]:
         """The detectors that hit anywhere in ``value`` (a field's value, depth 0)."""
@@ -237,16 +253,18 @@ class Classifier:
             self._plans[key] = plan
         return plan
 
-    def classify(self, event: ChangeEvent) -> Classification:
+    def classify(self, event: ChangeEvent) -> Classification:  # noqa: PLR0912, PLR0915 - one pass, inline
         """The classification of ``event``'s non-null fields in both images and its nulled fields."""
         cfg = self.config
         plan = self._plan(event.entity)
+        known = plan.known
         findings: set[Finding] = set()
         levels: list[Level] = []
-        scan = (_EventScan(self._scanner, cfg.max_scan_chars, cfg.max_depth, self._secret)
-                if self.detectors else None)
+        detectors = bool(self.detectors)
+        min_length = self.scan_min_length
+        scan: _EventScan | None = None
         after = event.values
-        for image in (after, event.before):
+        for image in (after, event.before) if event.before else (after,):
             before = image is not after
             for name, value in image.items():
                 if value is None:
@@ -255,18 +273,29 @@ class Classifier:
                     current = after[name]
                     if current is value or (isinstance(value, str) and current == value):
                         continue  # the same value under the same name: classified with the after-image
-                fp = plan.field(name)
+                fp = known.get(name) or plan.field(name)
                 if fp.level is not None:
                     levels.append(fp.level)
-                findings.update(fp.catalog)
+                if fp.catalog:
+                    findings.update(fp.catalog)
                 if fp.prompt is not None:
                     findings.add(fp.prompt)
                 scan_it = fp.scan
                 if fp.compound_name and isinstance(value, Mapping):
                     findings.add(Finding(Category.PII, name, "catalog"))
                     scan_it = fp.free_text
-                if scan_it and scan is not None and scan.incomplete is None:
-                    findings.update(Finding(d.category, name, self._sources[d]) for d in scan.value(value))
+                if not scan_it or not detectors:
+                    continue
+                kind = type(value)
+                if kind in _UNSCANNED or (kind is str and len(value) < min_length):
+                    continue  # a number, a boolean or a string too short for any detector: nothing to find
+                if scan is None:
+                    scan = _EventScan(self._scanner, cfg.max_scan_chars, cfg.max_depth, self._secret)
+                if scan.incomplete is None:
+                    hits = scan.value(value)
+                    if hits:
+                        sources = self._sources
+                        findings.update(Finding(d.category, name, sources[d]) for d in hits)
         for nulled in event.nulled_fields:
             # A compound's part ("MailingAddress.Street") counts for the compound field.
             name, dot, _ = nulled.partition(".")
@@ -276,9 +305,10 @@ class Classifier:
             findings.update(fp.catalog)
             if fp.compound_name and dot:
                 findings.add(Finding(Category.PII, name, "catalog"))
-        cat_levels = cfg.category_levels
-        levels.extend(cat_levels[f.category] for f in findings if f.category in cat_levels)
+        if findings:
+            cat_levels = cfg.category_levels
+            levels.extend(cat_levels[f.category] for f in findings if f.category in cat_levels)
         incomplete = scan.incomplete if scan is not None else None
         level = Level.RESTRICTED if incomplete else Level.highest(levels, cfg.default_level)
-        ordered = tuple(sorted(findings, key=lambda f: (f.category.value, f.field, f.source)))
+        ordered = tuple(sorted(findings, key=_finding_order)) if findings else ()
         return Classification(level, ordered, incomplete)

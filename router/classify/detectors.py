@@ -68,6 +68,46 @@ def linear(pattern: str) -> Pattern:
     return compiled
 
 
+_UNANCHORED = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+
+
+def finder(pattern: Pattern) -> Callable[[bytes], bool]:
+    """``lambda data: pattern.search(data) is not None``, calling RE2's match directly when the
+    google-re2 wrapper exposes it (the wrapper's generator and match object cost ~1 us a call;
+    the answer is the same: one unanchored RE2 match over the bytes)."""
+    rx = getattr(pattern, "_regexp", None)
+    if rx is None or _UNANCHORED is None:
+        return lambda data: pattern.search(data) is not None
+    match, anchor = rx.Match, _UNANCHORED
+
+    def found(data: bytes) -> bool:
+        return bool(match(anchor, data, 0, len(data))[0][0] >= 0)
+
+    return found
+
+
+def spans(pattern: Pattern) -> Callable[[bytes], Iterator[tuple[int, int]]]:
+    """``(start, end)`` of each match of ``pattern.finditer(data)``, in the same order, through
+    RE2's match call directly when the wrapper exposes it (see :func:`finder`)."""
+    rx = getattr(pattern, "_regexp", None)
+    if rx is None or _UNANCHORED is None:
+        return lambda data: ((m.start(), m.end()) for m in pattern.finditer(data))
+    match, anchor = rx.Match, _UNANCHORED
+
+    def each(data: bytes) -> Iterator[tuple[int, int]]:
+        pos, end = 0, len(data)
+        while True:  # the wrapper's loop over bytes, without building match objects
+            span = match(anchor, data, pos, end)[0]
+            if span[0] < 0:
+                return
+            yield span
+            if pos == end:
+                return
+            pos = pos + 1 if pos == span[1] else span[1]
+
+    return each
+
+
 def utf8(text: str) -> bytes:
     """``text`` as the UTF-8 the patterns read, encoded once per text. Lone surrogates (not
     encodable; decoders never produce them) become ``?`` so that no input can raise."""
@@ -155,10 +195,13 @@ class _CandidateDetector(BaseDetector):
         raise NotImplementedError
 
 
+_DIGIT_RUN_FOUND = finder(_DIGIT_RUN)
+
+
 def _has_digit_run(data: bytes) -> bool:
     """Shared gate of the number detectors: four digits close together. Not cached: a cache
     keyed by the text would keep field values alive; :class:`Scanner` asks once per text."""
-    return _DIGIT_RUN.search(data) is not None
+    return _DIGIT_RUN_FOUND(data)
 
 
 def _safe(validate: Callable[[str], bool], candidate: str) -> bool:
@@ -332,6 +375,7 @@ class EmailDetector(BaseDetector):
 # Runs of more than 17 digits are ids, not phones, and are skipped as a whole.
 _PHONE_HINT_PATTERN = r"(?:\+|\b)\d(?:[ \-./()]{0,3}\d){6,}"
 _PHONE_HINT = linear(_PHONE_HINT_PATTERN)
+_PHONE_HINTS = spans(_PHONE_HINT)
 _PHONE_MAX_DIGITS = 17  # E.164 allows 15 digits, plus a trunk or exit prefix
 _PHONE_MAX_HINT = 1 + _PHONE_MAX_DIGITS + 3 * (_PHONE_MAX_DIGITS - 1)
 _PHONE_MIN_DIGITS = 7
@@ -341,6 +385,8 @@ _PHONE_MIN_DIGITS = 7
 _DAY, _MONTH, _YEAR = r"(?:0?[1-9]|[12]\d|3[01])", r"(?:0?[1-9]|1[0-2])", r"(?:19|20)\d\d"
 _LEADING_DATE = linear(rf"^(?:{_YEAR}[-./]{_MONTH}[-./]{_DAY}|{_DAY}[-./]{_MONTH}[-./]{_YEAR}"
                        rf"|{_MONTH}/{_DAY}/{_YEAR})(?:[ \-./()]+|$)")
+_LEADING_DATES = spans(_LEADING_DATE)
+_NO_DIGITS = bytes(range(48, 58))
 
 
 def _phone_candidate(raw: bytes) -> tuple[int, bytes] | None:
@@ -349,11 +395,11 @@ def _phone_candidate(raw: bytes) -> tuple[int, bytes] | None:
     if len(raw) > _PHONE_MAX_HINT:
         return None
     offset = 0
-    date = _LEADING_DATE.search(raw)
+    date = next(_LEADING_DATES(raw), None)
     if date is not None:
-        offset = date.end()
+        offset = date[1]
         raw = raw[offset:]
-    digits = sum(48 <= b <= 57 for b in raw)  # the hint is ASCII: digits and separators
+    digits = len(raw) - len(raw.translate(None, _NO_DIGITS))  # the hint is ASCII: digits and separators
     return (offset, raw) if _PHONE_MIN_DIGITS <= digits <= _PHONE_MAX_DIGITS else None
 
 
@@ -386,8 +432,8 @@ class PhoneDetector(BaseDetector):
     def match(self, data: bytes) -> bool:
         leniency = phonenumbers.Leniency.VALID
         tried: set[bytes] = set()
-        for hint in _PHONE_HINT.finditer(data):
-            found = _phone_candidate(hint.group(0))
+        for hint_start, hint_end in _PHONE_HINTS(data):
+            found = _phone_candidate(data[hint_start:hint_end])
             if found is None or found[1] in tried:
                 continue
             offset, raw = found
@@ -395,8 +441,8 @@ class PhoneDetector(BaseDetector):
             candidate = raw.decode("ascii")
             # A leading + makes the region irrelevant to parsing: one try is enough.
             regions = self.regions[:1] if candidate.startswith("+") else self.regions
-            start = hint.start() + offset if offset else max(0, hint.start() - 4)  # no date in the context
-            window = _text(data[start:hint.end() + 8])
+            start = hint_start + offset if offset else max(0, hint_start - 4)  # no date in the context
+            window = _text(data[start:hint_end + 8])
             for region in regions:
                 if not _parses_valid(candidate, region):
                     continue  # the matcher costs ~1 ms; a failed parse rules the region out first
@@ -515,6 +561,10 @@ def build_detectors(names: Iterable[str], *, phone_regions: Iterable[str] = ("US
     return tuple(out)
 
 
+_PlanEntry = tuple[Detector, int, bool, Callable[[bytes], bool], Callable[[bytes], bool]]
+"""(detector, its slot in the screen Set or -1, digit-gated, screen, match)."""
+
+
 class Scanner:
     """Runs a set of detectors over one text at a time.
 
@@ -535,45 +585,58 @@ class Scanner:
         self._gate: Pattern | None = None
         self._set: Any = None
         slot: dict[str, int] = {}
+        self._gate_found: Callable[[bytes], bool] | None = None
         if builtin:
             self._gate = linear("|".join(f"(?:{p})" for p in screens))
+            self._gate_found = finder(self._gate)
             self._set = re2.Set.SearchSet()
             for pattern in screens:
                 slot[pattern] = self._set.Add(pattern.encode("utf-8"))
             self._set.Compile()
-        plan: list[tuple[Detector, int, bool, Callable[[bytes], bool], Callable[[bytes], bool]]] = []
+        plan: list[_PlanEntry] = []
         for d in self.detectors:
             if isinstance(d, BaseDetector):
                 plan.append((d, slot.get(d.screen_pattern, -1), d.digit_gated, d.screen, d.match))
             else:  # a detector of another shape sees the text
                 plan.append((d, -1, False, _on_text(d.prefilter), _on_text(d.confirm)))
         self._plan = tuple(plan)
+        self._present: dict[frozenset[int], tuple[_PlanEntry, ...]] = {}
 
     def hits(self, text: str) -> tuple[Detector, ...]:
         """The detectors that confirm a match in ``text``, in configuration order."""
         size = len(text)
         data = utf8(text)
-        present: frozenset[int] | None = None
-        if self._gate is not None:
-            if self._gate.search(data) is None:
+        plan = self._plan
+        screened = False
+        if self._gate_found is not None:
+            if not self._gate_found(data):
                 return ()  # nothing any detector screens for occurs in the text
             found = self._set.Match(data)
-            present = frozenset(found) if found else None  # None: the Set gave up; screen one by one
+            if found:  # else the Set gave up: screen one by one
+                present = frozenset(found)
+                plan = self._present.get(present) or self._plan_for(present)
+                screened = True
         digit_run: bool | None = None
         out: list[Detector] = []
-        for d, slot, gated, screen, match in self._plan:
+        for d, _slot, gated, screen, match in plan:
             if size < d.min_length:
-                continue
-            if present is not None and slot not in present:
                 continue
             if gated:
                 if digit_run is None:
                     digit_run = _has_digit_run(data)
                 if not digit_run:
                     continue
-            if (present is not None or screen(data)) and match(data):
+            if (screened or screen(data)) and match(data):
                 out.append(d)
         return tuple(out)
+
+    def _plan_for(self, present: frozenset[int]) -> tuple[_PlanEntry, ...]:
+        """The detectors whose screens occur (``present`` slots), in configuration order."""
+        plan = tuple(entry for entry in self._plan if entry[1] in present)
+        if len(self._present) >= 1024:
+            self._present.clear()
+        self._present[present] = plan
+        return plan
 
 
 def _on_text(check: Callable[[str], bool]) -> Callable[[bytes], bool]:

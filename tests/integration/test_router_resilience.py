@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 
 from router.audit.chain import verify_chain
@@ -98,6 +99,35 @@ def test_replica_moved_abroad_during_a_run_diverts_to_quarantine(
     assert all(q[2] == f"quarantine.eu.{env.suffix}" for q in violations)
 
 
+def _wait_for_members(admin: Any, group: str, members: int, timeout: float = 90) -> None:
+    """Until ``group`` is stable with ``members`` members that each own partitions."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            desc = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+        except KafkaException:  # the coordinator is still loading or moving: ask again
+            time.sleep(0.5)
+            continue
+        owned = [m for m in desc.members if m.assignment and m.assignment.topic_partitions]
+        if str(desc.state).endswith("STABLE") and len(owned) == members:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"group {group} did not reach {members} members with partitions in {timeout} s")
+
+
+def _wait_for_a_commit_by(env: Any, instance: str, timeout: float = 120) -> None:
+    """Until an audit record written by ``instance`` is committed (it has processed a share)."""
+    from router.audit.record import decode_audit
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(decode_audit(m.value()).fields.instance_id == instance
+               for m in read_topic(env.bootstrap, env.audit_topic)):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"instance {instance} committed nothing in {timeout} s")
+
+
 def test_sigkill_at_random_points_then_restart_is_exactly_once(
     kafka_cluster: Any, kafka_admin: Any, tmp_path: Path
 ) -> None:
@@ -126,9 +156,9 @@ def test_two_instances_split_partitions_and_survive_one_dying(
     a = subprocess.Popen(_router_cmd(env, "a", 30), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     b = subprocess.Popen(_router_cmd(env, "b", 30), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(8)  # both join the group
+        _wait_for_members(kafka_admin, env.config.pipeline.group_id, 2)  # type: ignore[union-attr]
         load_samples(env, n=n, seed=6)
-        time.sleep(2)
+        _wait_for_a_commit_by(env, "b")
         b.send_signal(signal.SIGKILL)
         _out_a, err_a = a.communicate(timeout=300)
         assert a.returncode == 0, err_a[-2000:]

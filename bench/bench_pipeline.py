@@ -170,12 +170,16 @@ class RouterSetup:
     audit_topic: str = ""
     workdir: Path = Path()
     overrides: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, str] = field(default_factory=dict)
+    """librdkafka properties the bench adds to ``clusters.*.client`` (``--client``)."""
     """``pipeline.*`` settings the bench sets (``--commit-interval-ms``, ``--batch-size``)."""
 
     def config_for(self, bootstrap: str, ingress: str, group: str) -> Path:
         data = json.loads(json.dumps(self.template))
         for c in (data.get("clusters") or {}).values():
             c["bootstrap"] = bootstrap
+            if self.client:
+                c["client"] = {**(c.get("client") or {}), **self.client}
         pipeline = data.setdefault("pipeline", {})
         if isinstance(pipeline.get("ingress"), list):  # the router's shape: [{topic, decoder, options}]
             pipeline["ingress"] = [{**(pipeline["ingress"][0] if pipeline["ingress"] else {}), "topic": ingress}]
@@ -333,6 +337,8 @@ def worker_cmd(ctx: Ctx, v: Variant, ingress: str, output: str | None, group: st
             cmd += ["--commit-interval-ms", str(ctx.args.commit_interval_ms)]
         if ctx.args.batch_size is not None:
             cmd += ["--batch-size", str(ctx.args.batch_size)]
+        for kv in ctx.args.client:
+            cmd += ["--client", kv]
         return cmd
     cfg = ctx.router.config_for(ctx.bootstrap, ingress, group)
     return [PY, "-m", "router.cli", "run", "--config", str(cfg), "--bootstrap", ctx.bootstrap,
@@ -633,6 +639,9 @@ def print_report(args: argparse.Namespace, variants: list[Variant], summary: dic
         print()
     print(f"== pipeline: {args.events} events of ~{avg:.0f} B, {args.partitions} partitions, median of {args.runs} "
           f"throughput runs; events from {EVENT_SOURCE}; brokers on the same {os.cpu_count()}-core host")
+    tuned = [f"--{k.replace('_', '-')} {getattr(args, k)}" for k in ("commit_interval_ms", "batch_size")
+             if getattr(args, k) is not None] + [f"--client {kv}" for kv in args.client]
+    print("settings: " + (", ".join(tuned) + " (both variants)" if tuned else "the router's defaults (both variants)"))
     pct = f"{args.latency_load * 100:.0f}%"
     fixed = f"@{args.latency_rate:,.0f}/s p50/p99/max ms"
     lat_head = f"{fixed:>25} {'@' + pct + ' p50/p99/max ms':>25}"
@@ -686,7 +695,10 @@ def harness_check(summary: dict[str, dict[str, Any]], floor: dict[str, float], r
     return (f"harness check: THE HARNESS IS THE BOTTLENECK: baseline p99 {p99:.0f} ms at {rate:,.0f}/s exceeds "
             f"{ceiling:.0f} ms (commit interval {floor['commit_interval_ms']:.0f} ms + consume timeout + lingers + "
             f"{COMMIT_ALLOWANCE_MS:.0f} ms for the commit){' and outputs went missing' if lat['missing'] else ''}; "
-            "the latency figures are upper bounds set by this host, not the pipeline's")
+            f"the latency figures are upper bounds set by this host and harness, not the pipeline's alone. "
+            f"Diagnosis: paced producer late p99 {lat['producer_lag_p99_ms']:.1f} ms (its own delay), one "
+            f"transaction every {lat.get('txn_cycle_ms', float('nan')):.0f} ms against a "
+            f"{floor['commit_interval_ms']:.0f} ms interval (the excess is the commit round trip and CPU contention)")
 
 
 def main() -> int:
@@ -703,6 +715,8 @@ def main() -> int:
     ap.add_argument("--latency-load", type=float, default=0.7, help="the second load: fraction of median events/s")
     ap.add_argument("--commit-interval-ms", type=int, help="override pipeline.commit_interval_ms (both variants)")
     ap.add_argument("--batch-size", type=int, help="override pipeline.batch_size (both variants)")
+    ap.add_argument("--client", action="append", default=[], metavar="K=V",
+                    help="librdkafka property for both variants' clients (the router's clusters.default.client)")
     ap.add_argument("--profile", action="store_true", help="one extra cProfile'd run of the router path")
     ap.add_argument("--no-core", action="store_true", help="skip bench_core.py's per-stage table")
     ap.add_argument("--core-args", default="", help="arguments for bench_core.py (e.g. '--n 2000 --runs 3')")
@@ -743,6 +757,7 @@ def measure(args: argparse.Namespace, core_text: str | None) -> int:
                 router.overrides["commit_interval_ms"] = args.commit_interval_ms
             if args.batch_size is not None:
                 router.overrides["batch_size"] = args.batch_size
+            router.client = dict(kv.split("=", 1) for kv in args.client)
             if not router.available:
                 log(f"router variant unavailable: {router.reason}")
             ctx = Ctx(bootstrap, args, topics, router, logdir)

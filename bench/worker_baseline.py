@@ -29,10 +29,12 @@ def main() -> int:
     ap.add_argument("--max-idle-s", type=float, default=5.0)
     ap.add_argument("--batch-size", type=int, default=EngineSettings.batch_size)
     ap.add_argument("--commit-interval-ms", type=int, default=EngineSettings.commit_interval_ms)
+    ap.add_argument("--client", action="append", default=[], metavar="K=V",
+                    help="librdkafka property for consumer and producer (as the router's clusters.default.client)")
     args = ap.parse_args()
 
     settings = EngineSettings(
-        bootstrap_config={"bootstrap.servers": args.bootstrap},
+        bootstrap_config={"bootstrap.servers": args.bootstrap, **dict(kv.split("=", 1) for kv in args.client)},
         ingress_topics=[args.ingress],
         group_id=args.group,
         transactional_id=f"{args.group}-{args.instance_id}",

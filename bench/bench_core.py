@@ -9,9 +9,10 @@ Two mixes:
   real CDC traffic looks like.
 
 Stages, each timed over the whole mix on its own: decode, classify, resolve, decide (policy),
-seal (``seal_batch`` in batches of 500, the pipeline's size), audit record (chain append of one
-fixed-layout record), output assembly (the rest of ``RouterProcessor.process``: placement checks,
-keyed digests, quarantine records, audit fields). ``total`` is ``RouterProcessor.process`` over the
+seal (``seal_batch`` in batches of 500, the pipeline's size, of contexts the processor encoded),
+audit record (chain append of one fixed-layout record), output assembly (the rest of
+``RouterProcessor.process``: placement checks, keyed digests, envelope contexts, quarantine records,
+audit fields). ``total`` is ``RouterProcessor.process`` over the
 mix, end to end, with fakes for the consumed messages and placement (no broker).
 """
 
@@ -33,6 +34,7 @@ from router.audit.chain import AuditChain
 from router.audit.record import AuditFields
 from router.config.loader import parse_config
 from router.envelope import SealContext, Sealer
+from router.envelope.frame import encode_context
 from router.ingest.samples import generate
 from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys
 from router.keys.digest import DigestKeys
@@ -171,9 +173,10 @@ def stages(config_path: Path, msgs: list[Msg], runs: int) -> dict[str, float]:
         for e, c, r in zip(events, classes, resolutions, strict=True):
             engine.policy.decide(e, c, r, origin.jurisdiction)
 
-    ctxs = [(m.value() or b"", SealContext(f"{INGRESS}:0:{i}", INGRESS, 0, i, "crm.eu.account", i % 3, "eu",
-                                           "confidential", ("PII",), "Account", "update"))
-            for i, m in enumerate(msgs)]
+    contexts = [SealContext(f"{INGRESS}:0:{i}", INGRESS, 0, i, "crm.eu.account", i % 3, "eu", "confidential",
+                            ("PII",), "Account", "update") for i in range(len(msgs))]
+    # As the processor hands them over: each context already encoded (and validated) per record.
+    ctxs = [(m.value() or b"", ctx, encode_context(ctx)) for m, ctx in zip(msgs, contexts, strict=True)]
 
     def seal() -> None:
         for start in range(0, len(ctxs), 500):

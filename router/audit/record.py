@@ -184,6 +184,7 @@ _NULL = b"\x00"
 _PRESENT = b"\x02"  # union branch 1 of ["null", X]
 _STR_CACHE: dict[str, bytes] = {}
 _STR_CACHE_MAX = 4096
+_NAMES_CACHE: dict[tuple[str, ...], bytes] = {}
 
 
 def avro_long(n: int) -> bytes:
@@ -226,7 +227,15 @@ def avro_names(items: tuple[str, ...] | list[str]) -> bytes:
     """Avro ``array<string>`` of names: one block with its count, then the 0 terminator."""
     if not items:
         return _NULL
-    return b"".join((avro_long(len(items)), *map(avro_name, items), _NULL))
+    if type(items) is not tuple:
+        return b"".join((avro_long(len(items)), *map(avro_name, items), _NULL))
+    out = _NAMES_CACHE.get(items)
+    if out is None:
+        out = b"".join((avro_long(len(items)), *map(avro_name, items), _NULL))
+        if len(_NAMES_CACHE) >= _STR_CACHE_MAX:
+            _NAMES_CACHE.clear()
+        _NAMES_CACHE[items] = out
+    return out
 
 
 def avro_opt_long(n: int | None) -> bytes:

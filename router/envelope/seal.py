@@ -41,13 +41,24 @@ Headers = Sequence[tuple[str, bytes | None]] | None
 
 def clear_headers(ctx: SealContext) -> list[tuple[str, bytes]]:
     """The clear metadata headers (for filtering without decrypting); never field values."""
-    return [
-        ("rr-event-id", ctx.event_id.encode()),
-        ("rr-entity", ctx.entity.encode()),
-        ("rr-operation", ctx.operation.encode()),
-        ("rr-jurisdiction", ctx.jurisdiction.encode()),
-        ("rr-classification", ctx.classification_level.encode()),
-    ]
+    return [("rr-event-id", ctx.event_id.encode()), *_clear_tail(ctx.entity, ctx.operation, ctx.jurisdiction,
+                                                               ctx.classification_level)]
+
+
+_TAILS: dict[tuple[str, str, str, str], tuple[tuple[str, bytes], ...]] = {}
+
+
+def _clear_tail(entity: str, operation: str, jurisdiction: str, level: str) -> tuple[tuple[str, bytes], ...]:
+    """The headers after the event id: few distinct combinations, each encoded once (bounded)."""
+    key = (entity, operation, jurisdiction, level)
+    tail = _TAILS.get(key)
+    if tail is None:
+        tail = (("rr-entity", entity.encode()), ("rr-operation", operation.encode()),
+                ("rr-jurisdiction", jurisdiction.encode()), ("rr-classification", level.encode()))
+        if len(_TAILS) >= 4096:
+            _TAILS.clear()
+        _TAILS[key] = tail
+    return tail
 
 
 class Sealer:

@@ -267,20 +267,10 @@ class RouterProcessor:
         p = _Pending(m, ev, src_topic, src_partition, src_offset, kind, dest, part, out_key, reason, detail,
                      payload, digest, event_id)
         if kind in ("route", "quarantine") and (kind == "route" or ev.keep_payload):
-            ctx = SealContext(
-                event_id=event_id or position,
-                source_topic=src_topic,
-                source_partition=src_partition,
-                source_offset=src_offset,
-                dest_topic=dest,
-                dest_partition=part,
-                jurisdiction=j,
-                classification_level=ev.level,
-                categories=ev.categories,
-                entity=ev.entity,
-                operation=ev.operation,
-                schema_id=ev.schema_id,
-            )
+            # event_id, source topic/partition/offset, dest topic/partition, jurisdiction, level,
+            # categories, entity, operation, schema id (positional: this runs once per record).
+            ctx = SealContext(event_id or position, src_topic, src_partition, src_offset, dest, part, j, ev.level,
+                              ev.categories, ev.entity, ev.operation, ev.schema_id)
             # Encoded once: an out-of-range field fails this record here, not the batch's seal, and
             # the seal reuses the bytes.
             p.context = encode_context(ctx)
@@ -306,7 +296,7 @@ class RouterProcessor:
         value, headers = sealed if sealed is not None else (b"", [])
         return encode_quarantine(
             QuarantineRecord(
-                reason=p.reason.value,
+                reason=_REASON_TEXT[p.reason],
                 detail=p.detail,
                 classification_level=ev.level,
                 categories=ev.categories,
@@ -340,7 +330,7 @@ class RouterProcessor:
             out = OutRecord(p.dest_topic, sealed[0], p.out_key, p.dest_partition, [*sealed[1], *trace])
         else:
             value = self._quarantine_value(p, sealed, now_ms, trace_id)
-            headers = [*(sealed[1] if sealed else []), ("rr-reason", p.reason.value.encode()), *trace]
+            headers = [*(sealed[1] if sealed else []), ("rr-reason", _REASON_BYTES[p.reason]), *trace]
             out = OutRecord(p.dest_topic, value, p.out_key, p.dest_partition, headers)
         size = len(out.value or b"") + len(out.key or b"") + _headers_size(out.headers or [])
         if size <= self.s.max_output_bytes:
@@ -356,7 +346,7 @@ class RouterProcessor:
                    "payload not copied, it stays in the ingress topic"
         p.ev = replace(p.ev, field_names=p.ev.field_names[:64])
         value = self._quarantine_value(p, None, now_ms, trace_id)
-        return OutRecord(dest, value, p.out_key, p.dest_partition, [("rr-reason", p.reason.value.encode()), *trace])
+        return OutRecord(dest, value, p.out_key, p.dest_partition, [("rr-reason", _REASON_BYTES[p.reason]), *trace])
 
     def _outputs(
         self,
@@ -385,7 +375,7 @@ class RouterProcessor:
                 p.source_partition,
                 AuditRow(
                     decision=decision,  # type: ignore[arg-type]
-                    reason=p.reason.value,
+                    reason=_REASON_TEXT[p.reason],
                     classification_level=ev.level,
                     categories=ev.categories,
                     field_names=ev.field_names,
@@ -408,7 +398,7 @@ class RouterProcessor:
                 ),
             )
             outs.append(OutRecord(audit_topic, audit_value, None, p.source_partition, audit_headers))
-            key = (decision, p.reason.value, ev.jurisdiction)
+            key = (decision, _REASON_TEXT[p.reason], ev.jurisdiction)
             counts[key] = counts.get(key, 0) + 1
         # Counted per batch: one counter call per distinct (decision, reason, jurisdiction).
         for (decision, reason, jurisdiction), n in counts.items():
@@ -416,6 +406,8 @@ class RouterProcessor:
         return outs
 
 
+_REASON_TEXT = {r: r.value for r in ReasonCode}
+_REASON_BYTES = {r: r.value.encode() for r in ReasonCode}
 _DECISION = {"route": "route", "erasure": "route", "audit_only": "audit_only"}
 """Audit decision by output kind (anything else: quarantine)."""
 

@@ -80,10 +80,13 @@ class Ingress:
 
 def _too_long(event: ChangeEvent) -> str | None:
     """Which envelope field of ``event`` exceeds its limit, value-free; None when all fit."""
-    if len(event.entity.encode("utf-8", "surrogatepass")) > MAX_ENVELOPE_STR8:
-        return f"entity name of {len(event.entity)} characters exceeds the envelope's {MAX_ENVELOPE_STR8} bytes"
+    # A character is at most 4 UTF-8 bytes: short texts are measured without encoding them.
+    entity = event.entity
+    if len(entity) * 4 > MAX_ENVELOPE_STR8 and len(entity.encode("utf-8", "surrogatepass")) > MAX_ENVELOPE_STR8:
+        return f"entity name of {len(entity)} characters exceeds the envelope's {MAX_ENVELOPE_STR8} bytes"
     eid = event.event_id
-    if eid is not None and len(eid.encode("utf-8", "surrogatepass")) > MAX_EVENT_ID_BYTES:
+    if eid is not None and len(eid) * 4 > MAX_EVENT_ID_BYTES and \
+            len(eid.encode("utf-8", "surrogatepass")) > MAX_EVENT_ID_BYTES:
         return f"event id of {len(eid)} characters exceeds {MAX_EVENT_ID_BYTES} bytes"
     if len(event.operation.value) > MAX_ENVELOPE_STR8:
         return "operation name too long"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+from typing import Any
 
 from router.keys.dek import JurisdictionKeys
 
@@ -32,7 +33,7 @@ class DigestKeys:
     def __init__(self, keys: JurisdictionKeys) -> None:
         self._keys = keys
         self._cache: dict[str, bytes] = {}
-        self._macs: dict[tuple[str, bytes], hmac.HMAC] = {}
+        self._macs: dict[tuple[str, bytes], Any] = {}
         """(jurisdiction, domain) -> an HMAC keyed and fed the domain, copied per digest: keying an
         HMAC (two SHA-256 blocks of pads) costs more than the digest of a 1 KB payload."""
         self._lock = threading.Lock()
@@ -49,11 +50,14 @@ class DigestKeys:
                 self._cache[jurisdiction] = key
         return key
 
-    def _keyed(self, jurisdiction: str, domain: bytes) -> hmac.HMAC:
+    def _keyed(self, jurisdiction: str, domain: bytes) -> Any:
+        """The keyed HMAC for ``domain``: OpenSSL's object itself where ``hmac`` wraps one (its
+        ``copy`` is a C call; the wrapper's costs a Python object and two attribute copies)."""
         slot = (jurisdiction, domain)
         keyed = self._macs.get(slot)
         if keyed is None:
-            keyed = hmac.new(self._key(jurisdiction), domain, hashlib.sha256)
+            wrapper = hmac.new(self._key(jurisdiction), domain, hashlib.sha256)
+            keyed = getattr(wrapper, "_hmac", None) or wrapper
             with self._lock:
                 self._macs[slot] = keyed
         return keyed
@@ -62,7 +66,8 @@ class DigestKeys:
         """HMAC-SHA256 of ``domain || data`` under ``jurisdiction``'s digest key (32 bytes)."""
         h = self._keyed(jurisdiction, domain).copy()
         h.update(data)
-        return h.digest()
+        digest: bytes = h.digest()
+        return digest
 
     def record_key(self, jurisdiction: str, key: bytes) -> bytes:
         """The output record key for an ingress key: 64 lower-case hex characters (ASCII)."""

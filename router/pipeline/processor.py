@@ -31,6 +31,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Protocol
 
 from confluent_kafka import Message, TopicPartition
@@ -134,7 +135,7 @@ def _partition_for(basis: bytes, partitions: int) -> int:
 
 
 def _headers_size(headers: Sequence[tuple[str, bytes]]) -> int:
-    return sum(len(k) + len(v) for k, v in headers)
+    return sum(map(len, chain.from_iterable(headers)))
 
 
 class RouterProcessor:

@@ -91,6 +91,34 @@ def encode_context(ctx: SealContext) -> bytes:
     if len(ctx.categories) > MAX_CATEGORIES:
         raise MalformedEnvelope(f"at most {MAX_CATEGORIES} categories")
     eid = ctx.event_id.encode("utf-8")
+    if len(eid) > 0xFFFF:
+        return _encode_context_checked(ctx)  # raises MalformedEnvelope naming the field
+    cats = ctx.categories
+    if type(cats) is not tuple:  # not hashable as given: encode without the cache
+        segments = _segments(ctx)
+    else:
+        key = (ctx.source_topic, ctx.dest_topic, ctx.jurisdiction, ctx.classification_level, cats, ctx.entity,
+               ctx.operation)
+        segments = _SEGMENTS.get(key)  # type: ignore[assignment]
+        if segments is None:
+            segments = _segments(ctx)
+            if len(_SEGMENTS) >= _MAX_SEGMENTS:
+                _SEGMENTS.clear()  # entity names come from events: keep the cache bounded
+            _SEGMENTS[key] = segments
+    src, dest, tail = segments
+    return b"".join((_U16.pack(len(eid)), eid, src, _POS.pack(ctx.source_partition, ctx.source_offset), dest,
+                     _I32.pack(ctx.dest_partition), tail, _I32.pack(-1 if ctx.schema_id is None else ctx.schema_id)))
+
+
+_SEGMENTS: dict[tuple[str, str, str, str, tuple[str, ...], str, str], tuple[bytes, bytes, bytes]] = {}
+"""The value-free, low-cardinality parts of a context (topics, jurisdiction, level, categories,
+entity, operation), encoded once per combination."""
+_MAX_SEGMENTS = 4096
+
+
+def _segments(ctx: SealContext) -> tuple[bytes, bytes, bytes]:
+    """``str8(source_topic)``, ``str8(dest_topic)`` and everything from the jurisdiction to the
+    operation; raises MalformedEnvelope (in field order) when one of them is out of range."""
     src = ctx.source_topic.encode("utf-8")
     dest = ctx.dest_topic.encode("utf-8")
     jur = ctx.jurisdiction.encode("utf-8")
@@ -98,18 +126,15 @@ def encode_context(ctx: SealContext) -> bytes:
     cats = [c.encode("utf-8") for c in ctx.categories]
     entity = ctx.entity.encode("utf-8")
     op = ctx.operation.encode("utf-8")
-    if len(eid) > 0xFFFF or max(len(src), len(dest), len(jur), len(level), len(entity), len(op),
-                                *map(len, cats)) > 255:
-        return _encode_context_checked(ctx)  # raises MalformedEnvelope naming the field
-    parts = [_U16.pack(len(eid)), eid, bytes((len(src),)), src, _POS.pack(ctx.source_partition, ctx.source_offset),
-             bytes((len(dest),)), dest, _I32.pack(ctx.dest_partition), bytes((len(jur),)), jur,
-             bytes((len(level),)), level, bytes((len(cats),))]
+    if max(len(src), len(dest), len(jur), len(level), len(entity), len(op), *map(len, cats)) > 255:
+        _encode_context_checked(ctx)  # raises MalformedEnvelope naming the field
+        raise MalformedEnvelope("context field out of range")  # pragma: no cover - the line above raises
+    tail = [bytes((len(jur),)), jur, bytes((len(level),)), level, bytes((len(cats),))]
     for c in cats:
-        parts.append(bytes((len(c),)))
-        parts.append(c)
-    parts += (bytes((len(entity),)), entity, bytes((len(op),)), op,
-              _I32.pack(-1 if ctx.schema_id is None else ctx.schema_id))
-    return b"".join(parts)
+        tail.append(bytes((len(c),)))
+        tail.append(c)
+    tail += (bytes((len(entity),)), entity, bytes((len(op),)), op)
+    return bytes((len(src),)) + src, bytes((len(dest),)) + dest, b"".join(tail)
 
 
 def _encode_context_checked(ctx: SealContext) -> bytes:

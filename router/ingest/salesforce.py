@@ -62,7 +62,9 @@ def _header_event(
     if not isinstance(change, str):
         raise DecodeError(ReasonCode.MISSING_FIELD, "ChangeEventHeader.changeType is missing", raw.payload)
     ids = header.get("recordIds") or []
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+    if not isinstance(ids, list) or (
+        (len(ids) != 1 or type(ids[0]) is not str) and not all(isinstance(i, str) for i in ids)
+    ):
         raise DecodeError(ReasonCode.DECODE_ERROR, "ChangeEventHeader.recordIds is not a list of strings", raw.payload)
     if change in GAP_TYPES:
         op, gap = Operation.GAP, change
@@ -74,6 +76,8 @@ def _header_event(
         )
     seq = header.get("sequenceNumber")
     ts = header.get("commitTimestamp")
+    tx = header.get("transactionKey")
+    origin = header.get("changeOrigin")
     return ChangeEvent(
         source=SourceSystem.SALESFORCE,
         entity=entity,
@@ -85,12 +89,12 @@ def _header_event(
         nulled_fields=nulled,
         diff_fields=diff,
         commit_timestamp_ms=ts if isinstance(ts, int) else None,
-        transaction_key=header.get("transactionKey") if isinstance(header.get("transactionKey"), str) else None,
+        transaction_key=tx if isinstance(tx, str) else None,
         sequence_number=seq if isinstance(seq, int) else None,
         tenant_id=tenant,
         connector_event_id=event_id,
-        change_origin=header.get("changeOrigin") if isinstance(header.get("changeOrigin"), str) else None,
-        wildcard_ids=any(i.endswith("*") for i in ids),
+        change_origin=origin if isinstance(origin, str) else None,
+        wildcard_ids=ids[0].endswith("*") if len(ids) == 1 else any(i.endswith("*") for i in ids),
         gap_type=gap,
         headers=dict(headers),
     )

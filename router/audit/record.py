@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -254,19 +255,10 @@ _HEAD = avro_long(FORMAT_VERSION)
 
 def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields | AuditRow) -> bytes:
     """Everything after ``hash``, in schema order."""
-    decision = _DECISIONS.get(f.decision)
-    if decision is None:
-        raise ValueError(f"{f.decision!r} is not a valid audit decision")
     return b"".join((
         avro_long(seq),
         prev_hash,
-        decision,
-        avro_name(str(f.reason)),
-        avro_name(f.classification_level),
-        avro_names(f.categories),
-        avro_names(f.field_names),
-        avro_names(f.jurisdictions),
-        avro_name(f.destination_topic),
+        _decision_run(f),
         avro_opt_long(f.destination_partition),
         avro_name(f.placement_verdict),
         avro_str(f.payload_sha256),
@@ -276,12 +268,46 @@ def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields | AuditRow) -> byt
         avro_long(f.source_offset),
         avro_opt_long(f.source_timestamp_ms),
         avro_opt_str(f.event_id),
-        avro_name(f.policy_version),
-        avro_name(f.router_version),
-        avro_name(f.instance_id),
+        _versions_run(f.policy_version, f.router_version, f.instance_id),
         avro_long(f.processed_at_ms),
         avro_opt_str(f.trace_id),
     ))
+
+
+_RUNS: dict[tuple[object, ...], bytes] = {}
+"""Encoded runs of consecutive value-free, low-cardinality fields (bounded)."""
+
+
+def _run(key: tuple[object, ...], encode: Callable[[], bytes]) -> bytes:
+    try:
+        out = _RUNS.get(key)
+    except TypeError:  # a list where a tuple is expected: not hashable, encode as given
+        return encode()
+    if out is None:
+        out = encode()
+        if len(_RUNS) >= _STR_CACHE_MAX:
+            _RUNS.clear()
+        _RUNS[key] = out
+    return out
+
+
+def _decision_run(f: AuditFields | AuditRow) -> bytes:
+    """``decision`` to ``destination_topic``: what was decided, the same for many records."""
+    def encode() -> bytes:
+        decision = _DECISIONS.get(f.decision)
+        if decision is None:
+            raise ValueError(f"{f.decision!r} is not a valid audit decision")
+        return b"".join((decision, avro_name(str(f.reason)), avro_name(f.classification_level),
+                         avro_names(f.categories), avro_names(f.field_names), avro_names(f.jurisdictions),
+                         avro_name(f.destination_topic)))
+
+    return _run(("d", f.decision, f.reason, f.classification_level, f.categories, f.field_names, f.jurisdictions,
+                 f.destination_topic), encode)
+
+
+def _versions_run(policy_version: str, router_version: str, instance_id: str) -> bytes:
+    return _run(("v", policy_version, router_version, instance_id),
+                lambda: avro_name(policy_version) + avro_name(router_version) + avro_name(instance_id))
 
 
 def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields | AuditRow) -> tuple[bytes, bytes]:

@@ -149,3 +149,14 @@ def test_an_audit_row_encodes_as_the_audit_fields_it_mirrors() -> None:
         f = _audit(rng)
         row = AuditRow(*(getattr(f, name) for name in AuditRow._fields))
         assert encode_audit(seq + 1, b"\x01" * 32, row) == encode_audit(seq + 1, b"\x01" * 32, f)
+
+
+def test_cached_runs_and_unhashable_arrays_encode_as_fastavro_does() -> None:
+    rng = random.Random(14)
+    base = _audit(rng)
+    values = {name: getattr(base, name) for name in AuditRow._fields}
+    for i in range(300):
+        row = AuditRow(**{**values, "source_offset": i, "decision": ("route", "quarantine")[i % 2]})
+        assert encode_audit(i + 1, b"\x02" * 32, row) == encode_audit_fastavro(i + 1, b"\x02" * 32, row)  # type: ignore[arg-type]
+    listed = AuditRow(**{**values, "categories": ["PII", "SECRET"], "field_names": []})  # type: ignore[arg-type]
+    assert encode_audit(1, b"\x03" * 32, listed) == encode_audit_fastavro(1, b"\x03" * 32, listed)  # type: ignore[arg-type]

@@ -46,6 +46,26 @@ class _WatchPlacement:
         )
 
 
+def topic_message_limit(admin: Any, topics: list[str], *, timeout: float = 30.0) -> int:
+    """The smallest ``max.message.bytes`` among ``topics`` (the broker refuses larger record
+    batches for that topic): sealed outputs beyond it are quarantined without their payload
+    instead of failing the transaction. Topics whose config cannot be read count as unlimited."""
+    from confluent_kafka.admin import ConfigResource, ResourceType  # noqa: PLC0415
+
+    if not topics:
+        return 1 << 31
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in topics], request_timeout=timeout)
+    limit = 1 << 31
+    for future in futures.values():
+        try:
+            entry = future.result().get("max.message.bytes")
+        except Exception:  # noqa: S112 - a missing topic fails start-up elsewhere, with its own message
+            continue
+        if entry is not None and entry.value is not None and str(entry.value).isdigit():
+            limit = min(limit, int(entry.value))
+    return limit
+
+
 def _require(config: RouterConfig, *sections: str) -> None:
     missing = [s for s in sections if getattr(config, s, None) is None]
     if missing:
@@ -131,7 +151,10 @@ class RouterApp:
 
         jurisdiction_keys = build_jurisdiction_keys(cfg.keys)
         sealer = Sealer(build_dek_manager(cfg.keys, jurisdiction_keys), build_signer(cfg.keys))
-        max_message = int(self.client_props.get("message.max.bytes", 1_000_000))
+        max_message = min(
+            int(self.client_props.get("message.max.bytes", 1_000_000)),
+            topic_message_limit(admin, [t.name for t in cfg.topics]),
+        )
         quarantine_pattern = cfg.policy.quarantine_topic
         consumer_props = dict(self.client_props)
 

@@ -268,3 +268,30 @@ def test_consumer_sdk_verifies_its_jurisdiction_and_rejects_others(routed_run: d
     copied = [i for i in everything if isinstance(i, Rejected)]
     assert len(copied) == 3, "only the three copies are rejected; the topic's own records verify"
     assert all(isinstance(i.error, WrongTopic) for i in copied)
+
+
+def test_a_record_over_the_destination_topics_limit_is_quarantined_without_its_payload(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path
+) -> None:
+    """The broker refuses batches over a topic's max.message.bytes: the router reads the limit at
+    start-up and quarantines a record whose sealed form exceeds it, instead of failing its batch."""
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+    env = make_env(kafka_cluster, kafka_admin, tmp_path, ingress_partitions=1)
+    contact = f"crm.eu.contact.{env.suffix}"
+    resource = ConfigResource(
+        ResourceType.TOPIC, contact,
+        incremental_configs=[ConfigEntry("max.message.bytes", "100000", incremental_operation=AlterConfigOpType.SET)],
+    )
+    kafka_admin.incremental_alter_configs([resource])[resource].result()
+
+    def sf(**fields: Any) -> bytes:
+        header = {"entityName": "Contact", "changeType": "UPDATE", "recordIds": ["003A"], "changedFields": list(fields)}
+        return json.dumps({"ChangeEventHeader": header, **fields}).encode()
+
+    produce_all(env.bootstrap, env.ingress, [(b"big", sf(MailingCountry="DE", Description="z" * 150_000)),
+                                            (b"small", sf(MailingCountry="DE", Description="fine"))])
+    run_router(env)
+    out = collect(env)
+    assert [(o, r) for _p, o, _t, r in out["quarantined"]] == [(0, "OVERSIZED")]
+    assert [(o, t) for _p, o, t, _j in out["routed"]] == [(1, contact)]

@@ -540,6 +540,13 @@ class PromptDetector(BaseDetector):
         return False
 
 
+_TIMESTAMP_CLEAN: frozenset[type] = frozenset({
+    IbanDetector, PaymentCardDetector, EuVatDetector, DeIdnrDetector, FrNirDetector, EsDniDetector,
+    ItCodiceFiscaleDetector, UsSsnDetector, GbNinoDetector, EmailDetector, PhoneDetector, SecretDetector,
+    PromptDetector,
+})
+"""The detectors checked against :data:`_TIMESTAMP` (a new detector must be checked before it joins)."""
+
 REGISTRY: dict[str, Callable[..., Any]] = {
     cls.name: cls
     for cls in (
@@ -560,6 +567,20 @@ def build_detectors(names: Iterable[str], *, phone_regions: Iterable[str] = ("US
         out.append(detector)
     return tuple(out)
 
+
+# A date or date-time as CRM records carry them (Salesforce ``2026-11-28T10:00:00.000Z`` and
+# ``...+0000``, ISO-8601 with a space): at most 4 fraction digits, a '-' offset only with a colon
+# and without a fraction (``04.1193-16:30`` holds 8 digits joined by phone separators).
+# No built-in detector can confirm anything in such a text: no letters but T/Z, no '@', no run of
+# 7 digits joined by phone separators once the leading calendar date is cut (what the phone
+# detector does), no 8-digit run (DNI), nothing of 11 or more digits. So the scanner answers
+# "nothing" for it without screening, when all its detectors are built-in ones
+# (tests/unit/test_classify_timestamps.py checks the full scan agrees on many such texts).
+_HH, _MM = r"(?:[01]\d|2[0-3])", r"[0-5]\d"
+_TIMESTAMP = linear(rf"^(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])(?:[T ]{_HH}:{_MM}"
+                    rf"(?:(?::{_MM})?(?:Z|\+{_HH}:?{_MM}|-{_HH}:{_MM})?|:{_MM}\.\d{{1,4}}(?:Z|\+{_HH}:?{_MM})?))?$")
+_IS_TIMESTAMP = finder(_TIMESTAMP)
+_TIMESTAMP_MAX = len("2026-11-28T10:00:00.0000+01:00")
 
 _PlanEntry = tuple[Detector, int, bool, Callable[[bytes], bool], Callable[[bytes], bool]]
 """(detector, its slot in the screen Set or -1, digit-gated, screen, match)."""
@@ -601,11 +622,15 @@ class Scanner:
                 plan.append((d, -1, False, _on_text(d.prefilter), _on_text(d.confirm)))
         self._plan = tuple(plan)
         self._present: dict[frozenset[int], tuple[_PlanEntry, ...]] = {}
+        self._timestamps_clean = builtin and all(type(d) in _TIMESTAMP_CLEAN for d in self.detectors)
+        """Every detector is one that cannot confirm a match in a :data:`_TIMESTAMP` text."""
 
     def hits(self, text: str) -> tuple[Detector, ...]:
         """The detectors that confirm a match in ``text``, in configuration order."""
         size = len(text)
         data = utf8(text)
+        if self._timestamps_clean and size <= _TIMESTAMP_MAX and text[4:5] == "-" and _IS_TIMESTAMP(data):
+            return ()  # a date or date-time: nothing any of these detectors can confirm
         plan = self._plan
         screened = False
         if self._gate_found is not None:

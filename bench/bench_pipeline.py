@@ -15,9 +15,16 @@ committed offsets: events/s and CPU are taken between the first and the last com
 so start-up, group join and the idle tail are excluded. Peak RSS comes from ``wait4``.
 Variants alternate run by run, so drift on this shared machine hits all of them alike.
 
-Latency: a paced producer schedules records on a fixed timeline at ``--latency-load`` of the
-variant's median events/s; a separate read_committed consumer process records when each output
-becomes visible; latency = visibility time - scheduled time (see ``worker_paced.py``).
+Latency (see ``docs/performance.md``): at a fixed ``--latency-rate`` (1,000/s) and at ``--latency-load``
+(70 %) of each variant's median events/s, a paced producer process (``worker_paced.py``) sends
+pre-generated records on a timeline fixed up front; a read_committed reader process
+(``worker_visibility.py``) records when each output becomes visible; outputs are matched to inputs
+by the ``bench-seq`` header (baseline) or by the source position the router writes into the
+envelope, quarantine and audit records. Latency = visibility of an input's last output - its
+scheduled time. The schedule starts once the workers have committed a priming record per
+partition (start-up is not latency); its first ``--latency-warmup-s`` are not counted. The floor
+(commit interval, consume timeout, linger) is printed, and the baseline's p99 at the fixed load
+checks the harness itself.
 
 Without ``ROUTER_BENCH_BOOTSTRAP`` a dev cluster is started in a temporary state directory and
 stopped at the end. The last line printed is ``router/baseline = X.XX`` (or ``n/a``).
@@ -546,7 +553,36 @@ def latency_stats(paced: dict[str, Any], positions: list[list[int]], vis: dict[s
     }
 
 
-def run_latency(ctx: Ctx, v: Variant, rate: float, load: str) -> dict[str, Any]:
+def prime(ctx: Ctx, ingress: str, group: str, workers: list[Worker], record: Any, timeout: float = 120.0) -> float:
+    """Send one record to every ingress partition and wait until the group has committed them all.
+
+    A router instance reads its audit chain tails and checks placement after it joins the group,
+    so the first records wait seconds that are start-up, not latency. The paced schedule starts
+    only once every worker has processed and committed a record of each of its partitions.
+    Returns the seconds this took.
+    """
+    started = time.monotonic()
+    key, value, headers = record
+    p = Producer({"bootstrap.servers": ctx.bootstrap, "enable.idempotence": True, "acks": "all"})
+    for part in range(ctx.args.partitions):
+        p.produce(ingress, value, key, partition=part, headers=headers)
+    p.flush(30)
+    tps = [TopicPartition(ingress, part) for part in range(ctx.args.partitions)]
+    watcher = Consumer({"bootstrap.servers": ctx.bootstrap, "group.id": group, "enable.auto.commit": False,
+                        "isolation.level": "read_uncommitted"})
+    try:
+        while time.monotonic() - started < timeout:
+            if all(tp.offset >= 1 for tp in watcher.committed(tps, timeout=10)):
+                return time.monotonic() - started
+            if not all(w.alive() for w in workers):
+                raise RuntimeError("a worker exited while priming:\n" + "\n".join(w.err_tail() for w in workers))
+            time.sleep(0.05)
+    finally:
+        watcher.close()
+    raise RuntimeError(f"the workers did not commit a priming record per partition within {timeout:.0f}s")
+
+
+def run_latency(ctx: Ctx, v: Variant, rate: float, load: str, record: Any) -> dict[str, Any]:
     """One paced run of ``v`` at ``rate`` events/s: warm-up, then ``--latency-seconds`` measured."""
     a = ctx.args
     warm = int(rate * a.latency_warmup_s)
@@ -562,7 +598,7 @@ def run_latency(ctx: Ctx, v: Variant, rate: float, load: str) -> dict[str, Any]:
         audit = ctx.router.audit_topic
         mode, topics, count_topic = "source", [*ctx.router.output_topics, audit], audit
     cmd = [PY, str(BENCH / "worker_visibility.py"), "--bootstrap", ctx.bootstrap, "--topics", ",".join(topics),
-           "--match", mode, "--count-topic", count_topic, "--expect", str(count), "--out", str(vis_file),
+           "--match", mode, "--count-topic", count_topic, "--expect", str(count + a.partitions), "--out", str(vis_file),
            "--idle-s", "20"]
     if mode == "source":
         cmd += ["--audit-topic", ctx.router.audit_topic, "--ingress", ingress]
@@ -575,6 +611,7 @@ def run_latency(ctx: Ctx, v: Variant, rate: float, load: str) -> dict[str, Any]:
                 raise RuntimeError("visibility consumer did not start:\n" + vis.err_tail())
             time.sleep(0.05)
         workers = start_workers(ctx, v, ingress, output, group, tag)
+        primed_s = prime(ctx, ingress, group, workers, record)
         cpu0 = sum(w.cpu() for w in workers)
         prod = subprocess.run([PY, str(BENCH / "worker_paced.py"), "--bootstrap", ctx.bootstrap, "--topic", ingress,
                                "--rate", f"{rate:.3f}", "--count", str(count), "--positions", str(pos_file),
@@ -599,6 +636,7 @@ def run_latency(ctx: Ctx, v: Variant, rate: float, load: str) -> dict[str, Any]:
     # how long one consume-process-commit cycle took on average (the commit interval is its floor)
     out["txn_cycle_ms"] = paced["schedule_s"] * 1000 / commits * len(workers) if commits else float("nan")
     out["load"] = load
+    out["primed_s"] = primed_s
     return out
 
 
@@ -811,12 +849,13 @@ def measure(args: argparse.Namespace, core_text: str | None) -> int:
                             f"{args.latency_warmup_s:g}+{args.latency_seconds:g} s")
                         lat = s.setdefault("latency", {})
                         try:
-                            lat[load] = run_latency(ctx, v, rate, load)
+                            lat[load] = run_latency(ctx, v, rate, load, events[0])
                             r = lat[load]
                             log(f"  p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms; "
                                 f"{r['measured']} measured, {r['missing']} missing; producer late p99 "
                                 f"{r['producer_lag_p99_ms']:.1f} ms; worker {r['worker_cpu_us_per_event']:.0f} "
-                                f"CPU us/event, a transaction every {r['txn_cycle_ms']:.0f} ms")
+                                f"CPU us/event, a transaction every {r['txn_cycle_ms']:.0f} ms; ready after "
+                                f"{r['primed_s']:.1f} s")
                         except (RuntimeError, KafkaException, subprocess.SubprocessError, OSError,
                                 ValueError) as err:
                             lat[load] = {"error": str(err)[-2000:]}

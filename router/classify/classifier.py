@@ -28,6 +28,7 @@ _MAX_FIELD_PLANS = 4096  # per entity
 _MAX_CACHED_NAME = 256  # a longer field name is resolved again on each event rather than kept
 _SECRET_KEY_HINTS = ("pass", "pwd", "secret", "key", "token")
 _JSON_START = ("{", "[")
+_JSON_FIRST = frozenset("{[")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,8 @@ class _EventScan:
                 self.incomplete = self.incomplete or self._scan_reason
                 return ()
             self._left -= len(text)
-        parsed = _json_container(text)
+        first = text[:1]
+        parsed = _json_container(text) if first in _JSON_FIRST or first.isspace() else None
         if parsed is None:
             result = self.scanner.hits(text)
         else:
@@ -190,8 +192,10 @@ class _EventScan:
 def _credential_pair(key: str, value: str) -> bool:
     """``{"password": "hunter2hunter2"}``: the nested form of a ``password=...`` assignment."""
     low = key.lower()
-    return (any(h in low for h in _SECRET_KEY_HINTS) and looks_like_credential(value)
-            and Category.SECRET in name_categories(key))
+    for hint in _SECRET_KEY_HINTS:
+        if hint in low:
+            return looks_like_credential(value) and Category.SECRET in name_categories(key)
+    return False
 
 
 class Classifier:

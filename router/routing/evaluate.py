@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from router.classify.model import Category
 from router.envelope.frame import MAX_CATEGORIES
 from router.errors import ReasonCode, RecordError
 from router.ingest.event import ChangeEvent
@@ -31,6 +32,7 @@ MAX_ENVELOPE_STR8 = 255
 MAX_EVENT_ID_BYTES = 1024
 """Longer connector event ids are not ids but data: such a record is quarantined FIELD_TOO_LONG."""
 MAX_TOPIC_NAME = 249
+_TEXT = {c: str(c) for c in Category}
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +190,7 @@ class CoreEvaluator:
         cls = outcome.classification
         findings = cls.findings
         if findings:
-            categories = tuple(sorted({str(f.category) for f in findings}))
+            categories = tuple(sorted({_TEXT.get(f.category) or str(f.category) for f in findings}))
             fields = tuple(sorted({f.field for f in findings}))
             if len(categories) > MAX_CATEGORIES:  # pragma: no cover - there are fewer categories than that
                 categories = categories[:MAX_CATEGORIES]

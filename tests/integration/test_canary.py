@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from router.ingest import samples
+from router.devtools import samples
 from tests.integration.router_env import make_env, router_cmd
 from tests.kafka_util import read_topic
 

@@ -34,7 +34,10 @@ import router.consumer
 from router.audit.record import ZERO_HASH, AuditFields, decode_audit, encode_audit
 from router.quarantine import QuarantineRecord, decode_quarantine, encode_quarantine, payload_sha256
 
-assert Path(sys.argv[1]) not in Path(router.__file__).resolve().parents, router.__file__
+# The installed package, not the checkout's source tree (the venv itself may sit under the
+# checkout, e.g. in CI's temporary directory).
+assert Path(sys.argv[1]) / "router" not in Path(router.__file__).resolve().parents, router.__file__
+assert "site-packages" in Path(router.__file__).resolve().parts, router.__file__
 assert callable(router.consumer.RegionalConsumer)
 
 from router.devtools.devcluster import artifacts

@@ -192,6 +192,13 @@ class RouterProcessor:
                     f"audit topic {self.s.audit_topic} is not placed in {self.s.audit_jurisdiction}: "
                     "no decision can be recorded safely"
                 )
+            for topic in {m.topic() for m in msgs}:
+                where = self.s.origin_jurisdiction(topic) if topic is not None else None
+                if topic is not None and where is not None and not self.placement.permitted(topic, where):
+                    raise StallError(
+                        f"ingress topic {topic} has a replica outside {where} (pipeline.ingress[].jurisdiction): "
+                        "its raw data must sit there; move the replica back"
+                    )
             try:
                 pending = [self._pending(m) for m in msgs]
                 sealed = self._seal(pending)

@@ -112,7 +112,7 @@ def _route(topic: str = "crm.eu.contact", j: str = "eu") -> Any:
     return evaluate
 
 
-PLACED = {"crm.eu.contact": "eu", "quarantine.eu": "eu", "quarantine.us": "us", "audit": "eu"}
+PLACED = {"crm.eu.contact": "eu", "quarantine.eu": "eu", "quarantine.us": "us", "audit": "eu", "ingress": "eu"}
 
 
 def settings(**overrides: Any) -> RouterSettings:

@@ -87,7 +87,7 @@ def test_an_exception_on_one_record_quarantines_it_in_its_ingress_jurisdiction()
             raise ZeroDivisionError
         return _route()(topic, value, key, headers)
 
-    proc, _, _ = _processor(flaky, origin_jurisdiction=lambda _t: "us")
+    proc, _, _ = _processor(flaky, placed={**PLACED, "ingress": "us"}, origin_jurisdiction=lambda _t: "us")
     outs, audits = _outputs(
         proc.process([FakeMessage("ingress", 0, 1, b"boom"), FakeMessage("ingress", 0, 2, b"ok")])  # type: ignore[list-item]
     )
@@ -163,3 +163,9 @@ def test_a_schema_registry_outage_stalls_instead_of_quarantining() -> None:
     proc, _, _ = _processor(down)
     with pytest.raises(StallError, match="unreachable"):
         proc.process([FakeMessage("ingress", 0, 1, b"\x00\x00\x00\x00\x07")])  # type: ignore[list-item]
+
+
+def test_an_ingress_topic_whose_replica_moved_abroad_stalls_the_batch() -> None:
+    proc, _, _ = _processor(_route(), placed={**PLACED, "ingress": "us"})
+    with pytest.raises(StallError, match=r"ingress topic ingress has a replica outside eu"):
+        proc.process([FakeMessage("ingress", 0, 1, b"x")])  # type: ignore[list-item]

@@ -333,7 +333,7 @@ def test_a_record_the_processor_fails_on_is_quarantined_in_its_ingress_jurisdict
         raise RuntimeError("boom")
 
     keys = _Keys(["eu", "uk", "us"])
-    placed = {"quarantine.eu": "eu", "quarantine.uk": "uk", "quarantine.us": "us", "audit": "eu"}
+    placed = {"quarantine.eu": "eu", "quarantine.uk": "uk", "quarantine.us": "us", "audit": "eu", UK_IN: "uk"}
     proc = RouterProcessor(
         failing, FakePlacement(placed), keys.sealer, AuditChain(),
         RouterSettings(quarantine_topic=lambda j: f"quarantine.{j}", audit_topic="audit", instance_id="t",

@@ -111,7 +111,10 @@ def _ingress(config: RouterConfig) -> tuple[str, str]:
 
 
 def _topic_jurisdiction(config: RouterConfig) -> dict[str, str]:
-    return {t.name: t.jurisdiction for t in config.topics}
+    """Every topic the router reads or writes, placed in its jurisdiction (ingress topics too)."""
+    from router.placement.model import requirements_of
+
+    return requirements_of(config)
 
 
 def simulated(config: RouterConfig, records: list[SampleRecord], tmp: Path) -> list[Outcome]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -143,7 +144,15 @@ def create_topic(kafka_admin: Any, unique_name: Callable[[str], str]) -> Iterato
             topic = NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})
         kafka_admin.create_topics([topic], request_timeout=30)[name].result()
         created.append(name)
-        return name
+        # The controller has accepted the topic; wait until metadata shows every partition.
+        want = len(assignment) if assignment is not None else partitions
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            md = kafka_admin.list_topics(name, timeout=10).topics.get(name)
+            if md is not None and md.error is None and len(md.partitions) == want:
+                return name
+            time.sleep(0.2)
+        raise AssertionError(f"topic {name} did not show {want} partitions in metadata within 30 s")
 
     yield make
     if created:

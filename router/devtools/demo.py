@@ -180,7 +180,10 @@ def _summary(config: Any, bootstrap: str) -> None:
     total_routed = 0
     audit_count = 0
     reasons: Counter[tuple[str, str]] = Counter()
+    ingress = {i.topic for i in config.pipeline.ingress} if config.pipeline is not None else set()
     for t in config.topics:
+        if t.name in ingress:
+            continue  # raw input, placed in its jurisdiction; not an output
         msgs = _count(bootstrap, t.name)
         if t.name.startswith("quarantine."):
             for m in msgs:
@@ -193,7 +196,9 @@ def _summary(config: Any, bootstrap: str) -> None:
     print(f"  {'quarantined (jurisdiction, reason)':<44} {'':<13} events")
     for (j, reason), n in sorted(reasons.items()):
         print(f"  {'quarantine.' + j + '  ' + reason:<58} {n}")
-    print(f"  total: {total_routed} routed, {sum(reasons.values())} quarantined, {audit_count} audit records")
+    quarantined = sum(reasons.values())
+    print(f"  total: {total_routed} routed, {quarantined} quarantined, "
+          f"{audit_count - total_routed - quarantined} audited only (bare tombstones), {audit_count} audit records")
 
 
 def _consumer_demo(config: Any, bootstrap: str) -> None:
@@ -205,7 +210,9 @@ def _consumer_demo(config: Any, bootstrap: str) -> None:
     eu_topic = next(
         t.name
         for t in config.topics
-        if t.jurisdiction == "eu" and t.name.startswith("crm.") and _count(bootstrap, t.name)
+        if t.jurisdiction == "eu" and t.name.startswith("crm.")
+        and t.name not in {i.topic for i in config.pipeline.ingress}
+        and _count(bootstrap, t.name)
     )
     public = build_public_keys(config.keys)
     for j in ("eu", "us"):

@@ -12,10 +12,16 @@ and commit interval.
 Error model (librdkafka's ``examples/transactions.c``):
 
 - retriable error → call the same function again (bounded; then treated as ambiguous);
-- ``txn_requires_abort()`` → abort, seek back to the committed offsets, reprocess;
+- ``txn_requires_abort()`` → abort, seek back to the committed offsets, back off exponentially
+  (the stall settings; reset by the next commit) and reprocess;
 - ``fatal()`` or an ambiguous end of transaction (commit/abort that kept failing) → close the
   producer and create a new one with the same ``transactional.id`` (``init_transactions`` fences
-  the old epoch and aborts what it left open); never start another transaction on it;
+  the old epoch and aborts what it left open); never start another transaction on it. The
+  processor then resumes from what is committed (:meth:`BatchProcessor.on_assign` for the assigned
+  partitions, e.g. the audit chain tails read back), not from its pre-commit checkpoint: an
+  ambiguous commit may have succeeded;
+- a fatal error while creating the producer (e.g. a transactional.id the principal may not use)
+  → :class:`FatalPipelineError` naming the call, the error and the likely fix;
 - :class:`StallError` from the processor (e.g. a key provider that is down) → abort, rewind,
   back off exponentially and retry: offsets do not advance and nothing is produced meanwhile.
 """
@@ -83,7 +89,9 @@ class BatchProcessor(Protocol):
         ...
 
     def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
-        """Called after partitions are assigned, before their first record is processed."""
+        """Called after partitions are assigned, before their first record is processed, and again
+        for the current assignment after the producer was re-created (after :meth:`rollback`):
+        resume from what is committed where the processor can read it back."""
         ...
 
 
@@ -114,6 +122,8 @@ class EngineStats:
     aborts: int = 0
     producer_restarts: int = 0
     stalls: int = 0
+    abort_backoffs: int = 0
+    """Back-offs after an abortable error (each one follows an abort)."""
 
 
 class _Restart(Exception):
@@ -123,11 +133,25 @@ class _Restart(Exception):
 class TransactionalEngine:
     """Runs the consume → process → produce loop until :meth:`stop` (or SIGTERM) is called."""
 
-    def __init__(self, settings: EngineSettings, processor: BatchProcessor) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        processor: BatchProcessor,
+        *,
+        wait: Callable[[float], object] | None = None,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        """``wait`` is the back-off pause (default: wait on the stop event, so :meth:`stop` cuts
+        it short); ``sleep`` the pause between retries of a retriable call. Tests inject both."""
         self.s = settings
         self.processor = processor
         self.stats = EngineStats()
         self._stop = threading.Event()
+        self._wait: Callable[[float], object] = wait if wait is not None else self._stop.wait
+        self._sleep = sleep
+        self._abort_backoff = settings.stall_backoff_initial_s
+        self._backoff_due: float | None = None
+        """A back-off owed after an abortable error, waited at the top of the loop."""
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._in_txn = False
@@ -207,6 +231,10 @@ class TransactionalEngine:
             while not self._stop.is_set():
                 if until is not None and until(self.stats):
                     break
+                if self._backoff_due is not None:
+                    due, self._backoff_due = self._backoff_due, None
+                    self._wait(due)
+                    continue
                 msgs = self.consumer.consume(num_messages=self.s.batch_size, timeout=0.05)
                 data = [m for m in msgs if m.error() is None]
                 for m in msgs:
@@ -224,11 +252,11 @@ class TransactionalEngine:
                         telemetry.stalls.add(1, {"cause": type(err).__name__})
                         log.warning("stalling %.1fs, offsets not advanced: %s", backoff, err)
                         self._abort_and_rewind("stall")
-                        self._stop.wait(backoff)
+                        self._wait(backoff)
                         backoff = min(backoff * 2, self.s.stall_backoff_max_s)
                         continue
-                    except _AbortNeeded:
-                        self._abort_and_rewind("produce")
+                    except _AbortNeeded as err:
+                        self._abort_and_back_off(err, "produce")
                         continue
                     except _Restart:
                         self._restart_producer()
@@ -299,11 +327,12 @@ class TransactionalEngine:
                     "send_offsets_to_transaction",
                 )
             self._retry(lambda: self.producer.commit_transaction(30), "commit_transaction")
-        except _AbortNeeded:
-            self._abort_and_rewind("commit")
+        except _AbortNeeded as err:
+            self._abort_and_back_off(err, "commit")
             return
         self._in_txn = False
         self.stats.commits += 1
+        self._abort_backoff = self.s.stall_backoff_initial_s
         telemetry.batches.add(1)
         if self._span is not None:
             self._span.set_attribute("router.records", self._txn_records)
@@ -325,12 +354,20 @@ class TransactionalEngine:
                             f"{what}: this instance was fenced: another instance uses transactional.id "
                             f"{self.s.transactional_id!r}; give each instance its own pipeline.instance_id"
                         ) from None
+                    if not restart_on_fail:
+                        raise FatalPipelineError(
+                            f"{what} failed with a fatal error: {err.str()} ({err.name()}); the transactional "
+                            f"producer cannot start. Check that the client's principal may use transactional.id "
+                            f"{self.s.transactional_id!r} (Kafka ACL: Write and Describe on that TransactionalId) "
+                            "and that another instance is not running with the same transactional.id "
+                            "(give each instance its own pipeline.instance_id)"
+                        ) from None
                     log.error("%s: fatal producer error, re-creating the producer: %s", what, err.str())
                     raise _Restart from None
                 if err.txn_requires_abort():
-                    raise _AbortNeeded from None
+                    raise _AbortNeeded(what, err.str()) from None
                 if err.retriable() and attempt < self.s.max_retries:
-                    time.sleep(min(0.1 * 2**attempt, 2.0))
+                    self._sleep(min(0.1 * 2**attempt, 2.0))
                     continue
                 if not restart_on_fail:
                     raise FatalPipelineError(f"{what} failed: {err.str()}") from None
@@ -349,8 +386,27 @@ class TransactionalEngine:
         if err.fatal():
             raise _Restart from None
         if err.txn_requires_abort():
-            raise _AbortNeeded from None
+            raise _AbortNeeded(what, err.str()) from None
         raise exc
+
+    def _abort_and_back_off(self, err: _AbortNeeded, cause: str) -> None:
+        """Abort and rewind after an abortable error; the loop waits before the next attempt.
+
+        The wait doubles per abortable error in a row (``stall_backoff_initial_s`` up to
+        ``stall_backoff_max_s``) and is reset by the next commit, so a persistent cause (a denied
+        topic, min.insync.replicas unmet) does not spin re-processing the same batch.
+        """
+        self._abort_and_rewind(cause)
+        self.stats.abort_backoffs += 1
+        backoff = self._abort_backoff
+        log.warning(
+            "%s: abortable error (%s); transaction aborted, offsets rewound, retrying in %.2fs",
+            err.what,
+            err.detail,
+            backoff,
+        )
+        self._backoff_due = backoff
+        self._abort_backoff = min(backoff * 2, self.s.stall_backoff_max_s)
 
     def _abort_and_rewind(self, cause: str) -> None:
         """Abort the open transaction, seek back to committed offsets, restore processor state."""
@@ -388,7 +444,13 @@ class TransactionalEngine:
             self.producer.flush(0)
         self._producer = self._new_producer()  # fences and aborts what the old one left open
         self._rewind()
+        # The old transaction is settled now, but its outcome is unknown here (an ambiguous commit
+        # may have succeeded): the pre-commit checkpoint may be behind what is committed. Roll back
+        # to it, then let the processor resume the assigned partitions from what is committed
+        # (the audit chain tails read back); a processor that cannot read back keeps the rollback.
         self.processor.rollback(self._state)
+        self.processor.on_assign(self.consumer.assignment())
+        self._state = self.processor.checkpoint()
 
     # -- rebalance -------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -421,3 +483,10 @@ class TransactionalEngine:
 
 class _AbortNeeded(Exception):
     """The transaction must be aborted and the batch reprocessed."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        super().__init__(what, detail)
+        self.what = what
+        """The call that failed."""
+        self.detail = detail
+        """librdkafka's error text."""

@@ -1,0 +1,285 @@
+"""In-memory stand-ins for confluent_kafka's Producer and Consumer, for unit tests of the engine's
+error model (no broker).
+
+A :class:`FakeCluster` holds the input topics, the committed consumer offsets and a log of
+committed transactions (outputs + offsets). Its :meth:`FakeCluster.producer` and
+:meth:`FakeCluster.consumer` are drop-in factories: monkeypatch ``router.pipeline.engine.Producer``
+and ``router.pipeline.engine.Consumer`` with them. :meth:`FakeCluster.fail` makes a chosen call
+raise ``KafkaException(KafkaError(...))`` with chosen flags on chosen transactions (numbered from 1
+in ``begin_transaction`` order, across producers); ``commit_first`` makes ``commit_transaction``
+commit and then raise (an ambiguous commit that actually succeeded).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
+
+
+@dataclass
+class FakeMessage:
+    _topic: str
+    _partition: int
+    _offset: int
+    _value: bytes | None
+    _key: bytes | None = None
+    _headers: list[tuple[str, bytes]] | None = None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def headers(self) -> list[tuple[str, bytes]] | None:
+        return self._headers
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
+
+    def error(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Produced:
+    topic: str
+    partition: int
+    value: bytes | None
+    key: bytes | None
+    headers: list[tuple[str, Any]] | None
+
+
+@dataclass
+class Transaction:
+    number: int
+    outputs: list[Produced] = field(default_factory=list)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    call: str
+    """``init_transactions``, ``begin_transaction``, ``produce``, ``send_offsets_to_transaction``,
+    ``commit_transaction`` or ``abort_transaction``."""
+    code: int
+    txns: Callable[[int], bool]
+    """Which transactions (by number; 0 before the first ``begin_transaction``) it hits."""
+    fatal: bool = False
+    retriable: bool = False
+    txn_requires_abort: bool = False
+    commit_first: bool = False
+    reason: str = "injected"
+    raised: int = 0
+
+    def error(self) -> KafkaException:
+        return KafkaException(
+            KafkaError(self.code, self.reason, fatal=self.fatal, retriable=self.retriable,
+                       txn_requires_abort=self.txn_requires_abort)
+        )
+
+
+def _always(_txn: int) -> bool:
+    return True
+
+
+class FakeCluster:
+    def __init__(self, group: str = "g", *, max_txns: int = 200) -> None:
+        self.group = group
+        self.max_txns = max_txns
+        """More transactions than this fail the test: the engine is spinning."""
+        self.logs: dict[tuple[str, int], list[FakeMessage]] = {}
+        self.offsets: dict[tuple[str, int], int] = {}
+        self.committed: list[Transaction] = []
+        self.faults: list[Fault] = []
+        self.txn_count = 0
+        self.producers: list[FakeProducer] = []
+        self.consumers: list[FakeConsumer] = []
+        self.calls: list[tuple[str, int]] = []
+
+    # -- set-up -----------------------------------------------------------------------------
+    def add_input(self, topic: str, partition: int, values: Iterable[bytes], key: bytes | None = b"k") -> None:
+        log = self.logs.setdefault((topic, partition), [])
+        for v in values:
+            log.append(FakeMessage(topic, partition, len(log), v, key))
+
+    def fail(
+        self, call: str, code: int, txns: Iterable[int] | Callable[[int], bool] | None = None, **flags: Any
+    ) -> Fault:
+        match: Callable[[int], bool]
+        if txns is None:
+            match = _always
+        elif callable(txns):
+            match = txns
+        else:
+            chosen = set(txns)
+            match = chosen.__contains__
+        fault = Fault(call, code, match, **flags)
+        self.faults.append(fault)
+        return fault
+
+    # -- factories (monkeypatch targets) ------------------------------------------------------
+    def producer(self, config: dict[str, Any]) -> FakeProducer:
+        p = FakeProducer(self, config)
+        self.producers.append(p)
+        return p
+
+    def consumer(self, config: dict[str, Any]) -> FakeConsumer:
+        c = FakeConsumer(self, config)
+        self.consumers.append(c)
+        return c
+
+    # -- inspection ---------------------------------------------------------------------------
+    def outputs(self, topic: str | None = None) -> list[Produced]:
+        return [o for t in self.committed for o in t.outputs if topic is None or o.topic == topic]
+
+    def committed_offset(self, topic: str, partition: int) -> int | None:
+        return self.offsets.get((topic, partition))
+
+    def done(self) -> bool:
+        """Every input partition's committed offset is at its end."""
+        return all(self.offsets.get(tp) == len(log) for tp, log in self.logs.items())
+
+    # -- internals ----------------------------------------------------------------------------
+    def _check(self, call: str, txn: int, *, on_commit: Callable[[], None] | None = None) -> None:
+        self.calls.append((call, txn))
+        for f in self.faults:
+            if f.call == call and f.txns(txn):
+                if on_commit is not None and f.commit_first:
+                    on_commit()
+                f.raised += 1
+                raise f.error()
+        if on_commit is not None:
+            on_commit()
+
+    def _apply(self, txn: Transaction) -> None:
+        if any(t is txn for t in self.committed):
+            return  # already committed (a retried commit after an ambiguous one)
+        self.committed.append(txn)
+        self.offsets.update(txn.offsets)
+
+
+class FakeProducer:
+    def __init__(self, cluster: FakeCluster, config: dict[str, Any]) -> None:
+        self.cluster = cluster
+        self.config = config
+        self.txn: Transaction | None = None
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        self.cluster._check("init_transactions", self.cluster.txn_count)
+        for other in self.cluster.producers:  # fences the previous epoch and aborts what it left open
+            if other is not self:
+                other.txn = None
+
+    def begin_transaction(self) -> None:
+        self.cluster.txn_count += 1
+        if self.cluster.txn_count > self.cluster.max_txns:
+            raise AssertionError(f"more than {self.cluster.max_txns} transactions: the engine spins")
+        self.txn = Transaction(self.cluster.txn_count)
+        self.cluster._check("begin_transaction", self.txn.number)
+
+    def produce(
+        self, topic: str, value: bytes | None = None, key: bytes | None = None, partition: int = -1,
+        headers: list[tuple[str, Any]] | None = None, **_kw: Any,
+    ) -> None:
+        assert self.txn is not None, "produce outside a transaction"
+        self.cluster._check("produce", self.txn.number)
+        self.txn.outputs.append(Produced(topic, partition, value, key, headers))
+
+    def send_offsets_to_transaction(self, positions: Sequence[TopicPartition], metadata: Any,
+                                    timeout: float | None = None) -> None:
+        assert self.txn is not None, "send_offsets_to_transaction outside a transaction"
+        self.cluster._check("send_offsets_to_transaction", self.txn.number)
+        for tp in positions:
+            self.txn.offsets[(tp.topic, tp.partition)] = tp.offset
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        txn = self.txn
+        assert txn is not None, "commit_transaction outside a transaction"
+        self.cluster._check("commit_transaction", txn.number, on_commit=lambda: self.cluster._apply(txn))
+        self.txn = None
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        self.cluster._check("abort_transaction", self.txn.number if self.txn else self.cluster.txn_count)
+        self.txn = None
+
+    def poll(self, timeout: float | None = None) -> int:
+        return 0
+
+    def flush(self, timeout: float | None = None) -> int:
+        return 0
+
+
+class FakeConsumer:
+    def __init__(self, cluster: FakeCluster, config: dict[str, Any]) -> None:
+        self.cluster = cluster
+        self.config = config
+        self.topics: list[str] = []
+        self._on_assign: Callable[..., Any] | None = None
+        self._assignment: list[TopicPartition] | None = None
+        self.positions: dict[tuple[str, int], int] = {}
+        self.closed = False
+
+    def subscribe(self, topics: list[str], on_assign: Callable[..., Any] | None = None,
+                  on_revoke: Callable[..., Any] | None = None) -> None:
+        self.topics = list(topics)
+        self._on_assign = on_assign
+
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+        if self._assignment is None:
+            self._assignment = [TopicPartition(t, p) for (t, p) in sorted(self.cluster.logs) if t in self.topics]
+            for tp in self.committed(self._assignment):
+                self.seek(tp)
+            if self._on_assign is not None:
+                self._on_assign(self, list(self._assignment))
+            return []
+        out: list[FakeMessage] = []
+        for tp in self._assignment:
+            key = (tp.topic, tp.partition)
+            log = self.cluster.logs[key]
+            pos = self.positions.get(key, 0)
+            take = log[pos : pos + num_messages - len(out)]
+            out.extend(take)
+            self.positions[key] = pos + len(take)
+            if len(out) >= num_messages:
+                break
+        return out
+
+    def assignment(self) -> list[TopicPartition]:
+        return list(self._assignment or [])
+
+    def position(self, partitions: Sequence[TopicPartition]) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.positions.get((tp.topic, tp.partition), OFFSET_INVALID))
+            for tp in partitions
+        ]
+
+    def committed(self, partitions: Sequence[TopicPartition], timeout: float | None = None) -> list[TopicPartition]:
+        return [
+            TopicPartition(tp.topic, tp.partition, self.cluster.offsets.get((tp.topic, tp.partition), OFFSET_INVALID))
+            for tp in partitions
+        ]
+
+    def seek(self, tp: TopicPartition) -> None:
+        offset = tp.offset
+        if offset in (OFFSET_BEGINNING, OFFSET_INVALID) or offset < 0:
+            offset = 0
+        self.positions[(tp.topic, tp.partition)] = offset
+
+    def consumer_group_metadata(self) -> str:
+        return self.cluster.group
+
+    def close(self) -> None:
+        self.closed = True

@@ -30,6 +30,7 @@ import logging
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Protocol
@@ -176,11 +177,20 @@ class RouterProcessor:
         self.chain.rollback(state)  # type: ignore[arg-type]
 
     def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
-        """Resume each assigned partition's audit chain from its last committed record."""
-        if self._chain_tail is None:
+        """Resume each assigned partition's audit chain from its last committed record. The tails
+        are read concurrently (each read is a broker round trip of its own), so an assignment of
+        many partitions costs about one read, not one per partition."""
+        read = self._chain_tail
+        if read is None:
             return
-        for tp in partitions:
-            self.chain.set_tail(tp.partition, self._chain_tail(tp.partition))  # type: ignore[arg-type]
+        wanted = sorted({tp.partition for tp in partitions})
+        if len(wanted) <= 1:
+            tails = [read(p) for p in wanted]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(wanted)), thread_name_prefix="audit-tail") as pool:
+                tails = list(pool.map(read, wanted))
+        for partition, tail in zip(wanted, tails, strict=True):
+            self.chain.set_tail(partition, tail)  # type: ignore[arg-type]
 
     def process(self, msgs: Sequence[Message]) -> list[OutRecord]:
         with telemetry.tracer.start_as_current_span("router.batch") as span:

@@ -225,3 +225,23 @@ def test_batch_trace_context_travels_in_headers_and_audit() -> None:
     assert traceparent.startswith("00-") and len(traceparent.split("-")[1]) == 32
     audit = next(o for o in outs if o.topic == "audit")
     assert decode_audit(audit.value).fields.trace_id == traceparent  # type: ignore[arg-type]
+
+
+def test_assignment_resumes_every_audit_chain_from_its_committed_tail() -> None:
+    from confluent_kafka import TopicPartition
+
+    tails = {p: (10 * p + 4, bytes([p]) * 32) for p in range(6)}
+    reads: list[int] = []
+
+    def tail(partition: int) -> tuple[int, bytes]:
+        reads.append(partition)
+        return tails[partition]
+
+    s, _, _ = _keys()
+    proc = RouterProcessor(_route(), FakePlacement(PLACED), s, AuditChain(), settings(), DIGESTS[0], chain_tail=tail)
+    # Two ingress topics share partition numbers: each audit partition is read once.
+    proc.on_assign([TopicPartition(t, p) for t in ("a", "b") for p in range(6)])
+    assert sorted(reads) == list(range(6))
+    outs = proc.process([FakeMessage("ingress", 3, 1, b"x")])  # type: ignore[list-item]
+    audit = next(o for o in outs if o.topic == "audit")
+    assert decode_audit(audit.value).seq == 35 and decode_audit(audit.value).prev_hash == bytes([3]) * 32  # type: ignore[arg-type]

@@ -37,7 +37,6 @@ from router.audit.record import (
     AuditDecodeError,
     AuditFields,
     AuditRecord,
-    AuditRow,
     canonical_bytes,
     chain_hash,
     decode_audit,
@@ -73,7 +72,7 @@ class AuditChain:
     def __init__(self, state: ChainState | None = None) -> None:
         self._tails: dict[int, ChainTail] = dict(state.tails) if state is not None else {}
 
-    def append(self, partition: int, fields: AuditFields | AuditRow) -> bytes:
+    def append(self, partition: int, fields: AuditFields) -> bytes:
         """Chain ``fields`` onto ``partition``'s tail; returns the record bytes to produce."""
         tail = self._tails.get(partition)
         if tail is None:

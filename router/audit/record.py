@@ -57,9 +57,10 @@ def _load_schema() -> Any:
 _SCHEMA = _load_schema()
 
 
-@dataclass(frozen=True, slots=True)
-class AuditFields:
-    """What the pipeline knows about one decision: everything but the chain fields."""
+class AuditFields(NamedTuple):
+    """What the pipeline knows about one decision: everything but the chain fields. A named tuple:
+    the pipeline builds one per record, and a frozen dataclass of 21 fields costs several
+    microseconds more to construct."""
 
     decision: Decision
     reason: str
@@ -77,34 +78,6 @@ class AuditFields:
     jurisdiction's digest key (:class:`router.keys.digest.DigestKeys`); never a plain hash."""
     sealed_sha256: str
     """Hex SHA-256 of the bytes written to ``destination_topic``."""
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    source_timestamp_ms: int | None
-    event_id: str | None
-    policy_version: str
-    router_version: str
-    instance_id: str
-    processed_at_ms: int
-    trace_id: str | None = None
-
-
-class AuditRow(NamedTuple):
-    """:class:`AuditFields` as a named tuple, the same fields in the same order: what the pipeline
-    builds per record (a frozen dataclass of 21 fields costs several microseconds to construct).
-    :func:`encode_audit` takes either."""
-
-    decision: Decision
-    reason: str
-    classification_level: str
-    categories: tuple[str, ...]
-    field_names: tuple[str, ...]
-    jurisdictions: tuple[str, ...]
-    destination_topic: str
-    destination_partition: int | None
-    placement_verdict: str
-    payload_sha256: str
-    sealed_sha256: str
     source_topic: str
     source_partition: int
     source_offset: int
@@ -253,7 +226,7 @@ _DECISIONS = {name: avro_long(i) for i, name in enumerate(("route", "quarantine"
 _HEAD = avro_long(FORMAT_VERSION)
 
 
-def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields | AuditRow) -> bytes:
+def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields) -> bytes:
     """Everything after ``hash``, in schema order."""
     return b"".join((
         avro_long(seq),
@@ -291,7 +264,7 @@ def _run(key: tuple[object, ...], encode: Callable[[], bytes]) -> bytes:
     return out
 
 
-def _decision_run(f: AuditFields | AuditRow) -> bytes:
+def _decision_run(f: AuditFields) -> bytes:
     """``decision`` to ``destination_topic``: what was decided, the same for many records."""
     def encode() -> bytes:
         decision = _DECISIONS.get(f.decision)
@@ -310,7 +283,7 @@ def _versions_run(policy_version: str, router_version: str, instance_id: str) ->
                 lambda: avro_name(policy_version) + avro_name(router_version) + avro_name(instance_id))
 
 
-def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields | AuditRow) -> tuple[bytes, bytes]:
+def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields) -> tuple[bytes, bytes]:
     """Encode a record at ``seq`` after ``prev_hash``; returns ``(record bytes, its hash)``.
 
     The fields after ``hash`` are encoded once; the canonical bytes (zero hash) are hashed and the

@@ -39,7 +39,7 @@ from confluent_kafka import Message, TopicPartition
 
 from router import __version__, telemetry
 from router.audit.chain import AuditChain
-from router.audit.record import AuditRow
+from router.audit.record import AuditFields
 from router.envelope import SealContext, Sealer
 from router.envelope.errors import MalformedEnvelope
 from router.envelope.frame import encode_context
@@ -391,7 +391,7 @@ class RouterProcessor:
             ts_type, ts = p.msg.timestamp()
             audit_value = append(
                 p.source_partition,
-                AuditRow(
+                AuditFields(
                     decision=decision,  # type: ignore[arg-type]
                     reason=_REASON_TEXT[p.reason],
                     classification_level=ev.level,

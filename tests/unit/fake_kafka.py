@@ -21,12 +21,14 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, KafkaError, KafkaE
 
 @dataclass
 class FakeMessage:
+    """A consumed record with the accessors of ``confluent_kafka.Message`` (data messages only)."""
+
     _topic: str
     _partition: int
     _offset: int
     _value: bytes | None
-    _key: bytes | None = None
-    _headers: list[tuple[str, bytes]] | None = None
+    _key: bytes | None = b"k"
+    _headers: list[tuple[str, bytes]] = field(default_factory=list)
 
     def topic(self) -> str:
         return self._topic
@@ -43,14 +45,14 @@ class FakeMessage:
     def key(self) -> bytes | None:
         return self._key
 
-    def headers(self) -> list[tuple[str, bytes]] | None:
+    def headers(self) -> list[tuple[str, bytes]]:
         return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000)
 
     def error(self) -> None:
         return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_700_000_000_000)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -23,39 +22,11 @@ from router.pipeline.engine import StallError
 from router.pipeline.processor import RouterProcessor, RouterSettings
 from router.quarantine.record import decode_quarantine
 from router.routing import Evaluation
+from tests.unit.fake_kafka import FakeMessage
 
 pytestmark = pytest.mark.unit
 
 
-@dataclass
-class FakeMessage:
-    _topic: str
-    _partition: int
-    _offset: int
-    _value: bytes | None
-    _key: bytes | None = b"k"
-    _headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def headers(self) -> list[tuple[str, bytes]]:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000)
 
 
 class FakePlacement:

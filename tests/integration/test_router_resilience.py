@@ -3,6 +3,7 @@ SIGKILL crashes, and a second instance that dies and hands its partitions over."
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from router.audit.chain import verify_chain
 from tests.integration.router_env import make_env, router_cmd
 from tests.integration.test_placement import reassign  # noqa: F401 - fixture
 from tests.integration.test_router_e2e import collect, load_samples, run_router
-from tests.kafka_util import read_topic
+from tests.kafka_util import produce_all, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ def test_start_up_is_refused_when_an_eu_destination_has_a_us_replica(
     doc = yaml.safe_load(env.config_path.read_text())
     doc["topics"].append({"name": bad, "jurisdiction": "eu", "partitions": 1})
     env.config_path.write_text(yaml.safe_dump(doc))
-    time.sleep(1)
+    _wait_for_replicas(kafka_admin, bad, 0, [eu[0], us[0]])
     proc = subprocess.run(_router_cmd(env, "a", 3), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert bad in proc.stderr and "partition 0" in proc.stderr and f"broker {us[0]}" in proc.stderr
@@ -84,7 +85,10 @@ def test_replica_moved_abroad_during_a_run_diverts_to_quarantine(
         assert audited == len(first)
         moved = f"crm.eu.contact.{env.suffix}"
         reassign(moved, 0, [eu[0], us[0]])
-        time.sleep(3)  # one recheck interval (1 s) plus margin
+        _wait_for_replicas(kafka_admin, moved, 0, [eu[0], us[0]])
+        # Records in flight while the watch has not yet seen the move are the detection window
+        # (placement is detect-only). Probe EU contacts until one is diverted: the router has seen it.
+        probes = _probe_until_diverted(env, first_offset=len(first))
         load_samples(env, n=300, seed=4)
         _out, err = router.communicate(timeout=180)
         assert router.returncode == 0, err[-2000:]
@@ -92,7 +96,7 @@ def test_replica_moved_abroad_during_a_run_diverts_to_quarantine(
         if router.poll() is None:
             router.kill()
     out = collect(env)
-    second_batch = [r for r in out["routed"] if r[1] >= len(first)]
+    second_batch = [r for r in out["routed"] if r[1] >= len(first) + probes]
     assert not [r for r in second_batch if r[2] == moved], "routed onto a topic with a replica abroad"
     violations = [q for q in out["quarantined"] if q[3] == "PLACEMENT_VIOLATION"]
     assert violations, "eu contacts after the move are quarantined with PLACEMENT_VIOLATION"
@@ -126,6 +130,41 @@ def _wait_for_a_commit_by(env: Any, instance: str, timeout: float = 120) -> None
             return
         time.sleep(0.5)
     raise AssertionError(f"instance {instance} committed nothing in {timeout} s")
+
+
+def _wait_for_replicas(admin: Any, topic: str, partition: int, replicas: list[int], timeout: float = 60) -> None:
+    """Until cluster metadata shows ``topic[partition]`` on exactly ``replicas``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic, timeout=10).topics.get(topic)
+        part = md.partitions.get(partition) if md is not None and md.error is None else None
+        if part is not None and sorted(part.replicas) == sorted(replicas):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{topic}[{partition}] did not reach replicas {replicas} in {timeout} s")
+
+
+def _probe_until_diverted(env: Any, *, first_offset: int, timeout: float = 90) -> int:
+    """Produce one EU contact at a time (single-partition ingress) until the router quarantines one
+    with PLACEMENT_VIOLATION; returns how many probes it took."""
+    from router.quarantine.record import decode_quarantine
+
+    header = {"entityName": "Contact", "changeType": "UPDATE", "recordIds": ["003PROBE"],
+              "changedFields": ["MailingCountry", "Email"]}
+    probe = json.dumps({"ChangeEventHeader": header, "MailingCountry": "DE", "Email": "probe@example.de"}).encode()
+    deadline = time.monotonic() + timeout
+    sent = 0
+    while time.monotonic() < deadline:
+        produce_all(env.bootstrap, env.ingress, [(b"probe", probe)])
+        sent += 1
+        seen = len(read_topic(env.bootstrap, env.audit_topic))
+        while seen < first_offset + sent and time.monotonic() < deadline:  # the probe is decided
+            time.sleep(0.2)
+            seen = len(read_topic(env.bootstrap, env.audit_topic))
+        quarantine = read_topic(env.bootstrap, f"quarantine.eu.{env.suffix}")
+        if any(decode_quarantine(m.value()).reason == "PLACEMENT_VIOLATION" for m in quarantine):
+            return sent
+    raise AssertionError(f"no probe was diverted with PLACEMENT_VIOLATION within {timeout} s")
 
 
 def test_sigkill_at_random_points_then_restart_is_exactly_once(

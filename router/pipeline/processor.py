@@ -45,6 +45,7 @@ from router.envelope.errors import MalformedEnvelope
 from router.envelope.frame import encode_context
 from router.envelope.merkle import MAX_LEAVES
 from router.errors import ReasonCode, RouterError
+from router.ingest.errors import SchemaRegistryUnavailable
 from router.keys.digest import DigestKeys
 from router.keys.errors import KeyUnavailable
 from router.pipeline.engine import OutRecord, StallError
@@ -233,9 +234,9 @@ class RouterProcessor:
             ev = Evaluation(None, j, ReasonCode.FIELD_TOO_LONG, f"envelope field out of range: {type(err).__name__}",
                             keep_payload=False)
             return self._place(m, ev, src_topic, src_partition, src_offset)
+        except SchemaRegistryUnavailable as err:
+            raise StallError(f"{type(err).__name__}: {err}") from err
         except Exception as err:
-            if _is_outage(err):
-                raise StallError(f"{type(err).__name__}: {err}") from err
             log.error("record %s[%d]@%d failed: %s", src_topic, src_partition, src_offset, type(err).__name__)
             telemetry.poison.add(1, {"error": type(err).__name__})
             j = self.s.origin_jurisdiction(src_topic)
@@ -433,10 +434,3 @@ _DECISION = {"route": "route", "erasure": "route", "audit_only": "audit_only"}
 def _timestamp(m: Message) -> int | None:
     ts_type, ts = m.timestamp()
     return ts if ts_type != 0 else None
-
-
-def _is_outage(err: Exception) -> bool:
-    from router.ingest import errors  # noqa: PLC0415
-
-    outage = getattr(errors, "SchemaRegistryUnavailable", None)
-    return outage is not None and isinstance(err, outage)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from router.classify.model import Category
 from router.envelope.frame import MAX_CATEGORIES
 from router.errors import ReasonCode, RecordError
+from router.ingest.errors import SchemaRegistryUnavailable
 from router.ingest.event import ChangeEvent
 from router.residency.engine import PolicyEngine
 from router.residency.policy import Route
@@ -168,9 +169,9 @@ class CoreEvaluator:
             event = spec.decoder.decode(value, key=key, headers=headers)
         except RecordError as err:
             return self._quarantine(origin, err.reason, err.detail)
+        except SchemaRegistryUnavailable:
+            raise  # not this record's fault: the pipeline stalls and retries
         except Exception as err:
-            if _is_outage(err):
-                raise
             log.error("decoder %s failed on %s: %s", type(spec.decoder).__name__, topic, type(err).__name__)
             return self._quarantine(origin, ReasonCode.PROCESSING_ERROR, f"decoder failed: {type(err).__name__}")
         problem = _too_long(event)
@@ -178,9 +179,9 @@ class CoreEvaluator:
             return self._quarantine(origin, ReasonCode.FIELD_TOO_LONG, problem)
         try:
             return self._evaluate(event, origin)
+        except SchemaRegistryUnavailable:
+            raise
         except Exception as err:
-            if _is_outage(err):
-                raise
             log.error("core failed on %s: %s", event.describe(), type(err).__name__)
             return self._quarantine(origin, ReasonCode.PROCESSING_ERROR, f"internal error {type(err).__name__}", event)
 
@@ -225,11 +226,3 @@ class CoreEvaluator:
             policy_version=outcome.policy_version,
             erasure=erasure,
         )
-
-
-def _is_outage(err: Exception) -> bool:
-    """An error about something outside the record (the pipeline stalls and retries)."""
-    from router.ingest import errors  # noqa: PLC0415 - the outage type lives with the registry client
-
-    outage = getattr(errors, "SchemaRegistryUnavailable", None)
-    return outage is not None and isinstance(err, outage)

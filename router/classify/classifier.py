@@ -19,8 +19,10 @@ import orjson
 
 from router.classify.catalog import COMPOUND_NAME, FieldCatalog, FieldInfo, fold_name, load_catalog, name_categories
 from router.classify.config import ClassificationConfig
-from router.classify.detectors import Detector, Scanner, build_detectors, looks_like_credential
+from router.classify.detectors import Detector, Scanner
 from router.classify.model import Category, Classification, Finding, Level
+from router.classify.registry import build_detectors
+from router.classify.secrets import looks_like_credential
 from router.ingest.event import ChangeEvent
 
 _MAX_ENTITY_PLANS = 1024

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from router.classify.catalog import FieldInfo, parse_compliance_groups
-from router.classify.detectors import REGISTRY
 from router.classify.model import Category, Level
+from router.classify.registry import REGISTRY
 from router.config.base import StrictModel
 
 

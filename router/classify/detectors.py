@@ -14,14 +14,12 @@ detector hands phonenumbers only candidates of at most 17 digits and a few chara
 Each detector declares ``min_length``, the length of the shortest text it can confirm; the
 classifier scans no string shorter than the smallest ``min_length`` of the enabled detectors.
 
-Detectors are registered by name in :data:`REGISTRY` and selected in ``classification.detectors``.
+Detectors are registered by name in :data:`router.classify.registry.REGISTRY` and selected in
+``classification.detectors``. Secrets and prompts live in their own modules.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -156,6 +154,9 @@ class BaseDetector:
     category: ClassVar[Category]
     min_length: ClassVar[int]
     digit_gated: ClassVar[bool] = False
+    timestamp_clean: ClassVar[bool] = False
+    """True when the detector cannot confirm anything in a :data:`_TIMESTAMP` text (a detector must
+    be checked against it, tests/unit/test_classify_timestamps.py, before it says so)."""
     screen_pattern: ClassVar[str]
     pattern: ClassVar[Pattern]
     """``screen_pattern`` compiled (set for each subclass that declares one)."""
@@ -221,6 +222,7 @@ class IbanDetector(_CandidateDetector):
     """IBANs, validated by ``stdnum.iban`` (country length and ISO 7064 mod 97-10 check)."""
 
     name = "iban"
+    timestamp_clean = True
     category = Category.FINANCIAL
     min_length = 15  # Norway's IBANs, the shortest
     screen_pattern = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
@@ -242,6 +244,7 @@ class PaymentCardDetector(_CandidateDetector):
     UnionPay), 13-19 digits and a valid Luhn check (``stdnum.luhn``)."""
 
     name = "payment_card"
+    timestamp_clean = True
     category = Category.FINANCIAL
     min_length = 13
     screen_pattern = r"\b(?:\d[ -]?){12,18}\d\b"
@@ -256,6 +259,7 @@ class EuVatDetector(_CandidateDetector):
     """EU VAT numbers with country prefix, validated by ``stdnum.eu.vat`` (per-country checks)."""
 
     name = "eu_vat"
+    timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 10  # prefix and 8 characters (DK, FI, HU, LU, MT, SI)
     screen_pattern = (
@@ -271,6 +275,7 @@ class DeIdnrDetector(_CandidateDetector):
     """German Steuer-ID (11 digits), validated by ``stdnum.de.idnr``."""
 
     name = "de_idnr"
+    timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 11
     screen_pattern = r"\b\d{2} ?\d{3} ?\d{3} ?\d{3}\b"
@@ -283,6 +288,7 @@ class FrNirDetector(_CandidateDetector):
     """French social security number (NIR, 15 characters), validated by ``stdnum.fr.nir``."""
 
     name = "fr_nir"
+    timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 15
     screen_pattern = r"\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b"
@@ -295,6 +301,7 @@ class EsDniDetector(_CandidateDetector):
     """Spanish DNI (8 digits and a check letter), validated by ``stdnum.es.dni``."""
 
     name = "es_dni"
+    timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 9
     screen_pattern = r"\b\d{8}-?[A-Za-z]\b"
@@ -307,6 +314,7 @@ class ItCodiceFiscaleDetector(_CandidateDetector):
     """Italian personal codice fiscale (16 characters), validated by ``stdnum.it.codicefiscale``."""
 
     name = "it_codicefiscale"
+    timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 16
     digit_gated = False  # letters and digits mixed (omocodia replaces digits by letters)
@@ -321,6 +329,7 @@ class UsSsnDetector(_CandidateDetector):
     (rejects area 000/666/9xx, zero group or serial, and known advertising numbers)."""
 
     name = "us_ssn"
+    timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 11  # the dashes are required
     screen_pattern = r"\b\d{3}-\d{2}-\d{4}\b"
@@ -345,6 +354,7 @@ class GbNinoDetector(_CandidateDetector):
     prefixes BG, GB, KN, NK, NT, TN, ZZ unused), six digits, suffix A-D."""
 
     name = "gb_nino"
+    timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 9
     screen_pattern = r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
@@ -363,6 +373,7 @@ class EmailDetector(BaseDetector):
     """E-mail addresses: local part, a dotted domain and an alphabetic top-level label."""
 
     name = "email"
+    timestamp_clean = True
     category = Category.PII
     min_length = 6  # a@b.cd
     screen_pattern = "@"
@@ -421,6 +432,7 @@ class PhoneDetector(BaseDetector):
     """
 
     name = "phone"
+    timestamp_clean = True
     category = Category.PII
     min_length = 7
     digit_gated = True
@@ -449,123 +461,6 @@ class PhoneDetector(BaseDetector):
                 for _ in phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency):
                     return True
         return False
-
-
-# -- secrets ---------------------------------------------------------------------------------
-
-_SECRET_HINTS = (b"akia", b"asia", b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_", b"xox",
-                 b"-----begin", b"eyj", b"pass", b"pwd", b"secret", b"key", b"token")
-_SECRET = linear("|".join((
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",                                   # AWS access key id
-    r"\bgh[pousr]_[A-Za-z0-9]{36,255}\b",                               # GitHub token
-    r"\bgithub_pat_[A-Za-z0-9_]{22,255}\b",                             # GitHub fine-grained PAT
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",                                 # Slack token
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",           # PEM / PGP private key
-    r"(?i:\b(?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token)"
-    r"\s*[:=]\s*['\"]?[^\s'\"]{6,})",                                   # credential assignment
-)))
-_JWT = linear(r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}")
-_CREDENTIAL_VALUE = linear(r"^\s*['\"]?[^\s'\"]{6,}")
-
-
-def _is_jwt(token: bytes) -> bool:
-    header = token.split(b".", 1)[0]
-    try:
-        decoded: Any = json.loads(base64.urlsafe_b64decode(header + b"=" * (-len(header) % 4)))
-    except (binascii.Error, ValueError):
-        return False
-    return isinstance(decoded, dict) and "alg" in decoded
-
-
-def looks_like_credential(value: str) -> bool:
-    """The value side of a credential assignment: a token of 6 or more characters without spaces
-    or quotes. Used for ``{"password": "..."}`` pairs in nested values."""
-    return _CREDENTIAL_VALUE.search(utf8(value)) is not None
-
-
-class SecretDetector(BaseDetector):
-    """Credentials: AWS key ids, GitHub and Slack tokens, PEM private keys, JWTs (header must
-    decode to JSON with ``alg``) and ``password=``/``api_key:``-style assignments."""
-
-    name = "secret"
-    category = Category.SECRET
-    min_length = 10  # pwd=abcdef
-    screen_pattern = _any_of(_SECRET_HINTS)
-
-    def match(self, data: bytes) -> bool:
-        if _SECRET.search(data) is not None:
-            return True
-        return any(_is_jwt(m.group(0)) for m in _JWT.finditer(data))
-
-
-# -- prompts ---------------------------------------------------------------------------------
-
-# Line-anchored markers allow only horizontal space before them ([^\S\n]: whitespace but newline).
-_PROMPT_HINTS = (b"you are", b"{{", b"##", b"system", b"assistant", b"<|", b"[inst]", b"<<sys>>")
-_PROMPT_STRONG = linear("|".join((
-    r"<\|(?:im_start|im_end|system|user|assistant|begin_of_text)\|>",
-    r"\[INST\]|<<SYS>>",
-    r"(?im:^[^\S\n]*#{2,}[^\S\n]*(?:instruction|instructions|system prompt)\b)",
-)))
-_PROMPT_WEAK = (
-    linear(r"(?im)(?:^|[.!?]\s+)you are (?:a|an|the)\s+\w+"),              # role preamble
-    linear(r"\{\{\s*[A-Za-z_][\w.]*\s*\}\}"),                               # {{placeholder}}
-    linear(r"(?im)^[^\S\n]*(?:system|user|assistant|human|ai)[^\S\n]*:"),  # chat role markers
-    linear(r"(?im)^[^\S\n]*#{2,}[^\S\n]*(?:response|input|context|output|examples?)\b"),
-)
-
-
-class PromptDetector(BaseDetector):
-    """Text that looks like an LLM prompt template.
-
-    A hit needs one strong marker (chat-template tokens, ``[INST]``, ``### Instruction``) or two
-    different weak ones (a "You are a ..." preamble, ``{{placeholder}}``, ``system:``/``user:``
-    role lines, ``### Response``-style headings): one polite "you are a great team" is not a prompt.
-    """
-
-    name = "prompt"
-    category = Category.PROPRIETARY_PROMPT
-    min_length = 6  # [INST]
-    screen_pattern = _any_of(_PROMPT_HINTS)
-
-    def match(self, data: bytes) -> bool:
-        if _PROMPT_STRONG.search(data) is not None:
-            return True
-        hits = 0
-        for p in _PROMPT_WEAK:
-            if p.search(data) is not None:
-                hits += 1
-                if hits == 2:
-                    return True
-        return False
-
-
-_TIMESTAMP_CLEAN: frozenset[type] = frozenset({
-    IbanDetector, PaymentCardDetector, EuVatDetector, DeIdnrDetector, FrNirDetector, EsDniDetector,
-    ItCodiceFiscaleDetector, UsSsnDetector, GbNinoDetector, EmailDetector, PhoneDetector, SecretDetector,
-    PromptDetector,
-})
-"""The detectors checked against :data:`_TIMESTAMP` (a new detector must be checked before it joins)."""
-
-REGISTRY: dict[str, Callable[..., Any]] = {
-    cls.name: cls
-    for cls in (
-        IbanDetector, PaymentCardDetector, EuVatDetector, DeIdnrDetector, FrNirDetector,
-        EsDniDetector, ItCodiceFiscaleDetector, UsSsnDetector, GbNinoDetector, EmailDetector,
-        PhoneDetector, SecretDetector, PromptDetector,
-    )
-}
-"""Detector factories by name. Only ``phone`` takes an option (``regions``)."""
-
-
-def build_detectors(names: Iterable[str], *, phone_regions: Iterable[str] = ("US",)) -> tuple[Detector, ...]:
-    """Instantiate the named detectors in order. Unknown names raise KeyError naming the name."""
-    out: list[Detector] = []
-    for name in names:
-        factory = REGISTRY[name]
-        detector: Detector = factory(regions=phone_regions) if name == "phone" else factory()
-        out.append(detector)
-    return tuple(out)
 
 
 # A date or date-time as CRM records carry them (Salesforce ``2026-11-28T10:00:00.000Z`` and
@@ -622,7 +517,7 @@ class Scanner:
                 plan.append((d, -1, False, _on_text(d.prefilter), _on_text(d.confirm)))
         self._plan = tuple(plan)
         self._present: dict[frozenset[int], tuple[_PlanEntry, ...]] = {}
-        self._timestamps_clean = builtin and all(type(d) in _TIMESTAMP_CLEAN for d in self.detectors)
+        self._timestamps_clean = builtin and all(getattr(d, "timestamp_clean", False) for d in self.detectors)
         """Every detector is one that cannot confirm a match in a :data:`_TIMESTAMP` text."""
 
     def hits(self, text: str) -> tuple[Detector, ...]:

@@ -97,7 +97,7 @@ def test_strings_shorter_than_any_detector_match_are_not_scanned(monkeypatch: py
 
 
 def test_every_detector_declares_the_length_of_its_shortest_match() -> None:
-    from router.classify.detectors import REGISTRY
+    from router.classify.registry import REGISTRY
 
     for name, factory in REGISTRY.items():
         assert isinstance(factory.min_length, int) and factory.min_length >= 1, name  # type: ignore[attr-defined]

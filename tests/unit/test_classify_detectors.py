@@ -1,6 +1,6 @@
 import pytest
 
-from router.classify.detectors import REGISTRY, build_detectors
+from router.classify.registry import REGISTRY, build_detectors
 
 pytestmark = pytest.mark.unit
 

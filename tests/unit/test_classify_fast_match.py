@@ -7,6 +7,7 @@ import random
 import pytest
 
 from router.classify import detectors as d
+from router.classify import registry
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +23,8 @@ def _texts() -> list[bytes]:
 
 def _patterns() -> list[d.Pattern]:
     out = [d._DIGIT_RUN, d._PHONE_HINT, d._LEADING_DATE, d.linear("")]
-    out += [cls.pattern for cls in d.REGISTRY.values() if isinstance(cls, type) and issubclass(cls, d.BaseDetector)]
+    factories = registry.REGISTRY.values()
+    out += [cls.pattern for cls in factories if isinstance(cls, type) and issubclass(cls, d.BaseDetector)]
     return out
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from router.classify import Classifier
 from router.classify import detectors as det
-from router.classify.detectors import REGISTRY, build_detectors
+from router.classify.registry import REGISTRY, build_detectors
 from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
 
 pytestmark = pytest.mark.unit

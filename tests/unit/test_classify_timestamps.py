@@ -13,6 +13,7 @@ import random
 import pytest
 
 from router.classify import detectors as d
+from router.classify import registry
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +21,7 @@ REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IE", "IN", "BR", "JP", "AU
 
 
 def _scanner(*, fast: bool) -> d.Scanner:
-    scanner = d.Scanner(d.build_detectors(list(d.REGISTRY), phone_regions=REGIONS))
+    scanner = d.Scanner(registry.build_detectors(list(registry.REGISTRY), phone_regions=REGIONS))
     assert scanner._timestamps_clean
     scanner._timestamps_clean = fast
     return scanner

@@ -1,0 +1,43 @@
+"""Every built-in detector by name, and :func:`build_detectors` (``classification.detectors``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from router.classify.detectors import (
+    DeIdnrDetector,
+    Detector,
+    EmailDetector,
+    EsDniDetector,
+    EuVatDetector,
+    FrNirDetector,
+    GbNinoDetector,
+    IbanDetector,
+    ItCodiceFiscaleDetector,
+    PaymentCardDetector,
+    PhoneDetector,
+    UsSsnDetector,
+)
+from router.classify.prompts import PromptDetector
+from router.classify.secrets import SecretDetector
+
+REGISTRY: dict[str, Callable[..., Any]] = {
+    cls.name: cls
+    for cls in (
+        IbanDetector, PaymentCardDetector, EuVatDetector, DeIdnrDetector, FrNirDetector,
+        EsDniDetector, ItCodiceFiscaleDetector, UsSsnDetector, GbNinoDetector, EmailDetector,
+        PhoneDetector, SecretDetector, PromptDetector,
+    )
+}
+"""Detector factories by name. Only ``phone`` takes an option (``regions``)."""
+
+
+def build_detectors(names: Iterable[str], *, phone_regions: Iterable[str] = ("US",)) -> tuple[Detector, ...]:
+    """Instantiate the named detectors in order. Unknown names raise KeyError naming the name."""
+    out: list[Detector] = []
+    for name in names:
+        factory = REGISTRY[name]
+        detector: Detector = factory(regions=phone_regions) if name == "phone" else factory()
+        out.append(detector)
+    return tuple(out)

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= examples/router.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-unit test-integration lint demo demo-down bench clean
+.PHONY: help venv test test-unit test-integration test-faults lint demo demo-down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -21,13 +21,16 @@ venv: $(STAMP) ## create the virtualenv and install the project with its dev too
 
 test: $(STAMP) ## run every test: unit, then integration on a real 3-broker Kafka cluster and OpenBao
 	$(BIN)/pytest -m unit -q
-	$(BIN)/pytest -m integration -q
+	$(BIN)/pytest -m "integration and not faults" -q
 
 test-unit: $(STAMP) ## run the unit tests only (no broker, no KMS)
 	$(BIN)/pytest -m unit -q
 
-test-integration: $(STAMP) ## run the integration tests only
-	$(BIN)/pytest -m integration -q
+test-integration: $(STAMP) ## run the integration tests only (the fault subset included, not the slow faults)
+	$(BIN)/pytest -m "integration and not faults" -q
+
+test-faults: $(STAMP) ## the slow cluster fault scenarios (kills at every transaction step, zombies, broker faults)
+	$(BIN)/pytest -m "integration and faults" -q
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check router tests bench

@@ -33,7 +33,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -50,6 +50,7 @@ from confluent_kafka import (
 
 from router import telemetry
 from router.errors import RouterError
+from router.pipeline.faults import FaultPoints
 
 log = logging.getLogger("router.pipeline")
 
@@ -140,10 +141,17 @@ class TransactionalEngine:
         *,
         wait: Callable[[float], object] | None = None,
         sleep: Callable[[float], object] = time.sleep,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """``wait`` is the back-off pause (default: wait on the stop event, so :meth:`stop` cuts
-        it short); ``sleep`` the pause between retries of a retriable call. Tests inject both."""
+        it short); ``sleep`` the pause between retries of a retriable call. Tests inject both.
+        ``environ`` (default ``os.environ``) is read once here for ``ROUTER_FAULT``, the fault
+        points of tests (:mod:`router.pipeline.faults`); a malformed value is a ConfigError."""
         self.s = settings
+        self._faults = FaultPoints.from_env(environ)
+        """None unless a test set ROUTER_FAULT: each step then costs one ``is None`` test."""
+        self._deferred: Exception | None = None
+        """An error of a rebalance callback, raised again by the loop once ``consume`` returned."""
         self.processor = processor
         self.stats = EngineStats()
         self._stop = threading.Event()
@@ -236,6 +244,13 @@ class TransactionalEngine:
                     self._wait(due)
                     continue
                 msgs = self.consumer.consume(num_messages=self.s.batch_size, timeout=0.05)
+                if self._deferred is not None:
+                    deferred, self._deferred = self._deferred, None
+                    if isinstance(deferred, _AbortNeeded):
+                        self._abort_and_back_off(deferred, "rebalance")
+                    else:
+                        self._restart_producer()
+                    continue
                 data = [m for m in msgs if m.error() is None]
                 for m in msgs:
                     if (err := m.error()) is not None and err.code() != KafkaError._PARTITION_EOF:
@@ -287,11 +302,13 @@ class TransactionalEngine:
 
     # -- one batch -------------------------------------------------------------------------
     def _begin(self) -> None:
-        self.producer.begin_transaction()
+        self._retry(self.producer.begin_transaction, "begin_transaction")
         self._in_txn = True
         self._txn_started = time.monotonic()
         self._txn_records = 0
         self._span = telemetry.tracer.start_span("router.transaction")
+        if self._faults is not None:
+            self._fault("after_begin", "begin_transaction")
 
     def _process(self, msgs: list[Message]) -> None:
         if not self._in_txn:
@@ -310,6 +327,8 @@ class TransactionalEngine:
                     self.producer.poll(0.05)
                 except KafkaException as err:
                     self._handle_txn_error(err, "produce")
+        if self._faults is not None:
+            self._fault("after_produce", "produce")
         self.stats.consumed += len(msgs)
         self.stats.produced += len(outputs)
         self._txn_records += len(msgs)
@@ -326,7 +345,14 @@ class TransactionalEngine:
                     ),
                     "send_offsets_to_transaction",
                 )
+                if self._faults is not None:
+                    self._fault("after_send_offsets", "send_offsets_to_transaction")
+            if self._faults is not None:
+                self._fault("before_commit", "commit_transaction")
             self._retry(lambda: self.producer.commit_transaction(30), "commit_transaction")
+            if self._faults is not None:
+                # Committed: an error raised here is an ambiguous commit that succeeded.
+                self._fault("after_commit", "commit_transaction")
         except _AbortNeeded as err:
             self._abort_and_back_off(err, "commit")
             return
@@ -341,6 +367,19 @@ class TransactionalEngine:
         self._state = self.processor.checkpoint()
 
     # -- errors ----------------------------------------------------------------------------
+    def _fault(self, step: str, what: str) -> None:
+        """Reach fault point ``step`` (only when ROUTER_FAULT is set). A KafkaError it raises is
+        handled as an error of the call ``what``, as if librdkafka had raised it there."""
+        faults = self._faults
+        assert faults is not None
+        if what == "produce":
+            try:
+                faults.hit(step)
+            except KafkaException as err:
+                self._handle_txn_error(err, "produce")
+        else:
+            self._retry(lambda: faults.hit(step), what)
+
     def _retry(self, fn: Callable[[], object], what: str, *, restart_on_fail: bool = True) -> None:
         """Call ``fn``; retry retriable errors; map the rest onto the error model."""
         for attempt in range(self.s.max_retries + 1):
@@ -456,17 +495,24 @@ class TransactionalEngine:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
         self._assigned_at = time.monotonic()
+        if self._faults is not None:
+            try:
+                self._fault("in_rebalance", "on_assign")
+            except (_AbortNeeded, _Restart) as err:
+                self._deferred = err  # the assignment is still taken over below
         self.processor.on_assign(partitions)
         self._state = self.processor.checkpoint()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit what was processed for the partitions being taken away (or abort it)."""
         log.info("revoked %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
-        if self._in_txn:
-            try:
+        try:
+            if self._faults is not None:
+                self._fault("in_rebalance", "commit_transaction" if self._in_txn else "on_revoke")
+            if self._in_txn:
                 self._commit()
-            except _Restart:
-                self._restart_producer()
+        except (_AbortNeeded, _Restart) as err:
+            self._deferred = err
 
     def _close(self) -> None:
         if self._in_txn and self._producer is not None:

@@ -11,6 +11,11 @@ the text whatever the pattern: no input can make a detector backtrack (review §
 look-around, so the few checks that used it are plain Python on short candidates. The phone
 detector hands phonenumbers only candidates of at most 17 digits and a few characters of context.
 
+Detectors read the scanned copy of a text (:func:`router.classify.normalize.scanned_copy`: NFKC,
+zero-width characters removed, Unicode spaces and dashes as ``' '`` and ``'-'``), made once per
+text by :class:`Scanner` (and by ``prefilter``/``confirm`` when called directly); an ASCII text is
+its own copy. The payload is never changed.
+
 Each detector declares ``min_length``, the length of the shortest text it can confirm; the
 classifier scans no string shorter than the smallest ``min_length`` of the enabled detectors.
 
@@ -35,6 +40,7 @@ from stdnum.it import codicefiscale
 from stdnum.us import ssn
 
 from router.classify.model import Category
+from router.classify.normalize import scanned_copy
 
 
 class Match(Protocol):
@@ -173,11 +179,11 @@ class BaseDetector:
         raise NotImplementedError
 
     def prefilter(self, text: str) -> bool:
-        data = utf8(text)
+        data = utf8(scanned_copy(text))
         return (not self.digit_gated or _has_digit_run(data)) and self.screen(data)
 
     def confirm(self, text: str) -> bool:
-        return self.match(utf8(text))
+        return self.match(utf8(scanned_copy(text)))
 
 
 _DIGIT_RUN_PATTERN = r"\d[\d .-]{2,}\d"
@@ -219,16 +225,17 @@ def _digits(text: str) -> str:
 # -- financial ---------------------------------------------------------------------------------
 
 class IbanDetector(_CandidateDetector):
-    """IBANs, validated by ``stdnum.iban`` (country length and ISO 7064 mod 97-10 check)."""
+    """IBANs, validated by ``stdnum.iban`` (country length and ISO 7064 mod 97-10 check), in
+    either case (an IBAN is case-insensitive; the candidate is upper-cased before validation)."""
 
     name = "iban"
     timestamp_clean = True
     category = Category.FINANCIAL
     min_length = 15  # Norway's IBANs, the shortest
-    screen_pattern = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"
+    screen_pattern = r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b"
 
     def check(self, candidate: str) -> bool:
-        return bool(std_iban.is_valid(candidate))
+        return bool(std_iban.is_valid(candidate.upper()))
 
 
 _CARD_IIN = linear(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2))")
@@ -311,17 +318,19 @@ class EsDniDetector(_CandidateDetector):
 
 
 class ItCodiceFiscaleDetector(_CandidateDetector):
-    """Italian personal codice fiscale (16 characters), validated by ``stdnum.it.codicefiscale``."""
+    """Italian personal codice fiscale (16 characters, either case), validated by
+    ``stdnum.it.codicefiscale``."""
 
     name = "it_codicefiscale"
     timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 16
     digit_gated = False  # letters and digits mixed (omocodia replaces digits by letters)
-    screen_pattern = r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b"
+    screen_pattern = (r"\b(?i:[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-EHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}"
+                      r"[A-Z])\b")
 
     def check(self, candidate: str) -> bool:
-        return bool(codicefiscale.is_valid(candidate))
+        return bool(codicefiscale.is_valid(candidate.upper()))
 
 
 class UsSsnDetector(_CandidateDetector):
@@ -351,13 +360,13 @@ class GbNinoDetector(_CandidateDetector):
     """UK National Insurance numbers. python-stdnum has no NINO module (``stdnum.gb`` offers
     nhs, sedol, upn, utr, vat) and a NINO has no check digit, so this is a format check: the
     HMRC prefix rules (first letter not D, F, I, Q, U, V; second not D, F, I, O, Q, U, V;
-    prefixes BG, GB, KN, NK, NT, TN, ZZ unused), six digits, suffix A-D."""
+    prefixes BG, GB, KN, NK, NT, TN, ZZ unused), six digits, suffix A-D; either case."""
 
     name = "gb_nino"
     timestamp_clean = True
     category = Category.GOVERNMENT_ID
     min_length = 9
-    screen_pattern = r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+    screen_pattern = r"\b[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]\b"
 
     def check(self, candidate: str) -> bool:
         return bool(_is_nino(candidate))
@@ -521,7 +530,9 @@ class Scanner:
         """Every detector is one that cannot confirm a match in a :data:`_TIMESTAMP` text."""
 
     def hits(self, text: str) -> tuple[Detector, ...]:
-        """The detectors that confirm a match in ``text``, in configuration order."""
+        """The detectors that confirm a match in ``text`` (read as its :func:`scanned_copy`), in
+        configuration order."""
+        text = scanned_copy(text)
         size = len(text)
         data = utf8(text)
         if self._timestamps_clean and size <= _TIMESTAMP_MAX and text[4:5] == "-" and _IS_TIMESTAMP(data):

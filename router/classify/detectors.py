@@ -235,7 +235,15 @@ class IbanDetector(_CandidateDetector):
     screen_pattern = r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?\b"
 
     def check(self, candidate: str) -> bool:
-        return bool(std_iban.is_valid(candidate.upper()))
+        # A word after the IBAN can extend the candidate ("... 9466 requested" reads as groups in
+        # either case): the IBAN is then a prefix of the candidate ending at one of its spaces.
+        upper = candidate.upper()
+        cut = len(upper)
+        while cut > 0:
+            if std_iban.is_valid(upper[:cut]):
+                return True
+            cut = upper.rfind(" ", 0, cut)
+        return False
 
 
 _CARD_IIN = linear(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2))")

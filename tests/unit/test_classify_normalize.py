@@ -49,6 +49,8 @@ def test_lone_surrogates_do_not_raise() -> None:
 MISSES = {
     "lower-case IBAN": ("iban", "please pay gr16 0110 1050 0000 1054 7023 795 today"),
     "lower-case IBAN, compact": ("iban", "iban de89370400440532013000"),
+    "IBAN before a word": ("iban", "Refund to account BE07974871579466 requested."),
+    "lower-case IBAN before a word": ("iban", "refund to be07 9748 7157 9466 requested."),
     "IBAN split by no-break spaces": ("iban", "IBAN GR16\u00a00110\u00a01050\u00a00000\u00a01054\u00a07023\u00a0795"),
     "IBAN split by narrow no-break spaces": ("iban", "IBAN DE89\u202f3704\u202f0044\u202f0532\u202f0130\u202f00"),
     "IBAN with a zero-width space": ("iban", "IBAN DE89370400\u200b440532013000"),

@@ -7,7 +7,17 @@ Guarantees:
 - a record's plaintext is returned only after the envelope verified (signature, headers, topic,
   partition, jurisdiction, authentication tag); a record that fails any check comes back as a
   :class:`Rejected` carrying its typed error and position, never its plaintext;
-- a key provider that is down (retriable) is retried with backoff; the record is not skipped.
+- offsets are committed only up to what the caller received: ``enable.auto.offset.store`` is off
+  (whatever the given config says) and a record's offset is stored once the caller has taken it and
+  asks for the next one (a verified record, or a :class:`Rejected` one: a non-retriable failure the
+  caller sees). Auto-commit (on by default) and :meth:`RegionalConsumer.close` commit the stored
+  offsets only, never a fetched record that was not handed out;
+- a key provider that is down (retriable) is retried with backoff; if it stays down,
+  :meth:`RegionalConsumer.records` raises the :class:`router.keys.errors.KeyUnavailable` and the
+  record is neither skipped nor stored: the next :meth:`~RegionalConsumer.records` call (or the
+  next consumer of the group) starts with it;
+- at least once: the record the caller holds when it stops iterating (``break``, an exception in
+  its loop) is not stored and is delivered again.
 
 Usage::
 
@@ -22,6 +32,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -66,19 +77,26 @@ class RegionalConsumer:
         opener: Opener,
         *,
         key_retry_attempts: int = 5,
+        key_retry_backoff_s: float = 0.1,
     ) -> None:
-        from confluent_kafka import Consumer  # noqa: PLC0415 - keep the pure part importable without a client
+        import confluent_kafka  # noqa: PLC0415 - keep the pure part importable without a client
 
         self.jurisdiction = jurisdiction
         self._opener = opener
         self._retries = key_retry_attempts
+        self._backoff = key_retry_backoff_s
+        self._topic_partition = confluent_kafka.TopicPartition
+        self._kafka_error = confluent_kafka.KafkaException
+        self._no_offset = confluent_kafka.KafkaError._NO_OFFSET
         config = {
             "enable.auto.commit": True,
             "auto.offset.reset": "earliest",
             **consumer_config,
             "isolation.level": "read_committed",
+            # Offsets are stored by records() once the caller has a record, never on fetch.
+            "enable.auto.offset.store": False,
         }
-        self._consumer = Consumer(config)
+        self._consumer = confluent_kafka.Consumer(config)
         self._consumer.subscribe(topics)
 
     @classmethod
@@ -110,7 +128,13 @@ class RegionalConsumer:
     def records(
         self, *, max_records: int | None = None, idle_timeout_s: float | None = None
     ) -> Iterator[Verified | Rejected]:
-        """Yield verified or rejected records until ``max_records`` or ``idle_timeout_s`` of silence."""
+        """Yield verified or rejected records until ``max_records`` or ``idle_timeout_s`` of silence.
+
+        A record's offset is stored (for the next commit) when the caller asks for the record after
+        it. Raises :class:`router.keys.errors.KeyUnavailable` when a key stays unavailable through
+        the retries; that record and the rest of its fetch are neither stored nor skipped (the
+        consumer is rewound to them), so a later call delivers them.
+        """
         seen = 0
         idle_since = time.monotonic()
         while max_records is None or seen < max_records:
@@ -120,17 +144,52 @@ class RegionalConsumer:
                     return
                 continue
             idle_since = time.monotonic()
-            for m in msgs:
-                if m.error() is not None:
-                    continue
-                yield self._open(m)
-                seen += 1
-                if max_records is not None and seen >= max_records:
-                    return
+            batch = [m for m in msgs if m.error() is None]
+            done = 0
+            try:
+                while done < len(batch):
+                    m = batch[done]
+                    item = self._open(m)
+                    yield item
+                    # The caller took the record and asks for the next: it is delivered.
+                    done += 1
+                    self._store(m)
+                    seen += 1
+                    if max_records is not None and seen >= max_records:
+                        return
+            finally:
+                if done < len(batch):
+                    self._rewind(batch[done:])
+
+    def commit(self) -> None:
+        """Commit the stored offsets now (synchronously): everything delivered so far."""
+        try:
+            self._consumer.commit(asynchronous=False)
+        except self._kafka_error as err:
+            if err.args[0].code() != self._no_offset:  # nothing stored yet is not an error
+                raise
+
+    def _store(self, m: Any) -> None:
+        # If the partition was revoked meanwhile, its new owner starts from the last commit and
+        # delivers this record again (at least once), never skips it.
+        with contextlib.suppress(self._kafka_error):
+            self._consumer.store_offsets(offsets=[self._topic_partition(m.topic(), m.partition(), m.offset() + 1)])
+
+    def _rewind(self, undelivered: list[Any]) -> None:
+        """Seek each partition back to its first fetched record that was not delivered, so that
+        the next poll returns it again instead of what followed it."""
+        first: dict[tuple[str, int], int] = {}
+        for m in undelivered:
+            key = (m.topic(), m.partition())
+            first[key] = min(first.get(key, m.offset()), m.offset())
+        for (topic, partition), offset in first.items():
+            # Revoked meanwhile: nothing was stored past it, and its new owner reads it.
+            with contextlib.suppress(self._kafka_error):
+                self._consumer.seek(self._topic_partition(topic, partition, offset))
 
     def _open(self, m: Any) -> Verified | Rejected:
         topic, partition, offset = m.topic(), m.partition(), m.offset()
-        delay = 0.1
+        delay = self._backoff
         for attempt in range(self._retries + 1):
             try:
                 opened = self._opener.open(
@@ -141,14 +200,15 @@ class RegionalConsumer:
                     expected_jurisdiction=self.jurisdiction,
                 )
                 return Verified(topic, partition, offset, opened.ctx, opened.plaintext)
+            except EnvelopeError as err:  # UnknownKey included: not retriable, the record is refused
+                return Rejected(topic, partition, offset, err)
             except KeyUnavailable as err:
-                if getattr(err, "retriable", False) and attempt < self._retries:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                return Rejected(topic, partition, offset, err)
-            except EnvelopeError as err:
-                return Rejected(topic, partition, offset, err)
+                if not err.retriable:
+                    return Rejected(topic, partition, offset, err)
+                if attempt == self._retries:
+                    raise  # still down: the caller must know; the record is not stored
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:

@@ -22,13 +22,12 @@ from router.classify.config import ClassificationConfig
 from router.classify.detectors import Detector, Scanner
 from router.classify.model import Category, Classification, Finding, Level
 from router.classify.registry import build_detectors
-from router.classify.secrets import looks_like_credential
+from router.classify.secrets import credential_pair
 from router.ingest.event import ChangeEvent
 
 _MAX_ENTITY_PLANS = 1024
 _MAX_FIELD_PLANS = 4096  # per entity
 _MAX_CACHED_NAME = 256  # a longer field name is resolved again on each event rather than kept
-_SECRET_KEY_HINTS = ("pass", "pwd", "secret", "key", "token")
 _JSON_START = ("{", "[")
 _JSON_FIRST = frozenset("{[")
 
@@ -178,7 +177,7 @@ class _EventScan:
                 for key, sub in item.items():
                     if isinstance(key, str):
                         stack.append((key, level + 1))
-                        if self.secret is not None and isinstance(sub, str) and _credential_pair(key, sub):
+                        if self.secret is not None and credential_pair(key, sub):
                             hits.add(self.secret)
                     stack.append((sub, level + 1))
             elif isinstance(item, list | tuple):
@@ -189,15 +188,6 @@ class _EventScan:
             elif in_json and isinstance(item, int) and not isinstance(item, bool):
                 # A number inside a JSON string was text: scan it as the digits it was written as.
                 hits.update(self._string(str(item), level, counted=False))
-
-
-def _credential_pair(key: str, value: str) -> bool:
-    """``{"password": "hunter2hunter2"}``: the nested form of a ``password=...`` assignment."""
-    low = key.lower()
-    for hint in _SECRET_KEY_HINTS:
-        if hint in low:
-            return looks_like_credential(value) and Category.SECRET in name_categories(key)
-    return False
 
 
 class Classifier:

@@ -52,8 +52,8 @@ def test_detector_rejects_an_invalid_checksum_or_lookalike(name: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "-----BEGIN RSA " + "PRIVATE KEY-----\nMIIE",  # split: no key-shaped literal in the tree
-    "token ghp_" + "a1B2" * 9,
-    "slack xoxb-1234567890-abcdefghij",
+    "token ghp_" + "Zq8rT3mK1vX9pL2wN7cB4yH6jD0sF5gA8eU1",  # repeated "a1B2" is too regular: a placeholder
+    "slack xoxb-" + "1234567890-1234567890123-aBcDeFgHiJkLmNoPqRsTuVwX",
     "db password = hunter2hunter2",
     "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
 ])

@@ -1,4 +1,4 @@
-"""``residency-router devcluster up | status | down``."""
+"""``residency-router devcluster up | status | down | proxy``."""
 
 from __future__ import annotations
 
@@ -38,12 +38,43 @@ def register(sub: Any) -> None:
     up.add_argument("--port-base", type=int, help="use consecutive ports from here instead of free ones")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness")
     up.add_argument("--offline", action="store_true", help="fail instead of running Maven if Kafka is not cached")
+    up.add_argument(
+        "--proxy",
+        action="store_true",
+        help="front each broker's client listener with a loopback fault proxy "
+        "(replication is not proxied); switch faults with `devcluster proxy`",
+    )
     up.add_argument("--json", action="store_true", help="print one JSON object")
     up.set_defaults(handler=_up)
 
     st = verbs.add_parser("status", help="report the running cluster")
     st.add_argument("--json", action="store_true", help="print one JSON object")
     st.set_defaults(handler=_status)
+
+    px = verbs.add_parser(
+        "proxy",
+        help="set the fault mode of the proxies of a cluster started with --proxy",
+        description="pass: forward; delay: hold each chunk --delay-ms; blackhole: forward nothing, "
+        "keep connections (a partition); drop: reset every connection and refuse new ones.",
+    )
+    px.add_argument("mode", choices=("pass", "delay", "blackhole", "drop", "status"), help="the mode, or status")
+    px.add_argument("--delay-ms", type=float, help="for delay: milliseconds each chunk is held")
+    px.add_argument(
+        "--broker",
+        type=int,
+        action="append",
+        dest="brokers",
+        metavar="ID",
+        help="only this broker; repeat (default: all)",
+    )
+    px.add_argument(
+        "--direction",
+        choices=("both", "upstream", "downstream"),
+        default="both",
+        help="upstream = client to broker, downstream = broker to client (default: both)",
+    )
+    px.add_argument("--json", action="store_true", help="print the proxies' state as one JSON object")
+    px.set_defaults(handler=_proxy)
 
     down = verbs.add_parser("down", help="stop every node (SIGTERM, then SIGKILL) and remove the state")
     down.add_argument("--keep", action="store_true", help="keep the state directory (data and logs)")
@@ -74,6 +105,12 @@ def _print(info: ClusterInfo, as_json: bool, headline: str) -> None:
     for n in info.nodes:
         state = "running" if info.running.get(n.node_id) else "stopped"
         print(f"{n.node_id:>3}  {n.rack:<16} {n.listener:<28} {n.pid:>8}  {state}")
+    if info.proxy is not None:
+        state = "running" if info.proxy_running else "stopped"
+        print(f"proxies:   control {info.proxy.control}, pid {info.proxy.pid} {state}, log {info.proxy.log}")
+        print(f"direct:    {info.direct_bootstrap} (bypasses the proxies)")
+        for n in info.nodes:
+            print(f"{n.node_id:>3}  clients -> 127.0.0.1:{n.proxy_port} -> {n.listener}")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -81,7 +118,12 @@ def _up(args: argparse.Namespace) -> int:
     if not args.json:
         print("starting the dev cluster ...", file=sys.stderr, flush=True)
     info = cluster.up(
-        _racks(args), heap_mb=args.heap_mb, port_base=args.port_base, timeout=args.timeout, offline=args.offline
+        _racks(args),
+        heap_mb=args.heap_mb,
+        port_base=args.port_base,
+        timeout=args.timeout,
+        offline=args.offline,
+        proxy=args.proxy,
     )
     source = (
         "Kafka artifacts: cache used, nothing downloaded"
@@ -101,7 +143,35 @@ def _status(args: argparse.Namespace) -> int:
             print("no dev cluster recorded; start one with `residency-router devcluster up`")
         return 1
     _print(info, args.json, "dev cluster")
-    return 0 if all(info.running.values()) else 1
+    return 0 if info.all_running else 1
+
+
+def _proxy(args: argparse.Namespace) -> int:
+    from router.devtools.devcluster.errors import DevClusterError  # noqa: PLC0415
+    from router.devtools.netproxy import ProxyControl  # noqa: PLC0415
+
+    info = DevCluster(args.state_dir).load()
+    if info is None or info.proxy is None:
+        raise DevClusterError("no dev cluster with proxies is recorded; start one with `devcluster up --proxy`")
+    if not info.proxy_running:
+        raise DevClusterError(f"the proxy process {info.proxy.pid} is not running; see {info.proxy.log}")
+    ctl = ProxyControl(info.proxy.control)
+    if args.mode == "status":
+        answer = ctl.status()
+    else:
+        answer = ctl.set_mode(args.mode, delay_ms=args.delay_ms, brokers=args.brokers, direction=args.direction)
+    if args.json:
+        print(json.dumps(answer))
+        return 0
+    for p in answer["proxies"]:
+        mode = p["mode"]
+        shown = (
+            mode["upstream"]
+            if mode["upstream"] == mode["downstream"]
+            else (f"upstream {mode['upstream']}, downstream {mode['downstream']}")
+        )
+        print(f"broker {p['id']}: {p['listen']} -> {p['upstream']}  {shown}  ({p['connections']} connections)")
+    return 0
 
 
 def _down(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -97,8 +98,7 @@ def proxies(echo: Upstream) -> Iterator[ProxySet]:
 
 
 def connect(ps: ProxySet, key: int = 1) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", ps.ports[key]), timeout=ARRIVES)
-    return s
+    return socket.create_connection(("127.0.0.1", ps.ports[key]), timeout=ARRIVES)
 
 
 def recv_exactly(s: socket.socket, n: int, timeout: float = ARRIVES) -> bytes:
@@ -114,9 +114,11 @@ def recv_exactly(s: socket.socket, n: int, timeout: float = ARRIVES) -> bytes:
 
 def assert_nothing_arrives(s: socket.socket) -> None:
     s.settimeout(HELD)
-    with pytest.raises(TimeoutError):
+    try:
         got = s.recv(1)
-        pytest.fail(f"{len(got)} byte(s) arrived while held")
+    except TimeoutError:
+        return
+    pytest.fail(f"{len(got)} byte(s) arrived while held" if got else "the connection was closed while held")
 
 
 def test_pass_forwards_both_ways_and_counts(proxies: ProxySet, echo: Upstream) -> None:
@@ -429,3 +431,155 @@ def test_close_resets_open_connections_and_frees_the_port(echo: Upstream) -> Non
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=ARRIVES)
     ps.close()  # idempotent
+
+
+# -- the dev cluster launcher with --proxy (no JVM: a stand-in `java`) ----------------------------
+def _stand_in_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`java` that formats storage fine and whose 'broker' exits at once; a cache so no Maven runs."""
+    from router.devtools.devcluster import artifacts
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    java = bindir / "java"
+    java.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        "  *-version*) echo 'openjdk version \"17.0.1\"' >&2; exit 0;;\n"
+        "  *StorageTool*) exit 0;;\n"
+        "  *kafka.Kafka*) echo 'ERROR stand-in broker stops'; exit 1;;\n"
+        "esac\n"
+    )
+    java.chmod(0o755)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path / "cache"))
+    version = artifacts.kafka_version()
+    libs = tmp_path / "cache" / "kafka" / version / "libs"
+    libs.mkdir(parents=True)
+    (libs / "k.jar").write_bytes(b"")
+    (libs / "MANIFEST.json").write_text(
+        json.dumps({"kafka_version": version, "pom": artifacts.POM.read_text(), "jars": ["k.jar"]})
+    )
+
+
+def _props(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def test_launcher_with_proxy_advertises_the_proxy_keeps_replication_direct_and_cleans_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from router.devtools.devcluster.errors import DevClusterError
+    from router.devtools.devcluster.launcher import DevCluster
+
+    _stand_in_java(tmp_path, monkeypatch)
+    state = tmp_path / "state"
+    with pytest.raises(DevClusterError, match="broker 1 .* exited during start-up"):
+        DevCluster(state).up(["eu-west-1a", "us-east-1a"], timeout=20, proxy=True)
+    recorded = json.loads((state / "state.json").read_text())
+    proxy = recorded["proxy"]
+    nodes = recorded["nodes"]
+    ports = [n["port"] for n in nodes] + [n["proxy_port"] for n in nodes] + [n["internal_port"] for n in nodes]
+    ports += [n["controller_port"] for n in nodes] + [int(proxy["control"].rsplit(":", 1)[1])]
+    assert len(set(ports)) == len(ports) == 9
+    for n in nodes:
+        props = _props(state / f"node-{n['node_id']}" / "server.properties")
+        assert props["listeners"] == (
+            f"PLAINTEXT://127.0.0.1:{n['port']},INTERNAL://127.0.0.1:{n['internal_port']},"
+            f"CONTROLLER://127.0.0.1:{n['controller_port']}"
+        )
+        assert props["advertised.listeners"] == (
+            f"PLAINTEXT://127.0.0.1:{n['proxy_port']},INTERNAL://127.0.0.1:{n['internal_port']}"
+        )
+        assert props["inter.broker.listener.name"] == "INTERNAL"
+        assert props["controller.listener.names"] == "CONTROLLER"
+    assert recorded["bootstrap"] == ",".join(f"127.0.0.1:{n['proxy_port']}" for n in nodes)
+    # The proxy process ran with one route per broker, to the broker's own listener, and was stopped.
+    log = (state / "proxy.log").read_text()
+    assert "serving" in log
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", nodes[0]["proxy_port"]), timeout=ARRIVES)
+    info = DevCluster(state).load()
+    assert info is not None and info.proxy is not None
+    assert not info.proxy_running
+    assert not info.all_running
+    doc = info.to_json()
+    assert doc["proxy"]["control"] == proxy["control"]
+    assert doc["direct_bootstrap"] == ",".join(f"127.0.0.1:{n['internal_port']}" for n in nodes)
+    assert [b["proxy"] for b in doc["brokers"]] == [f"127.0.0.1:{n['proxy_port']}" for n in nodes]
+    assert [b["advertised_listener"] for b in doc["brokers"]] == [
+        f"PLAINTEXT://127.0.0.1:{n['proxy_port']}" for n in nodes
+    ]
+
+
+def test_launcher_without_proxy_keeps_its_listeners(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from router.devtools.devcluster.errors import DevClusterError
+    from router.devtools.devcluster.launcher import DevCluster
+
+    _stand_in_java(tmp_path, monkeypatch)
+    state = tmp_path / "state"
+    with pytest.raises(DevClusterError, match="exited during start-up"):
+        DevCluster(state).up(["eu-west-1a"], timeout=20)
+    recorded = json.loads((state / "state.json").read_text())
+    n = recorded["nodes"][0]
+    props = _props(state / "node-1" / "server.properties")
+    assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{n['port']},CONTROLLER://127.0.0.1:{n['controller_port']}"
+    assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{n['port']}"
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"
+    assert recorded["proxy"] is None
+    assert not (state / "proxy.log").exists()
+    info = DevCluster(state).load()
+    assert info is not None
+    assert info.to_json()["proxy"] is None
+    assert info.direct_bootstrap == info.bootstrap == f"127.0.0.1:{n['port']}"
+
+
+def test_cli_status_json_shows_the_proxy_ports_and_control(tmp_path: Path) -> None:
+    state = {
+        "bootstrap": "127.0.0.1:40001",
+        "kafka_version": "4.1.0",
+        "state_dir": str(tmp_path),
+        "nodes": [
+            {
+                "node_id": 1,
+                "rack": "eu-west-1a",
+                "port": 40011,
+                "controller_port": 40021,
+                "pid": 2**22 + 12345,
+                "dir": str(tmp_path / "node-1"),
+                "proxy_port": 40001,
+                "internal_port": 40031,
+            }
+        ],
+        "cluster_id": "x",
+        "started_at": 0.0,
+        "proxy": {"pid": 2**22 + 12346, "control": "127.0.0.1:40041", "log": str(tmp_path / "proxy.log")},
+    }
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    out = subprocess.run(
+        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(tmp_path), "status", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 1  # nothing runs
+    doc = json.loads(out.stdout)
+    assert doc["proxy"] == {
+        "control": "127.0.0.1:40041",
+        "pid": 2**22 + 12346,
+        "running": False,
+        "log": str(tmp_path / "proxy.log"),
+    }
+    assert doc["brokers"][0]["proxy"] == "127.0.0.1:40001"
+    assert doc["brokers"][0]["listener"] == "PLAINTEXT://127.0.0.1:40011"
+    assert doc["brokers"][0]["internal_listener"] == "INTERNAL://127.0.0.1:40031"
+    assert doc["direct_bootstrap"] == "127.0.0.1:40031"
+    proxy_cmd = subprocess.run(
+        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(tmp_path), "proxy", "blackhole"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proxy_cmd.returncode == 2
+    assert "is not running" in proxy_cmd.stderr

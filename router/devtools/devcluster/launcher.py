@@ -6,6 +6,14 @@ inspect or stop a cluster that another one started.
 
 Guarantee of :meth:`DevCluster.up`: when it returns, every node is registered with its rack and a
 topic with a replica on every node could be created (and was deleted again).
+
+With ``proxy=True`` (``devcluster up --proxy``) each broker's client listener is fronted by a
+loopback fault proxy (:mod:`router.devtools.netproxy`, run as one process recorded in the state):
+the broker binds ``PLAINTEXT`` on one port and advertises the proxy's port, so every client
+connection after the bootstrap goes through the proxy; replication uses a separate ``INTERNAL``
+listener and the controllers their ``CONTROLLER`` listener, neither proxied, so a fault set on the
+proxies separates the clients from the brokers only. ``direct_bootstrap`` (the ``INTERNAL``
+listeners) reaches the brokers around the proxies, e.g. to check what a partitioned client did.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -31,6 +40,8 @@ DEFAULT_RACKS: tuple[str, ...] = ("eu-west-1a", "eu-central-1a", "us-east-1a")
 DEFAULT_HEAP_MB = 512
 PROBE_TOPIC = "__devcluster_probe"
 STATE_FILE = "state.json"
+PROXY_READY_FILE = "proxy.ready.json"
+PROXY_LOG_FILE = "proxy.log"
 
 
 def default_state_dir() -> Path:
@@ -49,10 +60,18 @@ class NodeInfo:
     controller_port: int
     pid: int
     dir: str
+    proxy_port: int | None = None
+    """The port clients reach this broker on when a proxy fronts it (then advertised instead of ``port``)."""
+    internal_port: int | None = None
+    """The unproxied INTERNAL listener for replication, when a proxy fronts the client listener."""
 
     @property
     def listener(self) -> str:
         return f"PLAINTEXT://127.0.0.1:{self.port}"
+
+    @property
+    def advertised(self) -> str:
+        return f"PLAINTEXT://127.0.0.1:{self.proxy_port if self.proxy_port is not None else self.port}"
 
     @property
     def log_file(self) -> Path:
@@ -61,6 +80,16 @@ class NodeInfo:
     @property
     def console_file(self) -> Path:
         return Path(self.dir) / "console.log"
+
+
+@dataclass(frozen=True)
+class ProxyInfo:
+    """The fault proxy process in front of the brokers' client listeners."""
+
+    pid: int
+    control: str
+    """``127.0.0.1:<port>`` of its JSON-lines control channel (:class:`router.devtools.netproxy.ProxyControl`)."""
+    log: str
 
 
 @dataclass(frozen=True)
@@ -75,10 +104,26 @@ class ClusterInfo:
     started_at: float
     artifacts_from_cache: bool = False
     running: dict[int, bool] = field(default_factory=dict)
+    proxy: ProxyInfo | None = None
+    proxy_running: bool = False
+
+    @property
+    def direct_bootstrap(self) -> str:
+        """Bootstrap servers that bypass the proxies (the same as ``bootstrap`` without proxies)."""
+        if self.proxy is None:
+            return self.bootstrap
+        return ",".join(f"127.0.0.1:{n.internal_port}" for n in self.nodes)
+
+    @property
+    def all_running(self) -> bool:
+        return all(self.running.get(n.node_id, False) for n in self.nodes) and (
+            self.proxy is None or self.proxy_running
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "bootstrap": self.bootstrap,
+            "direct_bootstrap": self.direct_bootstrap,
             "kafka_version": self.kafka_version,
             "cluster_id": self.cluster_id,
             "state_dir": self.state_dir,
@@ -89,12 +134,23 @@ class ClusterInfo:
                     "id": n.node_id,
                     "rack": n.rack,
                     "listener": n.listener,
+                    "advertised_listener": n.advertised,
+                    "proxy": None if n.proxy_port is None else f"127.0.0.1:{n.proxy_port}",
+                    "internal_listener": None if n.internal_port is None else f"INTERNAL://127.0.0.1:{n.internal_port}",
                     "pid": n.pid,
                     "running": self.running.get(n.node_id, False),
                     "log": str(n.log_file),
                 }
                 for n in self.nodes
             ],
+            "proxy": None
+            if self.proxy is None
+            else {
+                "control": self.proxy.control,
+                "pid": self.proxy.pid,
+                "running": self.proxy_running,
+                "log": self.proxy.log,
+            },
         }
 
     @staticmethod
@@ -107,6 +163,7 @@ class ClusterInfo:
             cluster_id=data["cluster_id"],
             started_at=data["started_at"],
             artifacts_from_cache=data.get("artifacts_from_cache", False),
+            proxy=ProxyInfo(**data["proxy"]) if data.get("proxy") else None,
         )
 
 
@@ -177,9 +234,15 @@ class DevCluster:
             raise DevClusterError(
                 f"{self.state_path} is unreadable ({err}); remove it and run `devcluster up` again"
             ) from None
-        info = ClusterInfo.from_state(data)
+        try:
+            info = ClusterInfo.from_state(data)
+        except (KeyError, TypeError):
+            raise DevClusterError(
+                f"{self.state_path} does not describe a cluster; remove it and run `devcluster up` again"
+            ) from None
         running = {n.node_id: _pid_alive(n.pid, info.state_dir) for n in info.nodes}
-        return ClusterInfo(**{**asdict_shallow(info), "running": running})
+        proxy_running = info.proxy is not None and _pid_alive(info.proxy.pid, info.state_dir)
+        return ClusterInfo(**{**asdict_shallow(info), "running": running, "proxy_running": proxy_running})
 
     def _save(self, info: ClusterInfo) -> None:
         data = {
@@ -190,13 +253,14 @@ class DevCluster:
             "cluster_id": info.cluster_id,
             "started_at": info.started_at,
             "artifacts_from_cache": info.artifacts_from_cache,
+            "proxy": asdict(info.proxy) if info.proxy is not None else None,
         }
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
         tmp.replace(self.state_path)
 
     # -- up -------------------------------------------------------------------------------
-    def up(  # noqa: PLR0912 - preflight, config, format, launch, wait: one linear start-up
+    def up(  # noqa: PLR0915 - preflight, config, format, launch, wait: one linear start-up
         self,
         racks: Sequence[str] = DEFAULT_RACKS,
         *,
@@ -204,15 +268,26 @@ class DevCluster:
         port_base: int | None = None,
         timeout: float = 180.0,
         offline: bool = False,
+        proxy: bool = False,
     ) -> ClusterInfo:
-        """Start the cluster and return when it is usable (see the module docstring)."""
+        """Start the cluster and return when it is usable (see the module docstring).
+
+        ``proxy``: front each broker's client listener with a fault proxy (module docstring).
+        """
         if not racks:
             raise DevClusterError("a dev cluster needs at least one node: give one --rack per node")
         existing = self.load()
         if existing is not None:
-            if all(existing.running.values()):
+            if existing.all_running:
+                if (existing.proxy is not None) != proxy:
+                    raise DevClusterError(
+                        f"a cluster recorded in {self.state_dir} runs "
+                        + ("with" if existing.proxy is not None else "without")
+                        + " proxies; run `devcluster down` first to start it "
+                        + ("with" if proxy else "without")
+                    )
                 return existing
-            if any(existing.running.values()):
+            if any(existing.running.values()) or existing.proxy_running:
                 raise DevClusterError(
                     f"a cluster recorded in {self.state_dir} is partly running; run `devcluster down` first"
                 )
@@ -223,17 +298,18 @@ class DevCluster:
         arts = artifacts.resolve(offline=offline)
 
         n = len(racks)
-        if port_base is not None:
-            ports = [port_base + i for i in range(2 * n)]
-            for p in ports:
-                _check_port(p)
-        else:
-            ports = []
-            while len(ports) < 2 * n:
-                p = _free_port()
-                if p not in ports:
-                    ports.append(p)
-        client_ports, ctrl_ports = ports[:n], ports[n:]
+        # Without proxy: client, controller. With: proxy (what clients reach), controller, the
+        # broker's own client listener, INTERNAL, and the proxies' control port.
+        ports = _pick_ports(4 * n + 1 if proxy else 2 * n, port_base)
+        client_ports, ctrl_ports = ports[:n], ports[n : 2 * n]
+        proxy_ports: list[int] = []
+        internal_ports: list[int] = []
+        control_port = 0
+        if proxy:
+            proxy_ports = client_ports
+            client_ports = ports[2 * n : 3 * n]
+            internal_ports = ports[3 * n : 4 * n]
+            control_port = ports[4 * n]
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state_dir = str(self.state_dir.resolve())
@@ -248,11 +324,12 @@ class DevCluster:
                 "process.roles": "broker,controller",
                 "node.id": str(i + 1),
                 "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://127.0.0.1:{client_ports[i]},CONTROLLER://127.0.0.1:{ctrl_ports[i]}",
-                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{client_ports[i]}",
-                "controller.listener.names": "CONTROLLER",
-                "inter.broker.listener.name": "PLAINTEXT",
-                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                **_listener_props(
+                    client_ports[i],
+                    ctrl_ports[i],
+                    proxy_ports[i] if proxy else None,
+                    internal_ports[i] if proxy else None,
+                ),
                 "broker.rack": rack,
                 "log.dirs": str(node_dir / "data"),
                 "num.partitions": "1",
@@ -313,7 +390,12 @@ class DevCluster:
                 )
 
         nodes: list[NodeInfo] = []
+        proxy_info: ProxyInfo | None = None
         try:
+            if proxy:
+                proxy_info = self._start_proxy(
+                    state_dir, dict(enumerate(zip(proxy_ports, client_ports, strict=True), start=1)), control_port
+                )
             for i, (rack, node_dir) in enumerate(zip(racks, node_dirs, strict=True)):
                 console = (node_dir / "console.log").open("wb")
                 proc = subprocess.Popen(  # noqa: S603
@@ -325,22 +407,77 @@ class DevCluster:
                     cwd=node_dir,
                 )
                 console.close()
-                nodes.append(NodeInfo(i + 1, rack, client_ports[i], ctrl_ports[i], proc.pid, str(node_dir)))
+                nodes.append(
+                    NodeInfo(
+                        i + 1,
+                        rack,
+                        client_ports[i],
+                        ctrl_ports[i],
+                        proc.pid,
+                        str(node_dir),
+                        proxy_ports[i] if proxy else None,
+                        internal_ports[i] if proxy else None,
+                    )
+                )
             info = ClusterInfo(
-                bootstrap=",".join(f"127.0.0.1:{p}" for p in client_ports),
+                bootstrap=",".join(f"127.0.0.1:{p}" for p in (proxy_ports if proxy else client_ports)),
                 kafka_version=arts.version,
                 state_dir=state_dir,
                 nodes=tuple(nodes),
                 cluster_id=cluster_id,
                 started_at=time.time(),
                 artifacts_from_cache=arts.from_cache,
+                proxy=proxy_info,
             )
             self._save(info)
             self._wait_ready(info, timeout)
         except BaseException:
-            self._stop_pids([n.pid for n in nodes], state_dir)
+            self._stop_pids([n.pid for n in nodes] + ([proxy_info.pid] if proxy_info else []), state_dir)
             raise
-        return ClusterInfo(**{**asdict_shallow(info), "running": {n.node_id: True for n in nodes}})
+        return ClusterInfo(
+            **{
+                **asdict_shallow(info),
+                "running": {n.node_id: True for n in nodes},
+                "proxy_running": proxy_info is not None,
+            }
+        )
+
+    @staticmethod
+    def _start_proxy(state_dir: str, routes: dict[int, tuple[int, int]], control_port: int) -> ProxyInfo:
+        """Start the proxy process (node id -> (listen port, broker port)); return once it listens."""
+        ready = Path(state_dir) / PROXY_READY_FILE
+        log_path = Path(state_dir) / PROXY_LOG_FILE
+        ready.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "router.devtools.netproxy", "serve", "--control-port", str(control_port)]
+        cmd += ["--ready-file", str(ready)]
+        for node_id, (listen, upstream) in routes.items():
+            cmd += ["--route", f"{node_id},{listen},127.0.0.1:{upstream}"]
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                cmd,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=state_dir,
+            )
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if proc.poll() is not None:
+                raise DevClusterError(
+                    f"the fault proxy exited during start-up (code {proc.returncode}); last lines of {log_path}:\n"
+                    + _tail(log_path)
+                )
+            if time.monotonic() > deadline:
+                DevCluster._stop_pids([proc.pid], state_dir)
+                raise DevClusterError(f"the fault proxy did not listen within 30 s; see {log_path}")
+            time.sleep(0.05)
+        try:
+            control = json.loads(ready.read_text(encoding="utf-8"))["control"]
+        except (OSError, ValueError, KeyError):
+            DevCluster._stop_pids([proc.pid], state_dir)
+            raise DevClusterError(f"the fault proxy wrote an unreadable {ready}; see {log_path}") from None
+        return ProxyInfo(pid=proc.pid, control=str(control), log=str(log_path))
 
     def _wait_ready(self, info: ClusterInfo, timeout: float) -> None:
         from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep CLI start fast
@@ -392,6 +529,11 @@ class DevCluster:
         return None
 
     def _check_alive(self, info: ClusterInfo) -> None:
+        if info.proxy is not None and not _pid_alive(info.proxy.pid, info.state_dir):
+            raise DevClusterError(
+                f"the fault proxy exited during start-up; last lines of {info.proxy.log}:\n"
+                + _tail(Path(info.proxy.log))
+            )
         for n in info.nodes:
             if not _pid_alive(n.pid, info.state_dir):
                 log = n.log_file if n.log_file.exists() and n.log_file.stat().st_size else n.console_file
@@ -412,7 +554,8 @@ class DevCluster:
         info = self.load()
         if info is None:
             return None
-        self._stop_pids([n.pid for n in info.nodes], info.state_dir, timeout=timeout)
+        pids = [n.pid for n in info.nodes] + ([info.proxy.pid] if info.proxy is not None else [])
+        self._stop_pids(pids, info.state_dir, timeout=timeout)
         if not keep:
             self._remove_state()
         return info
@@ -445,6 +588,42 @@ class DevCluster:
 
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _pick_ports(wanted: int, port_base: int | None) -> list[int]:
+    if port_base is not None:
+        ports = [port_base + i for i in range(wanted)]
+        for p in ports:
+            _check_port(p)
+        return ports
+    ports = []
+    while len(ports) < wanted:
+        p = _free_port()
+        if p not in ports:
+            ports.append(p)
+    return ports
+
+
+def _listener_props(
+    client_port: int, ctrl_port: int, proxy_port: int | None, internal_port: int | None
+) -> dict[str, str]:
+    """Listener settings of one node; with a proxy port, clients are sent there, replication is not."""
+    if proxy_port is None or internal_port is None:
+        return {
+            "listeners": f"PLAINTEXT://127.0.0.1:{client_port},CONTROLLER://127.0.0.1:{ctrl_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{client_port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+    internal = f"INTERNAL://127.0.0.1:{internal_port}"
+    return {
+        "listeners": f"PLAINTEXT://127.0.0.1:{client_port},{internal},CONTROLLER://127.0.0.1:{ctrl_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{proxy_port},{internal}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "INTERNAL",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    }
 
 
 def _reap(pid: int) -> None:

@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "router.cli.simulate",
     "router.cli.keys",
     "router.cli.audit",
+    "router.cli.quarantine",
     "router.cli.topics",
     "router.cli.run",
     "router.cli.consume",

@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= examples/router.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-unit test-integration test-faults lint demo demo-down bench clean
+.PHONY: help venv test test-unit test-integration test-faults lint demo demo-down bench eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ test-faults: $(STAMP) ## the slow cluster fault scenarios (kills at every transa
 	$(BIN)/pytest -m "integration and faults" -q
 
 lint: $(STAMP) ## ruff and mypy --strict
-	$(BIN)/ruff check router tests bench
+	$(BIN)/ruff check router tests bench eval
 	$(BIN)/mypy
 
 demo: $(STAMP) ## start the local cluster and run the router demo on it
@@ -46,6 +46,9 @@ BENCH_ARGS ?= --profile
 bench: $(STAMP) ## micro-benchmarks, then the pipeline benchmark: per-stage table (bench_core.py), pipeline table, router/baseline last (own dev cluster unless ROUTER_BENCH_BOOTSTRAP)
 	@for b in bench/bench_*.py; do case "$$b" in bench/bench_pipeline.py|bench/bench_core.py) continue;; esac; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 	@echo "== bench/bench_pipeline.py $(BENCH_ARGS)"; $(BIN)/python bench/bench_pipeline.py $(BENCH_ARGS)
+
+eval: $(STAMP) ## classification quality on the labelled corpus in eval/: P/R/F1, misses, µs per record, goals (a report; eval/report.json)
+	$(BIN)/python eval/evaluate.py --json eval/report.json
 
 clean: ## remove the virtualenv and caches (not the Kafka download cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

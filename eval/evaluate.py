@@ -503,9 +503,9 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def run(config_path: Path | None, passes: int, limit: int) -> tuple[dict[str, Any], str]:
-    records = load_records(corpus_paths())
-    countries = load_countries(CORPUS / "countries.jsonl")
+def run(config_path: Path | None, passes: int, limit: int, corpus: Path = CORPUS) -> tuple[dict[str, Any], str]:
+    records = load_records(corpus_paths(corpus))
+    countries = load_countries(corpus / "countries.jsonl")
     if config_path is None:
         config = default_config(records)
         config_name = "default (every field scanned, no prompt fields, builtin_catalog off)"
@@ -554,10 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, help="router YAML whose classification section is used")
     parser.add_argument("--passes", type=int, default=5, help="timed passes (the median is reported)")
     parser.add_argument("--limit", type=int, default=60, help="misses / false positives printed per list")
+    parser.add_argument("--corpus", type=Path, default=CORPUS,
+                        help="corpus directory: hand/*.jsonl, generated.jsonl, countries.jsonl")
     args = parser.parse_args(argv)
     try:
-        data, text = run(args.config, max(1, args.passes), args.limit)
-    except CorpusError as exc:
+        data, text = run(args.config, max(1, args.passes), args.limit, args.corpus)
+    except (CorpusError, OSError) as exc:
         print(f"broken corpus: {exc}", file=sys.stderr)
         return 2
     print(text)

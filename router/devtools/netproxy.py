@@ -142,10 +142,15 @@ class _FrameScanner:
     def __init__(self) -> None:
         self._head = bytearray()
         self._skip = 0
+        self._pos = 0
         self.broken = False
 
-    def feed(self, data: bytes) -> list[int]:
-        keys: list[int] = []
+    def feed(self, data: bytes) -> list[tuple[int, int]]:
+        """``(api_key, end)`` of each request whose header completes in ``data``; ``end`` is the
+        stream offset just past that request."""
+        keys: list[tuple[int, int]] = []
+        start = self._pos
+        self._pos += len(data)
         i, n = 0, len(data)
         while i < n and not self.broken:
             if self._skip:
@@ -161,7 +166,7 @@ class _FrameScanner:
                 if size < 2:
                     self.broken = True
                     break
-                keys.append(int.from_bytes(self._head[4:6], "big", signed=True))
+                keys.append((int.from_bytes(self._head[4:6], "big", signed=True), start + i + size - 2))
                 self._skip = size - 2
                 self._head.clear()
         return keys
@@ -192,11 +197,30 @@ class _Pipe:
         self.src = src
         self.dst = dst
         self.max_held = max_held
-        self.queue: deque[tuple[float, bytes]] = deque()
+        self.queue: deque[tuple[float, int, bytes]] = deque()
+        """(read at, stream offset past the chunk, chunk)"""
         self.held = 0
+        self.read_bytes = 0
+        self.forced_until = 0
+        """Bytes up to this stream offset pass a blackhole: those read before a trigger fired, and
+        the rest of the request that fired it."""
         self.eof = False
         self.changed = asyncio.Event()
         self.scanner = _FrameScanner() if direction == "upstream" else None
+
+    def _can_write(self) -> bool:
+        if self.queue:
+            return self.queue[0][1] <= self.forced_until or self.proxy.modes[self.direction].name != "blackhole"
+        return self.eof and self.proxy.modes[self.direction].name != "blackhole"
+
+    def _enqueue(self, read_at: float, data: bytes) -> None:
+        start = self.read_bytes
+        self.read_bytes += len(data)
+        cut = self.forced_until - start
+        if 0 < cut < len(data):  # the end of a forced request: queue it apart from what follows
+            self.queue.append((read_at, self.forced_until, data[:cut]))
+            data = data[cut:]
+        self.queue.append((read_at, self.read_bytes, data))
 
     async def _wait(self, ready: Callable[[], bool]) -> None:
         # Single-threaded loop: nothing runs between the check and clear(), so no wake-up is lost.
@@ -213,25 +237,24 @@ class _Pipe:
                 self.eof = True
                 self.changed.set()
                 return
-            if self.scanner is not None and self.proxy.owner.armed():
-                for key in self.scanner.feed(data):
-                    self.proxy.owner.on_request(self.proxy.key, key)
-            self.queue.append((loop.time(), data))
+            if self.scanner is not None:
+                for api_key, end in self.scanner.feed(data):
+                    if self.proxy.owner.on_request(self.proxy.key, api_key):
+                        self.forced_until = end
+            self._enqueue(loop.time(), data)
             self.held += len(data)
             self.changed.set()
 
     async def write_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._wait(
-                lambda: (bool(self.queue) or self.eof) and self.proxy.modes[self.direction].name != "blackhole"
-            )
+            await self._wait(self._can_write)
             if not self.queue:  # end of stream, everything forwarded: pass the half-close on
                 if self.dst.can_write_eof():
                     with contextlib.suppress(OSError):
                         self.dst.write_eof()
                 return
-            read_at, data = self.queue[0]
+            read_at, _, data = self.queue[0]
             mode = self.proxy.modes[self.direction]
             wait = read_at + mode.delay_ms / 1000.0 - loop.time() if mode.name == "delay" else 0.0
             if wait > 0:
@@ -570,8 +593,9 @@ class ProxySet:
     ) -> None:
         """When a client next sends a request with ``api_key`` through any proxy, switch ``brokers``.
 
-        One shot. The request that fires the trigger is still forwarded upstream (unless the new
-        mode is ``drop``, which resets the connection). :meth:`wait_fired` waits for it.
+        One shot. On the connection that fires it, everything the client sent up to the end of that
+        request is still forwarded upstream, even into an upstream blackhole (a ``drop`` resets
+        the connection, request and all). :meth:`wait_fired` waits for the trigger.
         """
         m = Mode.make(mode, delay_ms)
         dirs = self._check(m, direction)
@@ -589,19 +613,17 @@ class ProxySet:
         """True once the armed trigger has fired; False if ``timeout`` seconds pass first."""
         return self._fired.wait(timeout)
 
-    def armed(self) -> bool:
-        return self._trigger is not None and not self._trigger.fired
-
-    def on_request(self, key: int, api_key: int) -> None:
-        """Called on the loop thread for every request seen while a trigger is armed."""
+    def on_request(self, key: int, api_key: int) -> bool:
+        """Called on the loop thread for every request a client sends; True if it fired the trigger."""
         trig = self._trigger
         if trig is None or trig.fired or api_key != trig.api_key:
-            return
+            return False
         trig.fired = True
         for k in trig.keys:
             self._proxies[k].set_modes(trig.mode, trig.directions)
         log.info("trigger api_key %d seen at proxy %d: proxies %s now %s", api_key, key, list(trig.keys), trig.mode)
         self._fired.set()
+        return True
 
     # -- control channel ------------------------------------------------------------------
     async def _control_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
@@ -434,3 +434,125 @@ def test_decrypt_without_a_keys_section_exits_2(capsys: pytest.CaptureFixture[st
                           "--offset", "0:0", "--decrypt")
     assert code == 2 and out == ""
     assert "--decrypt needs the 'keys' section" in err
+
+
+# -- show --decrypt over fakes: the key, the access record, and nothing printed on refusal -------------
+
+
+class _FakeProducer:
+    """Records what is produced; delivers (or fails) on flush."""
+
+    produced: ClassVar[list[tuple[str, bytes, bytes | None, list[tuple[str, bytes]]]]] = []
+    fail_with: ClassVar[KafkaError | None] = None
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.pending: list[Any] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None,
+                on_delivery: Any = None) -> None:
+        self.pending.append((topic, value, key, list(headers or []), on_delivery))
+
+    def flush(self, timeout: float | None = None) -> int:
+        for i, (topic, value, key, headers, cb) in enumerate(self.pending):
+            if self.fail_with is None:
+                type(self).produced.append((topic, value, key, headers))
+            cb(self.fail_with, FakeMessage(topic, 3, 100 + i, value))
+        self.pending = []
+        return 0
+
+
+@pytest.fixture
+def sealed_deployment(tmp_path: Path, qtopic: FakeQuarantineTopic, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A config with a dev keyring, and in the (fake) quarantine topic one record sealed as the
+    router seals it: for the quarantine topic, its partition and the eu key."""
+    import yaml
+
+    from router.envelope import SealContext, Sealer
+    from router.keys.dek import CachingDekManager, JurisdictionKeys
+    from router.keys.local import LocalKeyProvider, LocalKeyring, LocalSigner
+
+    ring = LocalKeyring.create(tmp_path / "keyring.json", ["eu", "us"])
+    doc = yaml.safe_load((REPO / "examples" / "router.yaml").read_text())
+    doc["policy"]["quarantine_topic"] = "quarantine.{jurisdiction}"
+    doc["keys"] = {"providers": {"dev": {"type": "local", "keyring": str(tmp_path / "keyring.json")}},
+                   "jurisdictions": {j: {"provider": "dev"} for j in doc["jurisdictions"]},
+                   "signer": {"keyring": str(tmp_path / "keyring.json")}}
+    cfg = tmp_path / "router.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    keys = JurisdictionKeys({"eu": (LocalKeyProvider(ring), "eu")})
+    sealer = Sealer(CachingDekManager(keys), LocalSigner(ring))
+    original = b'{"LastName": "Zyxwvut", "Email": "z@example.org"}'
+    ctx = SealContext("ingress:0:17", "crm.ingress", 0, 17, "quarantine.eu", 1, "eu", "confidential", ("PII",),
+                      "Contact", "update", None)
+    sealed = sealer.seal(original, ctx)
+    rec = _record("UNRESOLVED_JURISDICTION", at=T0, source_offset=17)
+    from dataclasses import replace
+
+    rec = replace(rec, sealed_payload=sealed.value, envelope_headers=tuple(sealed.headers))
+    offset = qtopic.add(1, encode_quarantine(rec), T0)
+    _FakeProducer.produced = []
+    _FakeProducer.fail_with = None
+    monkeypatch.setattr("confluent_kafka.Producer", _FakeProducer)
+    return {"config": cfg, "doc": doc, "position": f"1:{offset}", "original": original}
+
+
+def test_decrypt_prints_the_original_after_the_access_record_is_acknowledged(
+    sealed_deployment: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import getpass
+
+    d = sealed_deployment
+    code, out, err = _run(capsys, "quarantine", "show", "--config", str(d["config"]), "--jurisdiction", "eu",
+                          "--offset", d["position"], "--decrypt", "--actor", "TICKET-9", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["payload"] == json.loads(d["original"])
+    assert shown["access_record"] == {"topic": d["doc"]["audit"]["topic"], "partition": 3, "offset": 100}
+    ((topic, value, key, headers),) = _FakeProducer.produced
+    access = decode_access(value)
+    assert topic == d["doc"]["audit"]["topic"] and key == ACCESS_KEY
+    assert ("rr-record-kind", b"quarantine-access") in headers
+    assert (access.actor, access.os_user, access.action) == ("TICKET-9", getpass.getuser(), "decrypt")
+    assert (access.quarantine_topic, access.quarantine_partition) == ("quarantine.eu", 1)
+    assert (access.source_topic, access.source_offset, access.reason) == ("crm.ingress", 17, "UNRESOLVED_JURISDICTION")
+    assert b"Zyxwvut" not in value
+
+
+def test_metadata_only_show_writes_no_access_record(
+    sealed_deployment: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = sealed_deployment
+    code, out, _err = _run(capsys, "quarantine", "show", "--config", str(d["config"]), "--jurisdiction", "eu",
+                           "--offset", d["position"])
+    assert code == 0 and "reason: UNRESOLVED_JURISDICTION" in out and "Zyxwvut" not in out
+    assert _FakeProducer.produced == []
+
+
+def test_a_key_that_cannot_open_the_record_prints_nothing_and_records_nothing(
+    sealed_deployment: dict[str, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import yaml
+
+    d = sealed_deployment
+    doc = d["doc"]
+    doc["keys"]["jurisdictions"]["eu"]["key"] = "us"  # the config hands eu the us key
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump(doc))
+    code, out, err = _run(capsys, "quarantine", "show", "--config", str(wrong), "--jurisdiction", "eu",
+                          "--offset", d["position"], "--decrypt")
+    assert code == 2 and out == ""
+    assert "--decrypt: the 'eu' key (keys.jurisdictions.eu) cannot open the record" in err
+    assert "WrongJurisdiction" in err and "nothing was disclosed" in err and "Zyxwvut" not in err
+    assert _FakeProducer.produced == []
+
+
+def test_an_access_record_the_audit_topic_refuses_means_nothing_is_printed(
+    sealed_deployment: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = sealed_deployment
+    _FakeProducer.fail_with = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    code, out, err = _run(capsys, "quarantine", "show", "--config", str(d["config"]), "--jurisdiction", "eu",
+                          "--offset", d["position"], "--decrypt")
+    assert code == 2 and out == ""
+    assert "refused the access record" in err and "nothing was disclosed" in err

@@ -791,6 +791,7 @@ def _serve(args: argparse.Namespace) -> int:
     proxies.start()
     try:
         ready = {"pid": os.getpid(), **proxies.status()}
+        log.info("serving %s", {p["id"]: p["listen"] for p in ready["proxies"]})
         if args.ready_file:
             path = Path(args.ready_file)
             tmp = path.with_suffix(".tmp")
@@ -798,7 +799,6 @@ def _serve(args: argparse.Namespace) -> int:
             tmp.replace(path)
         else:
             print(json.dumps(ready), flush=True)
-        log.info("serving %s", {p["id"]: p["listen"] for p in ready["proxies"]})
         signal.sigwait(stop)
     finally:
         proxies.close()

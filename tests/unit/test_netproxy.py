@@ -631,3 +631,63 @@ def test_cli_status_json_shows_the_proxy_ports_and_control(tmp_path: Path) -> No
     )
     assert proxy_cmd.returncode == 2
     assert "is not running" in proxy_cmd.stderr
+
+
+def test_cli_proxy_verb_switches_the_recorded_proxy_process_and_down_stops_it(echo: Upstream, tmp_path: Path) -> None:
+    from router.devtools.devcluster.launcher import DevCluster
+
+    proxy = DevCluster._start_proxy(str(tmp_path), {1: (0, echo.port)}, 0)
+    state = {
+        "bootstrap": "unused",
+        "kafka_version": "4.1.0",
+        "state_dir": str(tmp_path),
+        "nodes": [
+            {
+                "node_id": 1,
+                "rack": "eu-west-1a",
+                "port": echo.port,
+                "controller_port": 1,
+                "pid": 2**22 + 12345,
+                "dir": str(tmp_path / "node-1"),
+                "proxy_port": 0,
+                "internal_port": 2,
+            }
+        ],
+        "cluster_id": "x",
+        "started_at": 0.0,
+        "proxy": {"pid": proxy.pid, "control": proxy.control, "log": proxy.log},
+    }
+    (tmp_path / "state.json").write_text(json.dumps(state))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    try:
+        out = cli("proxy", "blackhole", "--broker", "1", "--direction", "downstream", "--json")
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["proxies"][0]["mode"] == {"upstream": "pass", "downstream": "blackhole"}
+        port = int(doc["proxies"][0]["listen"].rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=ARRIVES) as s:
+            s.sendall(b"through the recorded proxy")
+            assert echo.wait(lambda: bytes(echo.received) == b"through the recorded proxy", ARRIVES)
+            assert_nothing_arrives(s)
+            out = cli("proxy", "pass")
+            assert out.returncode == 0, out.stderr
+            assert "broker 1:" in out.stdout
+            assert recv_exactly(s, 26) == b"through the recorded proxy"
+        bad = cli("proxy", "delay")
+        assert bad.returncode == 2
+        assert "needs delay_ms" in bad.stderr
+    finally:
+        down = cli("down", "--json")
+    assert down.returncode == 0, down.stderr
+    assert not (tmp_path / "state.json").exists()
+    with pytest.raises(NetProxyError, match="does not answer"):
+        ProxyControl(proxy.control).request({"cmd": "status"})

@@ -1,31 +1,34 @@
-"""The audit hash chain: appending records, checkpoint/rollback around transactions, verification.
+"""The audit hash chains: appending records, checkpoint/rollback around transactions, verification.
 
-Pure: no Kafka import. Each audit partition carries its own chain; ``seq`` starts at 0 and grows
-by one per record, and each record's ``prev_hash`` is the previous record's ``hash`` (see
-:mod:`router.audit.record` for the hash definition).
+Pure: no Kafka import. Each source (ingress topic, partition) has its own chain, identified by
+:class:`~router.audit.record.ChainId` and written only by the router instance that owns that
+ingress partition; ``seq`` starts at 0 and grows by one per record, and each record's
+``prev_hash`` is the previous record's ``hash`` (see :mod:`router.audit.record` for the hash
+definition and for where a chain's records sit). Several chains may share an audit partition.
 
 How the pipeline uses :class:`AuditChain`:
 
-1. after a partition assignment, for each audit partition it will write to, read the committed
-   tail with :func:`router.audit.kafka.read_chain_tail` and pass it to :meth:`AuditChain.set_tail`
-   (``None`` for an empty partition);
+1. after a partition assignment, for each assigned ingress partition, read its chain's committed
+   tail with :func:`router.audit.kafka.read_chain_tails` and pass it to :meth:`AuditChain.set_tail`
+   (``None`` for a chain with no record yet);
 2. after each transaction commit, take :meth:`AuditChain.checkpoint`;
-3. per event, :meth:`AuditChain.append` the audit fields and produce the returned bytes to that
-   audit partition inside the transaction;
+3. per event, :meth:`AuditChain.append` the audit fields to its source's chain and produce the
+   returned bytes to the chain's audit partition inside the transaction;
 4. on abort, :meth:`AuditChain.rollback` to the last checkpoint before reprocessing, so that the
    records written again continue the chain from the last *committed* record (aborted records are
-   invisible to ``read_committed`` readers and to verification).
+   invisible to ``read_committed`` readers and to verification). After an ambiguous commit the
+   pipeline reads the tails back (step 1) instead: the commit may have succeeded.
 
 What verification proves and does not: an edited, deleted (except at the tail), reordered,
-duplicated or undecodable record breaks the chain at a named offset. A deleted *tail*, or a
-chain rewritten consistently from some record on, is only detectable against an external anchor
-(a (seq, hash) recorded elsewhere, e.g. by :meth:`VerifyReport.tails`).
+duplicated, misplaced or undecodable record breaks its chain at a named offset. A deleted *tail*,
+a whole deleted chain, or a chain rewritten consistently from some record on, is only detectable
+against an external anchor (a (seq, hash) recorded elsewhere, e.g. by :meth:`VerifyReport.tails`).
+Format-1 records (one chain per audit partition) are verified as such.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -37,6 +40,7 @@ from router.audit.record import (
     AuditDecodeError,
     AuditFields,
     AuditRecord,
+    ChainId,
     canonical_bytes,
     chain_hash,
     decode_audit,
@@ -52,67 +56,76 @@ class ChainTail(NamedTuple):
     hash: bytes
 
 
+ChainKey = Hashable
+"""What :class:`AuditChain` keys its state by: the pipeline uses the source ``(topic, partition)``
+(equal to its :class:`~router.audit.record.ChainId`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChainState:
-    """An immutable copy of every partition's tail, from :meth:`AuditChain.checkpoint`."""
+    """An immutable copy of every chain's tail, from :meth:`AuditChain.checkpoint`."""
 
-    tails: Mapping[int, ChainTail] = field(default_factory=lambda: MappingProxyType({}))
+    tails: Mapping[ChainKey, ChainTail] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class AuditChain:
-    """Per-audit-partition chain state, and the encoder of chained audit records.
+    """Per-chain state, and the encoder of chained audit records.
 
-    Not thread-safe: one pipeline thread owns it. A partition with no known tail starts at
-    ``seq`` 0; the pipeline must therefore :meth:`set_tail` (or :meth:`resume`) every partition
-    it writes to before the first :meth:`append`, or it would fork an existing chain.
+    Not thread-safe: one pipeline thread owns it. A chain with no known tail starts at ``seq`` 0;
+    the pipeline must therefore :meth:`set_tail` (or :meth:`resume`) every chain it writes to
+    before the first :meth:`append`, or it would fork an existing chain. ``audit_partitions`` is
+    the partition count chains are placed over, recorded in every record.
     """
 
-    __slots__ = ("_tails",)
+    __slots__ = ("_tails", "audit_partitions")
 
-    def __init__(self, state: ChainState | None = None) -> None:
-        self._tails: dict[int, ChainTail] = dict(state.tails) if state is not None else {}
+    def __init__(self, state: ChainState | None = None, *, audit_partitions: int = 1) -> None:
+        if audit_partitions < 1:
+            raise ValueError(f"audit_partitions must be >= 1, got {audit_partitions}")
+        self._tails: dict[ChainKey, ChainTail] = dict(state.tails) if state is not None else {}
+        self.audit_partitions = audit_partitions
 
-    def append(self, partition: int, fields: AuditFields) -> bytes:
-        """Chain ``fields`` onto ``partition``'s tail; returns the record bytes to produce."""
-        tail = self._tails.get(partition)
+    def append(self, chain: ChainKey, fields: AuditFields) -> bytes:
+        """Chain ``fields`` onto ``chain``'s tail; returns the record bytes to produce.
+
+        ``chain`` must be the chain of ``fields``, ``(fields.source_topic, fields.source_partition)``:
+        verification assigns records to chains by those fields."""
+        tail = self._tails.get(chain)
         if tail is None:
             seq, prev = 0, ZERO_HASH
         else:
             seq, prev = tail.seq + 1, tail.hash
-        data, digest = encode_audit(seq, prev, fields)
-        self._tails[partition] = ChainTail(seq, digest)
+        data, digest = encode_audit(seq, prev, fields, self.audit_partitions)
+        self._tails[chain] = ChainTail(seq, digest)
         return data
 
-    def set_tail(self, partition: int, tail: ChainTail | tuple[int, bytes] | None) -> None:
-        """Continue ``partition`` after ``tail`` (as from ``read_chain_tail``); ``None``: start at 0."""
+    def set_tail(self, chain: ChainKey, tail: ChainTail | tuple[int, bytes] | None) -> None:
+        """Continue ``chain`` after ``tail`` (as from ``read_chain_tails``); ``None``: start at 0."""
         if tail is None:
-            self._tails.pop(partition, None)
+            self._tails.pop(chain, None)
         else:
             seq, digest = tail
             if seq < 0 or len(digest) != HASH_SIZE:
                 raise ValueError(f"a chain tail needs seq >= 0 and a {HASH_SIZE}-byte hash")
-            self._tails[partition] = ChainTail(seq, digest)
+            self._tails[chain] = ChainTail(seq, digest)
 
-    def resume(self, partition: int, last_record: bytes) -> ChainTail:
-        """Continue ``partition`` after ``last_record`` (the bytes of its last committed record).
+    def resume(self, chain: ChainKey, last_record: bytes) -> ChainTail:
+        """Continue ``chain`` after ``last_record`` (the bytes of its last committed record).
 
         The record's own hash is checked first, so a damaged tail is not silently extended.
         Raises :class:`router.audit.record.AuditDecodeError` if it does not decode or verify.
         """
-        rec = decode_audit(last_record)
-        if chain_hash(rec.prev_hash, canonical_bytes(last_record)) != rec.hash:
-            raise AuditDecodeError(f"the audit record with seq {rec.seq} fails its own hash; refusing to extend it")
-        tail = ChainTail(rec.seq, rec.hash)
-        self._tails[partition] = tail
+        tail = checked_tail(last_record)
+        self._tails[chain] = tail
         return tail
 
-    def forget(self, partition: int) -> None:
-        """Drop a partition's state (after it was revoked); it must be set again before use."""
-        self._tails.pop(partition, None)
+    def forget(self, chain: ChainKey) -> None:
+        """Drop a chain's state (after it was revoked); it must be set again before use."""
+        self._tails.pop(chain, None)
 
-    def tail(self, partition: int) -> ChainTail | None:
-        """The last appended record of ``partition``, or None if nothing is known."""
-        return self._tails.get(partition)
+    def tail(self, chain: ChainKey) -> ChainTail | None:
+        """The last appended record of ``chain``, or None if nothing is known."""
+        return self._tails.get(chain)
 
     def checkpoint(self) -> ChainState:
         """An immutable copy of the current state (take it right after a commit)."""
@@ -123,6 +136,23 @@ class AuditChain:
         self._tails = dict(state.tails)
 
 
+def checked_tail(record: bytes | AuditRecord, data: bytes | None = None) -> ChainTail:
+    """The ``(seq, hash)`` of a record that is to be extended, after checking its own hash.
+
+    ``record`` is the record's bytes, or its decoded form with the bytes in ``data``. Raises
+    :class:`router.audit.record.AuditDecodeError` if it does not decode or its hash fails.
+    """
+    if isinstance(record, AuditRecord):
+        rec, raw = record, data
+        if raw is None:
+            raise ValueError("checked_tail needs the record's bytes")
+    else:
+        rec, raw = decode_audit(record), record
+    if chain_hash(rec.prev_hash, canonical_bytes(raw)) != rec.hash:
+        raise AuditDecodeError(f"the audit record with seq {rec.seq} fails its own hash; refusing to extend it")
+    return ChainTail(rec.seq, rec.hash)
+
+
 # -- verification ------------------------------------------------------------------------------
 
 
@@ -130,7 +160,8 @@ class BreakKind(StrEnum):
     """How a chain is broken, at the first record where it is."""
 
     UNDECODABLE = "undecodable"
-    """The bytes are not an audit record of a supported format."""
+    """The bytes are not an audit record of a supported format (its chain cannot be known: it is
+    reported for its audit partition)."""
     EDITED = "edited"
     """The record's hash does not match its contents: it was changed after it was written."""
     DELETED = "deleted"
@@ -139,12 +170,15 @@ class BreakKind(StrEnum):
     REORDERED = "reordered"
     """``seq`` is out of order and the expected record appears later in the partition."""
     DUPLICATED = "duplicated"
-    """``seq`` repeats or goes back to a record already seen."""
+    """``seq`` repeats or goes back to a record already seen (e.g. two writers on one chain)."""
     BROKEN_LINK = "broken_link"
     """``seq`` follows on, but ``prev_hash`` is not the previous record's hash (a forged or
     re-hashed record, or a chain spliced from two)."""
     BAD_START = "bad_start"
     """The first record has ``seq`` 0 but a non-zero ``prev_hash`` (a forged start)."""
+    MISPLACED = "misplaced"
+    """A format-2 record is not in the audit partition its chain is placed in, or its chain has
+    records in two audit partitions (copied, or written with another placement)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,45 +189,66 @@ class ChainBreak:
     detail: str
     seq: int | None = None
     """The ``seq`` the broken record claims (None if it did not decode)."""
+    chain: ChainId | None = None
+    """The chain the record belongs to (format 1: ``(None, partition)``)."""
 
     def describe(self) -> str:
-        return f"partition {self.partition} offset {self.offset}: {self.kind.value}: {self.detail}"
+        where = f"partition {self.partition} offset {self.offset}: {self.kind.value}: {self.detail}"
+        if self.chain is not None and self.chain.source_topic is not None:
+            return f"{where} (chain {self.chain.describe()})"
+        return where
 
 
 @dataclass(frozen=True, slots=True)
-class PartitionReport:
+class ChainReport:
+    chain: ChainId
     partition: int
+    """The audit partition the chain's records are in (its first record's, if several)."""
     records: int
     first_offset: int | None
     last_offset: int | None
     tail: ChainTail | None
-    """The last record of the intact prefix (the whole partition if ``broken`` is None)."""
+    """The last record of the intact prefix (the whole chain if ``broken`` is None)."""
     broken: ChainBreak | None = None
+    format_version: int | None = None
+    """1 or 2 (None if no record of the chain decoded)."""
+
+
+def _order(chain: ChainId) -> tuple[int, str, int]:
+    return (0, "", chain.partition) if chain.source_topic is None else (1, chain.source_topic, chain.partition)
 
 
 @dataclass(frozen=True, slots=True)
 class VerifyReport:
-    partitions: Mapping[int, PartitionReport]
+    chains: Mapping[ChainId, ChainReport]
+    partition_records: Mapping[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Records read per audit partition."""
 
     @property
     def ok(self) -> bool:
-        return all(p.broken is None for p in self.partitions.values())
+        return all(c.broken is None for c in self.chains.values())
 
     @property
     def breaks(self) -> list[ChainBreak]:
-        return [p.broken for _, p in sorted(self.partitions.items()) if p.broken is not None]
+        found = [c.broken for c in self.chains.values() if c.broken is not None]
+        return sorted(found, key=lambda b: (b.partition, b.offset))
 
     @property
     def records(self) -> int:
-        return sum(p.records for p in self.partitions.values())
+        return sum(self.partition_records.values())
 
-    def tails(self) -> dict[int, ChainTail | None]:
-        """Each partition's verified tail: record these elsewhere to anchor later verifications."""
-        return {n: p.tail for n, p in sorted(self.partitions.items())}
+    def sorted_chains(self) -> list[ChainReport]:
+        """Chain reports, format-1 chains first (by audit partition), then by source."""
+        return [self.chains[c] for c in sorted(self.chains, key=_order)]
+
+    def tails(self) -> dict[ChainId, ChainTail | None]:
+        """Each chain's verified tail: record these elsewhere to anchor later verifications."""
+        return {r.chain: r.tail for r in self.sorted_chains()}
 
 
 @dataclass(slots=True)
 class _Walk:
+    chain: ChainId
     partition: int
     records: int = 0
     first_offset: int | None = None
@@ -201,42 +256,42 @@ class _Walk:
     tail: ChainTail | None = None
     broken: ChainBreak | None = None
     pending_gap: tuple[int, int, int] | None = None
-    """(offset, claimed seq, expected seq) of a forward jump, classified once the partition ends."""
+    """(offset, claimed seq, expected seq) of a forward jump, classified once the chain ends."""
     seen_seqs: set[int] = field(default_factory=set)
+    format_version: int | None = None
+
+    def at(self, offset: int, kind: BreakKind, detail: str, seq: int | None) -> ChainBreak:
+        return ChainBreak(self.partition, offset, kind, detail, seq, self.chain)
 
 
-def _decode_checked(w: _Walk, offset: int, data: bytes) -> AuditRecord | ChainBreak:
-    """The record, if it decodes and its hash matches its bytes."""
-    try:
-        rec = decode_audit(data)
-    except AuditDecodeError as err:
-        return ChainBreak(w.partition, offset, BreakKind.UNDECODABLE, str(err))
+def _check(w: _Walk, partition: int, offset: int, rec: AuditRecord, data: bytes, *,
+           allow_head_truncation: bool) -> ChainBreak | None:
     if chain_hash(rec.prev_hash, canonical_bytes(data)) != stored_hash(data):
-        return ChainBreak(w.partition, offset, BreakKind.EDITED, f"seq {rec.seq}: hash does not match the record",
-                          rec.seq)
-    return rec
-
-
-def _check(w: _Walk, offset: int, data: bytes, allow_head_truncation: bool) -> ChainBreak | None:
-    rec = _decode_checked(w, offset, data)
-    if isinstance(rec, ChainBreak):
-        return rec
+        return w.at(offset, BreakKind.EDITED, f"seq {rec.seq}: hash does not match the record", rec.seq)
+    placed = rec.placed_in()
+    if placed is not None and placed != partition:
+        return ChainBreak(partition, offset, BreakKind.MISPLACED,
+                          f"seq {rec.seq}: its chain is placed in audit partition {placed} "
+                          f"(over {rec.audit_partitions} partitions)", rec.seq, w.chain)
+    if partition != w.partition:
+        return ChainBreak(partition, offset, BreakKind.MISPLACED,
+                          f"seq {rec.seq}: the chain's earlier records are in audit partition {w.partition}",
+                          rec.seq, w.chain)
     expected = 0 if w.tail is None else w.tail.seq + 1
     broken: ChainBreak | None = None
     if w.tail is None and allow_head_truncation:
         pass  # the first record seen starts the chain
     elif rec.seq < expected:
-        broken = ChainBreak(w.partition, offset, BreakKind.DUPLICATED, f"seq {rec.seq} after seq {expected - 1}",
-                            rec.seq)
+        broken = w.at(offset, BreakKind.DUPLICATED, f"seq {rec.seq} after seq {expected - 1}", rec.seq)
     elif rec.seq > expected:
-        w.pending_gap = (offset, rec.seq, expected)  # deleted or reordered: the rest of the partition tells
+        w.pending_gap = (offset, rec.seq, expected)  # deleted or reordered: the rest of the chain tells
         return None
     elif w.tail is None and rec.prev_hash != ZERO_HASH:
-        broken = ChainBreak(w.partition, offset, BreakKind.BAD_START,
-                            "seq 0 has a non-zero prev_hash: it continues a chain that is not here", rec.seq)
+        broken = w.at(offset, BreakKind.BAD_START,
+                      "seq 0 has a non-zero prev_hash: it continues a chain that is not here", rec.seq)
     elif w.tail is not None and rec.prev_hash != w.tail.hash:
-        broken = ChainBreak(w.partition, offset, BreakKind.BROKEN_LINK,
-                            f"seq {rec.seq}: prev_hash is not the hash of seq {expected - 1}", rec.seq)
+        broken = w.at(offset, BreakKind.BROKEN_LINK, f"seq {rec.seq}: prev_hash is not the hash of seq {expected - 1}",
+                      rec.seq)
     if broken is None:
         w.tail = ChainTail(rec.seq, rec.hash)
     return broken
@@ -245,43 +300,56 @@ def _check(w: _Walk, offset: int, data: bytes, allow_head_truncation: bool) -> C
 def verify_chain(records: Iterable[tuple[int, int, bytes]], *, allow_head_truncation: bool = False) -> VerifyReport:
     """Verify the chains in ``records`` = ``(partition, offset, bytes)``, each partition in offset order.
 
-    Partitions may be interleaved. Reports, per partition, the first break (with its offset and
-    kind) and the intact tail before it; records after a break are counted, not checked.
+    Partitions may be interleaved. Records are grouped by chain (format 2: their source; format 1:
+    their audit partition); reports, per chain, the first break (with its partition, offset and
+    kind) and the intact tail before it; records of a chain after its break are counted, not
+    checked. An undecodable record breaks the format-1 chain of its audit partition (its own chain
+    cannot be known).
 
     A chain must start at ``seq`` 0 unless ``allow_head_truncation`` (for topics whose retention
-    has deleted old records): then the first record of each partition is taken as the start, and
-    only its own hash is checked.
+    has deleted old records): then the first record of each chain is taken as the start, and only
+    its own hash is checked.
     """
-    walks: dict[int, _Walk] = {}
+    walks: dict[ChainId, _Walk] = {}
+    per_partition: dict[int, int] = {}
     for partition, offset, data in records:
-        w = walks.get(partition)
+        per_partition[partition] = per_partition.get(partition, 0) + 1
+        try:
+            rec: AuditRecord | None = decode_audit(data)
+        except AuditDecodeError as err:
+            rec, undecodable = None, str(err)
+        chain = rec.chain(partition) if rec is not None else ChainId(None, partition)
+        w = walks.get(chain)
         if w is None:
-            w = walks[partition] = _Walk(partition)
+            w = walks[chain] = _Walk(chain, partition)
         w.records += 1
         if w.first_offset is None:
             w.first_offset = offset
         w.last_offset = offset
+        if rec is not None and w.format_version is None:
+            w.format_version = rec.format_version
         if w.broken is not None:
             continue
-        if w.pending_gap is not None:
-            # After a forward jump, look for the missing seqs later in the partition.
-            with contextlib.suppress(AuditDecodeError):
-                w.seen_seqs.add(decode_audit(data).seq)
+        if rec is None:
+            w.broken = ChainBreak(partition, offset, BreakKind.UNDECODABLE, undecodable, None, chain)
             continue
-        w.broken = _check(w, offset, data, allow_head_truncation)
-    out: dict[int, PartitionReport] = {}
-    for n, w in sorted(walks.items()):
+        if w.pending_gap is not None:
+            w.seen_seqs.add(rec.seq)  # after a forward jump, look for the missing seqs later in the chain
+            continue
+        w.broken = _check(w, partition, offset, rec, data, allow_head_truncation=allow_head_truncation)
+    out: dict[ChainId, ChainReport] = {}
+    for chain, w in walks.items():
         broken = w.broken
         if broken is None and w.pending_gap is not None:
             offset, claimed, expected = w.pending_gap
             missing = set(range(expected, claimed))
             if missing & w.seen_seqs:
-                broken = ChainBreak(n, offset, BreakKind.REORDERED,
-                                    f"seq {claimed} where seq {expected} was expected; seq {expected} comes later",
-                                    claimed)
+                broken = w.at(offset, BreakKind.REORDERED,
+                              f"seq {claimed} where seq {expected} was expected; seq {expected} comes later", claimed)
             else:
                 lost = f"seq {expected}" if claimed == expected + 1 else f"seqs {expected}..{claimed - 1}"
-                broken = ChainBreak(n, offset, BreakKind.DELETED,
-                                    f"seq {claimed} where seq {expected} was expected; {lost} missing", claimed)
-        out[n] = PartitionReport(n, w.records, w.first_offset, w.last_offset, w.tail, broken)
-    return VerifyReport(MappingProxyType(out))
+                broken = w.at(offset, BreakKind.DELETED,
+                              f"seq {claimed} where seq {expected} was expected; {lost} missing", claimed)
+        out[chain] = ChainReport(chain, w.partition, w.records, w.first_offset, w.last_offset, w.tail, broken,
+                                 w.format_version)
+    return VerifyReport(MappingProxyType(out), MappingProxyType(dict(sorted(per_partition.items()))))

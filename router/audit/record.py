@@ -1,18 +1,27 @@
-"""The audit record: one per ingress event, hash-chained per audit partition.
+"""The audit record: one per ingress event, hash-chained per source (ingress topic, partition).
 
 Pure: no Kafka import. :class:`router.audit.chain.AuditChain` assigns the chain fields and encodes;
-this module defines the record, its encoding and the hash.
+this module defines the record, its encoding, the hash and where a chain's records sit.
 
-Encoding (``schemas/audit.avsc``): the schemaless Avro binary of the record. The schema puts
-``format_version`` (the int 1, encoded as the single byte ``0x02``) and then ``hash`` (Avro fixed,
-32 bytes) first, so in every encoding the hash occupies bytes ``1..32``.
+Encoding (``schemas/audit.avsc``, format 2): the schemaless Avro binary of the record. The schema
+puts ``format_version`` (the int 2, encoded as the single byte ``0x04``) and then ``hash`` (Avro
+fixed, 32 bytes) first, so in every encoding the hash occupies bytes ``1..32``.
+
+Chains (format 2): a record's chain is its source, ``(source_topic, source_partition)``, so a chain
+has one writer, the owner of that ingress partition. Its records sit in the audit partition
+:func:`chain_partition` of the source and of ``audit_partitions``, the partition count the chain is
+placed over (recorded in every record, so that growing the audit topic moves no chain). Several
+chains may share an audit partition; their records interleave there.
+
+Format 1 (``schemas/audit_v1.avsc``, the same layout without ``audit_partitions``) chained per
+*audit partition*; such records are still decoded and verified, as one chain per audit partition.
 
 Canonical bytes and the hash:
 
 - *canonical bytes* of a record = its encoding with ``hash`` set to 32 zero bytes, i.e. the
   stored bytes with bytes ``1..32`` zeroed;
 - ``hash = SHA-256(prev_hash || canonical bytes)``, where ``prev_hash`` is the ``hash`` of the
-  record with ``seq - 1`` in the same audit partition, and 32 zero bytes for ``seq == 0``.
+  record with ``seq - 1`` in the same chain, and 32 zero bytes for ``seq == 0``.
 
 Because the hash covers the bytes as stored (not a re-encoding of decoded values), any change to
 any byte of a record, the hash itself included, makes the record fail verification.
@@ -36,8 +45,9 @@ from router.avrorecord import read_versioned
 from router.errors import RouterError
 from router.resources import schema_file
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SCHEMA_PATH = schema_file("audit.avsc")
+FORMAT_1_SCHEMA_PATH = schema_file("audit_v1.avsc")
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 HASH_OFFSET = 1
@@ -50,11 +60,46 @@ class AuditDecodeError(RouterError):
     """Bytes that are not an audit record of a supported format version."""
 
 
-def _load_schema() -> Any:
-    return parse_schema(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+def _load_schema(path: Any) -> Any:
+    return parse_schema(json.loads(path.read_text(encoding="utf-8")))
 
 
-_SCHEMA = _load_schema()
+_SCHEMA = _load_schema(SCHEMA_PATH)
+_SCHEMA_1 = _load_schema(FORMAT_1_SCHEMA_PATH)
+
+
+class ChainId(NamedTuple):
+    """Which chain a record belongs to.
+
+    Format 2: its source, ``(source_topic, source_partition)``. Format 1: ``(None, <audit
+    partition>)``, the one chain of that audit partition. A plain ``(topic, partition)`` tuple
+    compares and hashes equal to it.
+    """
+
+    source_topic: str | None
+    partition: int
+
+    def describe(self) -> str:
+        if self.source_topic is None:
+            return f"format-1 chain of audit partition {self.partition}"
+        return f"{self.source_topic}[{self.partition}]"
+
+
+def chain_key(source_topic: str, source_partition: int) -> bytes:
+    """The Kafka key of a chain's records, ``<topic>:<partition>`` (a topic name holds no ``:``):
+    lets a tail reader skip other chains' records without decoding them. Not covered by the hash;
+    readers trust the decoded fields, not the key."""
+    return f"{source_topic}:{source_partition}".encode()
+
+
+def chain_partition(source_topic: str, source_partition: int, audit_partitions: int) -> int:
+    """The audit partition of the chain of ``source_topic[source_partition]`` when chains are placed
+    over ``audit_partitions`` partitions: the first 8 bytes of SHA-256 of :func:`chain_key`, big-endian,
+    modulo ``audit_partitions``. Stable across processes and versions (never Python's ``hash()``)."""
+    if audit_partitions < 1:
+        raise ValueError(f"audit_partitions must be >= 1, got {audit_partitions}")
+    digest = hashlib.sha256(chain_key(source_topic, source_partition)).digest()
+    return int.from_bytes(digest[:8], "big") % audit_partitions
 
 
 class AuditFields(NamedTuple):
@@ -98,14 +143,30 @@ class AuditRecord:
     prev_hash: bytes
     hash: bytes
     fields: AuditFields
+    audit_partitions: int | None = None
+    """Format 2: the partition count the chain is placed over. None for format 1."""
+    format_version: int = FORMAT_VERSION
+
+    def chain(self, partition: int) -> ChainId:
+        """The record's chain; ``partition`` is the audit partition it was read from (format 1)."""
+        if self.format_version == 1:
+            return ChainId(None, partition)
+        return ChainId(self.fields.source_topic, self.fields.source_partition)
+
+    def placed_in(self) -> int | None:
+        """The audit partition a format-2 record must sit in (None for format 1)."""
+        if self.audit_partitions is None:
+            return None
+        return chain_partition(self.fields.source_topic, self.fields.source_partition, self.audit_partitions)
 
 
-def _to_avro(seq: int, prev_hash: bytes, f: AuditFields) -> dict[str, Any]:
+def _to_avro(seq: int, prev_hash: bytes, f: AuditFields, audit_partitions: int) -> dict[str, Any]:
     return {
         "format_version": FORMAT_VERSION,
         "hash": ZERO_HASH,
         "seq": seq,
         "prev_hash": prev_hash,
+        "audit_partitions": audit_partitions,
         "decision": f.decision,
         "reason": str(f.reason),
         "classification_level": f.classification_level,
@@ -224,13 +285,15 @@ def avro_opt_str(s: str | None) -> bytes:
 
 _DECISIONS = {name: avro_long(i) for i, name in enumerate(("route", "quarantine", "audit_only"))}
 _HEAD = avro_long(FORMAT_VERSION)
+_FORMAT_1_HEAD = avro_long(1)
 
 
-def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields) -> bytes:
+def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields, audit_partitions: int) -> bytes:
     """Everything after ``hash``, in schema order."""
     return b"".join((
         avro_long(seq),
         prev_hash,
+        avro_long(audit_partitions),
         _decision_run(f),
         avro_opt_long(f.destination_partition),
         avro_name(f.placement_verdict),
@@ -283,19 +346,29 @@ def _versions_run(policy_version: str, router_version: str, instance_id: str) ->
                 lambda: avro_name(policy_version) + avro_name(router_version) + avro_name(instance_id))
 
 
-def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields) -> tuple[bytes, bytes]:
-    """Encode a record at ``seq`` after ``prev_hash``; returns ``(record bytes, its hash)``.
+_INT32_MAX = 2**31 - 1
 
-    The fields after ``hash`` are encoded once; the canonical bytes (zero hash) are hashed and the
-    record is the same bytes with the hash in place.
-    """
+
+def _check_chain_fields(seq: int, prev_hash: bytes, audit_partitions: int) -> None:
     if seq < 0:
         raise ValueError(f"seq must be >= 0, got {seq}")
     if len(prev_hash) != HASH_SIZE:
         raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
     if seq == 0 and prev_hash != ZERO_HASH:
         raise ValueError("the record with seq 0 must have an all-zero prev_hash")
-    rest = _encode_fields(seq, prev_hash, fields)
+    if not 1 <= audit_partitions <= _INT32_MAX:
+        raise ValueError(f"audit_partitions must be between 1 and {_INT32_MAX}, got {audit_partitions}")
+
+
+def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields, audit_partitions: int = 1) -> tuple[bytes, bytes]:
+    """Encode a record at ``seq`` after ``prev_hash`` of its chain, placed over ``audit_partitions``;
+    returns ``(record bytes, its hash)``.
+
+    The fields after ``hash`` are encoded once; the canonical bytes (zero hash) are hashed and the
+    record is the same bytes with the hash in place.
+    """
+    _check_chain_fields(seq, prev_hash, audit_partitions)
+    rest = _encode_fields(seq, prev_hash, fields, audit_partitions)
     h = hashlib.sha256(prev_hash)
     h.update(_HEAD)
     h.update(ZERO_HASH)
@@ -304,16 +377,13 @@ def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields) -> tuple[bytes
     return b"".join((_HEAD, digest, rest)), digest
 
 
-def encode_audit_fastavro(seq: int, prev_hash: bytes, fields: AuditFields) -> tuple[bytes, bytes]:
+def encode_audit_fastavro(
+    seq: int, prev_hash: bytes, fields: AuditFields, audit_partitions: int = 1
+) -> tuple[bytes, bytes]:
     """:func:`encode_audit` through fastavro's schema interpretation (the reference encoding)."""
-    if seq < 0:
-        raise ValueError(f"seq must be >= 0, got {seq}")
-    if len(prev_hash) != HASH_SIZE:
-        raise ValueError(f"prev_hash must be {HASH_SIZE} bytes, got {len(prev_hash)}")
-    if seq == 0 and prev_hash != ZERO_HASH:
-        raise ValueError("the record with seq 0 must have an all-zero prev_hash")
+    _check_chain_fields(seq, prev_hash, audit_partitions)
     out = io.BytesIO()
-    schemaless_writer(out, _SCHEMA, _to_avro(seq, prev_hash, fields))
+    schemaless_writer(out, _SCHEMA, _to_avro(seq, prev_hash, fields, audit_partitions))
     canonical = out.getbuffer()
     digest = chain_hash(prev_hash, canonical)
     canonical[HASH_OFFSET : HASH_OFFSET + HASH_SIZE] = digest
@@ -322,11 +392,19 @@ def encode_audit_fastavro(seq: int, prev_hash: bytes, fields: AuditFields) -> tu
 
 
 def decode_audit(data: bytes) -> AuditRecord:
-    """Parse an audit record; does not check its hash (see :func:`router.audit.chain.verify_chain`).
+    """Parse an audit record of format 2 or 1; does not check its hash (see
+    :func:`router.audit.chain.verify_chain`).
 
     Raises :class:`AuditDecodeError` for another format version, truncated or trailing bytes.
     """
-    d = read_versioned(data, _SCHEMA, FORMAT_VERSION, "audit record", AuditDecodeError)
+    if data[:1] == _FORMAT_1_HEAD:
+        d = read_versioned(data, _SCHEMA_1, 1, "audit record", AuditDecodeError)
+        version, audit_partitions = 1, None
+    else:
+        d = read_versioned(data, _SCHEMA, FORMAT_VERSION, "audit record", AuditDecodeError)
+        version, audit_partitions = FORMAT_VERSION, d["audit_partitions"]
+        if audit_partitions < 1:
+            raise AuditDecodeError(f"malformed audit record: audit_partitions is {audit_partitions}")
     return AuditRecord(
         seq=d["seq"],
         prev_hash=d["prev_hash"],
@@ -354,4 +432,6 @@ def decode_audit(data: bytes) -> AuditRecord:
             processed_at_ms=d["processed_at_ms"],
             trace_id=d["trace_id"],
         ),
+        audit_partitions=audit_partitions,
+        format_version=version,
     )

@@ -1,7 +1,8 @@
 """``residency-router audit verify``: check the hash chains of the audit topic.
 
-Exit 0 if every partition's chain is intact, 1 if any is broken (each break named by partition,
-offset and kind), 2 for a config or read error.
+Exit 0 if every chain is intact, 1 if any is broken (each break named by partition, offset, kind
+and chain), 2 for a config or read error. A chain is one ingress partition's (format 2) or one audit
+partition's (format 1, records written before chains were kept per ingress partition).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ def register(sub: Any) -> None:
     )
     verbs = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     v = verbs.add_parser(
-        "verify", help="verify every partition's hash chain (exit 1 if broken)",
+        "verify", help="verify every audit hash chain (exit 1 if broken)",
         description="Read the audit topic (read_committed) from the beginning to its current end and "
-                    "check each partition's chain: edited, deleted, reordered, duplicated or undecodable "
-                    "records are reported with their partition and offset.",
+                    "check every chain (one per ingress partition; several may share an audit partition): "
+                    "edited, deleted, reordered, duplicated, misplaced or undecodable records are reported "
+                    "with their partition, offset and chain.",
     )
     v.add_argument("--config", required=True, help="router YAML config (audit.topic, clusters.default)")
     v.add_argument("--bootstrap", metavar="HOST:PORT,...", help="override clusters.default.bootstrap from the config")
@@ -57,34 +59,43 @@ def _verify(args: argparse.Namespace) -> int:
     props, topic = _consumer_config(args)
     report = verify_chain(read_audit(props, topic, timeout=args.timeout),
                           allow_head_truncation=args.allow_head_truncation)
+    chains = report.sorted_chains()
     if args.json:
         print(json.dumps({
             "topic": topic,
             "ok": report.ok,
             "records": report.records,
-            "partitions": [
+            "partitions": [{"partition": n, "records": count} for n, count in report.partition_records.items()],
+            "chains": [
                 {
-                    "partition": p.partition,
-                    "records": p.records,
-                    "first_offset": p.first_offset,
-                    "last_offset": p.last_offset,
-                    "tail": None if p.tail is None else {"seq": p.tail.seq, "hash": p.tail.hash.hex()},
-                    "break": None if p.broken is None else {
-                        "offset": p.broken.offset, "kind": p.broken.kind.value,
-                        "seq": p.broken.seq, "detail": p.broken.detail,
+                    "chain": c.chain.describe(),
+                    "source_topic": c.chain.source_topic,
+                    "source_partition": None if c.chain.source_topic is None else c.chain.partition,
+                    "format_version": c.format_version,
+                    "partition": c.partition,
+                    "records": c.records,
+                    "first_offset": c.first_offset,
+                    "last_offset": c.last_offset,
+                    "tail": None if c.tail is None else {"seq": c.tail.seq, "hash": c.tail.hash.hex()},
+                    "break": None if c.broken is None else {
+                        "partition": c.broken.partition, "offset": c.broken.offset, "kind": c.broken.kind.value,
+                        "seq": c.broken.seq, "detail": c.broken.detail,
                     },
                 }
-                for _, p in sorted(report.partitions.items())
+                for c in chains
             ],
         }))
     else:
         verdict = "INTACT" if report.ok else "BROKEN"
-        print(f"audit topic {topic}: {report.records} records in {len(report.partitions)} non-empty partition(s): "
-              f"{verdict}")
-        for n, p in sorted(report.partitions.items()):
-            tail = "-" if p.tail is None else f"seq {p.tail.seq} hash {p.tail.hash.hex()[:16]}"
-            state = "ok" if p.broken is None else f"BROKEN at offset {p.broken.offset}: {p.broken.kind.value}"
-            print(f"  partition {n}: {p.records} records, verified tail {tail}: {state}")
+        broken = sum(1 for c in chains if c.broken is not None)
+        print(f"audit topic {topic}: {report.records} records in {len(report.partition_records)} non-empty "
+              f"partition(s), {len(chains)} chain(s), {broken} broken: {verdict}")
+        for c in chains:
+            tail = "-" if c.tail is None else f"seq {c.tail.seq} hash {c.tail.hash.hex()[:16]}"
+            state = "ok" if c.broken is None else f"BROKEN at partition {c.broken.partition} offset " \
+                                                  f"{c.broken.offset}: {c.broken.kind.value}"
+            print(f"  chain {c.chain.describe()} in partition {c.partition}: {c.records} records, "
+                  f"verified tail {tail}: {state}")
         for b in report.breaks:
             print(f"break: {b.describe()}")
     return 0 if report.ok else 1

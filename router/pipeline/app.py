@@ -2,8 +2,12 @@
 
 Start-up fails fast, before the first record is consumed, when: the config lacks a section the
 router needs; a configured topic or an ingress topic is out of place (every violation named; the
-ingress topic holds raw data and must sit in its declared jurisdiction); the audit topic has fewer
-partitions than an ingress topic (audit chains must have one writer each); a key cannot be loaded.
+ingress topic holds raw data and must sit in its declared jurisdiction); the audit trail records
+a chain placement the audit topic cannot hold (see :func:`audit_placement`); a key cannot be loaded.
+
+Audit chains are one per ingress partition (one writer each) and may share audit partitions, so
+the audit topic needs no particular partition count, and ingress partitions or topics added later
+need none either.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,36 @@ def topic_message_limit(admin: Any, topics: list[str], *, timeout: float = 30.0)
     return limit
 
 
+def audit_placement(topic: str, partitions: int, recorded: Mapping[int, int]) -> int:
+    """The partition count audit chains are placed over: the one the trail already records
+    (``recorded``: audit partition -> ``audit_partitions`` of its last record), else the audit
+    topic's ``partitions``.
+
+    Keeping the recorded count when the topic has grown since moves no chain (a chain's records
+    stay in one partition and its tail is found there); the added partitions stay unused. Refuses
+    (:class:`ConfigError`) a trail placed over more partitions than the topic has (a topic
+    recreated smaller) or over several counts.
+    """
+    counts = sorted(set(recorded.values()))
+    if not counts:
+        return partitions
+    if len(counts) > 1:
+        raise ConfigError(
+            f"audit topic {topic}: its partitions' last records place chains over different partition counts "
+            f"({', '.join(map(str, counts))}); run `audit verify` and start a new audit topic (audit.topic)"
+        )
+    (placed,) = counts
+    if placed > partitions:
+        raise ConfigError(
+            f"audit topic {topic} has {partitions} partitions but its chains are placed over {placed}: "
+            "was it recreated with fewer? Restore it, or start a new audit topic (audit.topic)"
+        )
+    if placed < partitions:
+        log.warning("audit topic %s has %d partitions; its chains stay placed over the first %d (the count its "
+                    "trail records), the others stay unused", topic, partitions, placed)
+    return placed
+
+
 def _require(config: RouterConfig, *sections: str) -> None:
     missing = [s for s in sections if getattr(config, s, None) is None]
     if missing:
@@ -100,7 +135,7 @@ class RouterApp:
 
     def build(self) -> TransactionalEngine:
         from router.audit.chain import AuditChain  # noqa: PLC0415 - heavy imports after arg parsing
-        from router.audit.kafka import read_chain_tail  # noqa: PLC0415
+        from router.audit.kafka import read_chain_tails, read_recorded_placements  # noqa: PLC0415
         from router.envelope import Sealer  # noqa: PLC0415
         from router.keys.digest import DigestKeys  # noqa: PLC0415
         from router.keys.factory import build_dek_manager, build_jurisdiction_keys, build_signer  # noqa: PLC0415
@@ -116,21 +151,15 @@ class RouterApp:
 
         admin = admin_for(cfg, self.client_props["bootstrap.servers"])
         report = check_startup(cfg, admin)
-        ingress_parts = max(
-            len(admin.list_topics(i.topic, timeout=10).topics[i.topic].partitions) for i in pipe.ingress
-        )
-        audit_placement = report.topics.get(audit.topic)
-        if audit_placement is None:
+        audit_topic_placement = report.topics.get(audit.topic)
+        if audit_topic_placement is None:
             raise ConfigError(
                 f"the audit topic {audit.topic!r} must be listed under 'topics' (jurisdiction "
                 f"{audit.jurisdiction}) so that its placement is checked"
             )
-        if len(audit_placement.partitions) < ingress_parts:
-            raise ConfigError(
-                f"audit topic {audit.topic} has {len(audit_placement.partitions)} partitions but an ingress topic has "
-                f"{ingress_parts}: each ingress partition needs its own audit partition (one writer per chain); "
-                "recreate the audit topic with at least that many partitions"
-            )
+        audit_partitions = audit_placement(
+            audit.topic, len(audit_topic_placement.partitions), read_recorded_placements(self.client_props, audit.topic)
+        )
 
         configured = {t.name: t.jurisdiction for t in cfg.topics}
         assert cfg.policy is not None
@@ -158,8 +187,8 @@ class RouterApp:
         quarantine_pattern = cfg.policy.quarantine_topic
         consumer_props = dict(self.client_props)
 
-        def chain_tail(partition: int) -> Any:
-            return read_chain_tail(consumer_props, audit.topic, partition)
+        def chain_tails(partition: int, sources: Sequence[tuple[str, int]]) -> Any:
+            return read_chain_tails(consumer_props, audit.topic, partition, sources, group_id=pipe.group_id)
 
         processor = RouterProcessor(
             evaluator,
@@ -174,9 +203,10 @@ class RouterApp:
                 audit_jurisdiction=audit.jurisdiction,
                 stall_on_placement_violation=cfg.placement.on_violation == "stall",
                 max_output_bytes=max_message - 16_384,
+                audit_partitions=audit_partitions,
             ),
             DigestKeys(jurisdiction_keys),
-            chain_tail=chain_tail,
+            chain_tails=chain_tails,
         )
         settings = EngineSettings(
             bootstrap_config=self.client_props,
@@ -189,6 +219,7 @@ class RouterApp:
             session_timeout_ms=pipe.session_timeout_ms,
             transaction_timeout_ms=pipe.transaction_timeout_ms,
             stall_backoff_max_s=pipe.stall_backoff_max_s,
+            abort_escalate_after=pipe.abort_escalate_after,
         )
         self.engine = TransactionalEngine(settings, processor)
         return self.engine

@@ -19,8 +19,11 @@ the consumed offset.
   (:class:`router.keys.digest.DigestKeys`): never the ingress key, a connector id or a plain hash.
 - The audit topic's placement is checked before every batch: a misplaced audit topic stalls.
 - One Ed25519 signature per batch (``seal_batch``); each record still opens alone.
-- Audit records are chained per ingress partition: audit partition = ingress partition, so a chain
-  has exactly one writer (the instance that owns that ingress partition).
+- Audit records are chained per source (ingress topic, partition), so a chain has exactly one
+  writer: the instance that owns that ingress partition. The chain's records go to the audit
+  partition :func:`router.audit.record.chain_partition` places it in (a stable hash of the source
+  over the audit partition count fixed at start-up); several chains may share an audit partition.
+  Tails are read back from the audit topic on every assignment and after a producer restart.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from typing import Protocol
 from confluent_kafka import Message, TopicPartition
 
 from router import __version__, telemetry
-from router.audit.chain import AuditChain
-from router.audit.record import AuditFields
+from router.audit.chain import AuditChain, ChainTail
+from router.audit.record import AuditFields, chain_key, chain_partition
 from router.envelope import SealContext, Sealer
 from router.envelope.errors import MalformedEnvelope
 from router.envelope.frame import encode_context
@@ -84,6 +87,15 @@ class RouterSettings:
     """Largest record (value + key + headers) the producer may send: the producer's
     ``message.max.bytes`` less room for the batch framing. Larger outputs are quarantined
     OVERSIZED without their payload instead of failing the transaction."""
+    audit_partitions: int | None = None
+    """The partition count audit chains are placed over, fixed for the processor's life (the
+    audit topic's count, or the one its trail already records; see ``app.py``). None: the audit
+    topic's partition count from placement when the processor is built."""
+
+
+ChainTailsReader = Callable[[int, Sequence[tuple[str, int]]], Mapping[tuple[str | None, int], ChainTail | None]]
+"""(audit partition, sources placed in it) -> each source's committed chain tail (None: no record);
+e.g. :func:`router.audit.kafka.read_chain_tails`."""
 
 
 ENVELOPE_MARGIN = 16_384
@@ -160,7 +172,7 @@ class RouterProcessor:
         settings: RouterSettings,
         digests: DigestKeys,
         *,
-        chain_tail: Callable[[int], object] | None = None,
+        chain_tails: ChainTailsReader | None = None,
     ) -> None:
         self.evaluate = evaluate
         self.placement = placement
@@ -168,7 +180,11 @@ class RouterProcessor:
         self.chain = chain
         self.s = settings
         self.digests = digests
-        self._chain_tail = chain_tail
+        self._chain_tails = chain_tails
+        self.audit_partitions = settings.audit_partitions or max(1, placement.partitions(settings.audit_topic))
+        chain.audit_partitions = self.audit_partitions
+        self._audit_slot: dict[tuple[str, int], tuple[int, bytes]] = {}
+        """Source -> (its chain's audit partition, the records' Kafka key); computed once each."""
 
     # -- BatchProcessor --------------------------------------------------------------------
     def checkpoint(self) -> object:
@@ -177,21 +193,40 @@ class RouterProcessor:
     def rollback(self, state: object) -> None:
         self.chain.rollback(state)  # type: ignore[arg-type]
 
+    def audit_slot(self, source_topic: str, source_partition: int) -> tuple[int, bytes]:
+        """The audit partition of a source's chain, and the Kafka key of its audit records."""
+        source = (source_topic, source_partition)
+        slot = self._audit_slot.get(source)
+        if slot is None:
+            slot = (chain_partition(source_topic, source_partition, self.audit_partitions),
+                    chain_key(source_topic, source_partition))
+            self._audit_slot[source] = slot
+        return slot
+
     def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
-        """Resume each assigned partition's audit chain from its last committed record. The tails
-        are read concurrently (each read is a broker round trip of its own), so an assignment of
-        many partitions costs about one read, not one per partition."""
-        read = self._chain_tail
+        """Resume the audit chain of each assigned ingress partition from its last committed
+        record, read back from the audit topic (never trusted from memory: an ambiguous commit may
+        have succeeded, another instance may have extended the chain meanwhile). Sources are
+        grouped by audit partition; the audit partitions are read concurrently (each read is a
+        broker round trip of its own), so an assignment costs about one read, not one per
+        partition."""
+        read = self._chain_tails
         if read is None:
             return
-        wanted = sorted({tp.partition for tp in partitions})
+        by_audit: dict[int, list[tuple[str, int]]] = {}
+        for tp in partitions:
+            source = (tp.topic, tp.partition)
+            by_audit.setdefault(self.audit_slot(*source)[0], []).append(source)
+        wanted = sorted(by_audit)
+        groups = [sorted(set(by_audit[p])) for p in wanted]
         if len(wanted) <= 1:
-            tails = [read(p) for p in wanted]
+            tails = [read(p, g) for p, g in zip(wanted, groups, strict=True)]
         else:
             with ThreadPoolExecutor(max_workers=min(8, len(wanted)), thread_name_prefix="audit-tail") as pool:
-                tails = list(pool.map(read, wanted))
-        for partition, tail in zip(wanted, tails, strict=True):
-            self.chain.set_tail(partition, tail)  # type: ignore[arg-type]
+                tails = list(pool.map(read, wanted, groups))
+        for group, found in zip(groups, tails, strict=True):
+            for source in group:
+                self.chain.set_tail(source, found.get(source))
 
     def process(self, msgs: Sequence[Message]) -> list[OutRecord]:
         with telemetry.tracer.start_as_current_span("router.batch") as span:
@@ -390,8 +425,9 @@ class RouterProcessor:
             ev = p.ev
             decision = _DECISION.get(p.kind, "quarantine")
             ts_type, ts = p.msg.timestamp()
+            audit_partition, audit_key = self.audit_slot(p.source_topic, p.source_partition)
             audit_value = append(
-                p.source_partition,
+                (p.source_topic, p.source_partition),
                 AuditFields(
                     decision=decision,  # type: ignore[arg-type]
                     reason=_REASON_TEXT[p.reason],
@@ -416,7 +452,7 @@ class RouterProcessor:
                     trace_id=trace_id,
                 ),
             )
-            outs.append(OutRecord(audit_topic, audit_value, None, p.source_partition, audit_headers))
+            outs.append(OutRecord(audit_topic, audit_value, audit_key, audit_partition, audit_headers))
             key = (decision, _REASON_TEXT[p.reason], ev.jurisdiction)
             counts[key] = counts.get(key, 0) + 1
         # Counted per batch: one counter call per distinct (decision, reason, jurisdiction).

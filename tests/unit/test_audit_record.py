@@ -1,8 +1,11 @@
-"""The audit record: Avro round trip, the hash's fixed position and its definition."""
+"""The audit record: Avro round trip, the hash's fixed position and its definition, the chain
+placement, and format-1 records written before chains were kept per source."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +16,10 @@ from router.audit.record import (
     ZERO_HASH,
     AuditDecodeError,
     AuditFields,
+    ChainId,
     canonical_bytes,
+    chain_key,
+    chain_partition,
     decode_audit,
     encode_audit,
 )
@@ -80,9 +86,53 @@ def test_hash_is_sha256_of_prev_hash_and_the_encoding_with_a_zero_hash() -> None
     assert digest == hashlib.sha256(prev + zeroed).digest()
 
 
-def test_encoding_starts_with_format_version_one() -> None:
+def test_encoding_starts_with_format_version_two() -> None:
     data, _ = encode_audit(0, ZERO_HASH, fields())
-    assert data[0] == 0x02
+    assert data[0] == 0x04  # zig-zag 2
+    assert decode_audit(data).format_version == 2
+
+
+def test_round_trip_keeps_the_partition_count_the_chain_is_placed_over() -> None:
+    data, _ = encode_audit(4, b"\x07" * 32, fields(), 300)
+    rec = decode_audit(data)
+    assert (rec.audit_partitions, rec.seq) == (300, 4)
+
+
+def test_chain_partition_is_the_documented_stable_hash() -> None:
+    # SHA-256("A:0") starts bc5d0fcc48719e93, SHA-256("B:0") 2ec2665a3183f538 (sha256sum of the
+    # bytes); the placement is those 8 bytes, big-endian, modulo the partition count.
+    assert chain_key("A", 0) == b"A:0"
+    assert [chain_partition("A", 0, n) for n in (1, 2, 3, 4, 12)] == [0x0BC5D0FCC48719E93 % n for n in (1, 2, 3, 4, 12)]
+    assert [chain_partition("B", 0, n) for n in (1, 2, 3, 4)] == [0, 0, 1, 0]
+    with pytest.raises(ValueError, match="audit_partitions"):
+        chain_partition("A", 0, 0)
+
+
+def test_partition_count_out_of_range_is_refused() -> None:
+    for bad in (0, -1, 2**31):
+        with pytest.raises(ValueError, match="audit_partitions"):
+            encode_audit(0, ZERO_HASH, fields(), bad)
+
+
+FORMAT_1 = Path(__file__).parent / "fixtures" / "audit" / "format1_chains.jsonl"
+"""Records written by the format-1 encoder (one chain per audit partition; partition 0 chains the
+records of ingress A[0] and B[0] of one instance), before format 2 existed."""
+
+
+def format1_records() -> list[tuple[int, int, bytes]]:
+    rows = [json.loads(line) for line in FORMAT_1.read_text(encoding="utf-8").splitlines()]
+    return [(r["partition"], r["offset"], bytes.fromhex(r["value"])) for r in rows]
+
+
+def test_format_1_records_still_decode() -> None:
+    records = format1_records()
+    assert [data[0] for _, _, data in records] == [0x02] * 7
+    recs = [decode_audit(data) for _, _, data in records]
+    assert {(r.format_version, r.audit_partitions) for r in recs} == {(1, None)}
+    assert [(r.seq, r.fields.source_topic, r.fields.source_partition) for r in recs] == [
+        (0, "A", 0), (1, "B", 0), (2, "A", 0), (0, "A", 1), (3, "B", 0), (1, "A", 1), (4, "A", 0)]
+    assert recs[0].chain(0) == ChainId(None, 0)
+    assert recs[0].placed_in() is None
 
 
 def test_seq_zero_needs_a_zero_prev_hash() -> None:
@@ -98,7 +148,9 @@ def test_prev_hash_must_be_32_bytes() -> None:
 def test_other_format_version_is_rejected() -> None:
     data, _ = encode_audit(0, ZERO_HASH, fields())
     with pytest.raises(AuditDecodeError, match="format version"):
-        decode_audit(b"\x04" + data[1:])
+        decode_audit(b"\x06" + data[1:])
+    with pytest.raises(AuditDecodeError):  # format 2 bytes labelled format 1 do not parse as format 1
+        decode_audit(b"\x02" + data[1:])
 
 
 def test_truncated_record_is_rejected() -> None:

@@ -95,10 +95,11 @@ def test_audit_records_are_fastavros_bytes() -> None:
     prev = ZERO_HASH
     for seq in range(3000):
         f = _audit(rng)
-        fast = encode_audit(seq, prev, f)
-        assert fast == encode_audit_fastavro(seq, prev, f), f
+        parts = _int(rng, 1, 2**31 - 1)  # audit_partitions, format 2
+        fast = encode_audit(seq, prev, f, parts)
+        assert fast == encode_audit_fastavro(seq, prev, f, parts), f
         rec = decode_audit(fast[0])
-        assert (rec.seq, rec.prev_hash, rec.hash, rec.fields) == (seq, prev, fast[1], f)
+        assert (rec.seq, rec.prev_hash, rec.hash, rec.fields, rec.audit_partitions) == (seq, prev, fast[1], f, parts)
         prev = fast[1]
 
 

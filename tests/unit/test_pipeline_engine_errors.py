@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from router.audit.chain import AuditChain, ChainTail, verify_chain
+from router.audit.chain import AuditChain, ChainTail, checked_tail, verify_chain
 from router.audit.record import decode_audit
 from router.pipeline import engine as engine_mod
 from router.pipeline.copy import CopyProcessor
@@ -70,17 +70,18 @@ def _engine(settings: EngineSettings, processor: Any, waits: Waits | None = None
 def _router_processor(cluster: FakeCluster, *, with_tail_reader: bool) -> RouterProcessor:
     sealer, _eu, _us = _keys()
 
-    def chain_tail(partition: int) -> ChainTail | None:
-        """What ``read_chain_tail`` does, against the fake cluster's committed audit records."""
-        values = [o.value for o in cluster.outputs("audit") if o.partition == partition]
-        if not values:
-            return None
-        assert values[-1] is not None
-        return AuditChain().resume(partition, values[-1])
+    def chain_tails(partition: int, sources: Any) -> dict[tuple[str, int], ChainTail | None]:
+        """What ``read_chain_tails`` does, against the fake cluster's committed audit records."""
+        found: dict[tuple[str, int], ChainTail | None] = dict.fromkeys(sources)
+        for o in cluster.outputs("audit"):
+            f = decode_audit(o.value or b"").fields
+            if o.partition == partition and (f.source_topic, f.source_partition) in found:
+                found[(f.source_topic, f.source_partition)] = checked_tail(o.value or b"")
+        return found
 
     return RouterProcessor(
         _route(), FakePlacement(PLACED), sealer, AuditChain(), settings(), DIGESTS[0],
-        chain_tail=chain_tail if with_tail_reader else None,
+        chain_tails=chain_tails if with_tail_reader else None,
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from router.audit.chain import AuditChain, verify_chain
-from router.audit.record import decode_audit
+from router.audit.record import chain_partition, decode_audit
 from router.envelope import Opener, Sealer
 from router.errors import ReasonCode
 from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys
@@ -120,7 +120,7 @@ def test_routed_event_is_sealed_for_its_topic_and_audited() -> None:
         assert opened.plaintext == f"payload-{i}".encode()
         with pytest.raises(Exception):  # noqa: B017 - any typed rejection; never plaintext
             us.open(o.value, o.headers, topic=o.topic, partition=o.partition, expected_jurisdiction="us")
-    assert all(a.partition == 1 for a in audits)
+    assert all(a.partition == chain_partition("ingress", 1, 3) for a in audits)  # FakePlacement: 3 partitions
     report = verify_chain((a.partition, i, a.value) for i, a in enumerate(audits))  # type: ignore[misc]
     assert report.ok
     assert decode_audit(audits[0].value).fields.decision == "route"  # type: ignore[arg-type]
@@ -201,18 +201,22 @@ def test_batch_trace_context_travels_in_headers_and_audit() -> None:
 def test_assignment_resumes_every_audit_chain_from_its_committed_tail() -> None:
     from confluent_kafka import TopicPartition
 
-    tails = {p: (10 * p + 4, bytes([p]) * 32) for p in range(6)}
-    reads: list[int] = []
+    tails = {(t, p): (10 * p + 4, bytes([p]) * 32) for t in ("a", "ingress") for p in range(6)}
+    reads: list[tuple[int, list[tuple[str, int]]]] = []
 
-    def tail(partition: int) -> tuple[int, bytes]:
-        reads.append(partition)
-        return tails[partition]
+    def read(audit_partition: int, sources: Any) -> dict[tuple[str, int], tuple[int, bytes]]:
+        reads.append((audit_partition, list(sources)))
+        return {s: tails[s] for s in sources}
 
     s, _, _ = _keys()
-    proc = RouterProcessor(_route(), FakePlacement(PLACED), s, AuditChain(), settings(), DIGESTS[0], chain_tail=tail)
-    # Two ingress topics share partition numbers: each audit partition is read once.
-    proc.on_assign([TopicPartition(t, p) for t in ("a", "b") for p in range(6)])
-    assert sorted(reads) == list(range(6))
+    proc = RouterProcessor(_route(), FakePlacement(PLACED), s, AuditChain(), settings(), DIGESTS[0], chain_tails=read)
+    # Two ingress topics share partition numbers; each chain is its source's, and each audit
+    # partition is read once, for the chains placed in it.
+    assigned = [(t, p) for t in ("a", "ingress") for p in range(6)]
+    proc.on_assign([TopicPartition(t, p) for t, p in assigned])
+    assert sorted(p for p, _ in reads) == sorted({chain_partition(t, p, 3) for t, p in assigned})
+    assert sorted(src for _, sources in reads for src in sources) == sorted(assigned)
+    assert all(chain_partition(t, p, 3) == audit_p for audit_p, sources in reads for t, p in sources)
     outs = proc.process([FakeMessage("ingress", 3, 1, b"x")])  # type: ignore[list-item]
     audit = next(o for o in outs if o.topic == "audit")
     assert decode_audit(audit.value).seq == 35 and decode_audit(audit.value).prev_hash == bytes([3]) * 32  # type: ignore[arg-type]

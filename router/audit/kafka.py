@@ -183,10 +183,11 @@ def read_chain_tails(
 def read_recorded_placements(
     consumer_config: Mapping[str, Any], topic: str, *, timeout: float = 30.0
 ) -> dict[int, int]:
-    """Per audit partition whose last committed record is of format 2, the ``audit_partitions``
-    that record's chain is placed over: the placement the trail already uses (the router keeps
-    it when the topic has grown since, so that no chain moves). Partitions that are empty or end
-    with a format-1 record are absent.
+    """Per audit partition whose last committed audit record is of format 2, the
+    ``audit_partitions`` that record's chain is placed over: the placement the trail already uses
+    (the router keeps it when the topic has grown since, so that no chain moves). Partitions that
+    are empty or whose last audit record is of format 1 are absent. Records that are not audit
+    records (e.g. the quarantine access records sharing the topic) are passed over.
     """
     deadline = time.monotonic() + timeout
     consumer = _consumer(consumer_config)
@@ -197,16 +198,15 @@ def read_recorded_placements(
             stop, window = high, TAIL_WINDOW
             while stop > low:
                 start = max(low, stop - window)
-                last: bytes | None = None
+                last: AuditRecord | None = None
                 for m in _read_window(consumer, topic, p, start=start, stop=stop, deadline=deadline):
-                    last = m.value() or b""
-                if last is not None:
                     try:
-                        rec = decode_audit(last)
+                        last = decode_audit(m.value() or b"")
                     except AuditDecodeError:
-                        break  # verification reports it; it places nothing
-                    if rec.audit_partitions is not None:
-                        out[p] = rec.audit_partitions
+                        continue  # not an audit record: verification reports it if it should be one
+                if last is not None:
+                    if last.audit_partitions is not None:
+                        out[p] = last.audit_partitions
                     break
                 stop, window = start, window * 4
         return out

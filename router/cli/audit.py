@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -55,16 +56,27 @@ def _consumer_config(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 def _verify(args: argparse.Namespace) -> int:
     from router.audit.chain import verify_chain  # noqa: PLC0415
     from router.audit.kafka import read_audit  # noqa: PLC0415
+    from router.quarantine.access import is_access_record  # noqa: PLC0415
 
     props, topic = _consumer_config(args)
-    report = verify_chain(read_audit(props, topic, timeout=args.timeout),
-                          allow_head_truncation=args.allow_head_truncation)
+    access = [0]
+
+    def audit_records() -> Iterator[tuple[int, int, bytes]]:
+        """The trail without the quarantine access records that share its topic (not chain links)."""
+        for partition, offset, value in read_audit(props, topic, timeout=args.timeout):
+            if is_access_record(value):
+                access[0] += 1
+            else:
+                yield partition, offset, value
+
+    report = verify_chain(audit_records(), allow_head_truncation=args.allow_head_truncation)
     chains = report.sorted_chains()
     if args.json:
         print(json.dumps({
             "topic": topic,
             "ok": report.ok,
             "records": report.records,
+            "access_records": access[0],
             "partitions": [{"partition": n, "records": count} for n, count in report.partition_records.items()],
             "chains": [
                 {
@@ -96,6 +108,9 @@ def _verify(args: argparse.Namespace) -> int:
                                                   f"{c.broken.offset}: {c.broken.kind.value}"
             print(f"  chain {c.chain.describe()} in partition {c.partition}: {c.records} records, "
                   f"verified tail {tail}: {state}")
+        if access[0]:
+            print(f"  {access[0]} quarantine access record(s) (quarantine show --decrypt): "
+                  "not chain links, not verified")
         for b in report.breaks:
             print(f"break: {b.describe()}")
     return 0 if report.ok else 1

@@ -187,3 +187,42 @@ class _Committed:
 def test_only_sources_with_a_committed_offset_can_have_a_tail() -> None:
     consumer = _Committed({("A", 0): 17, ("B", 0): 0})
     assert committed_sources(consumer, [("A", 0), ("B", 0), ("C", 0)], timeout=1) == {("A", 0), ("B", 0)}
+
+
+class _Topic(FakeAuditPartition):
+    """A one-partition audit topic for read_recorded_placements (metadata and close too)."""
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions={0: None})})
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_recorded_placement_is_read_past_records_that_are_not_audit_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from router.audit import kafka
+    from router.quarantine.access import ACCESS_KEY
+
+    topic = _Topic()
+    chain = AuditChain(audit_partitions=4)
+    _write(topic, chain, ("A", 0), 0)
+    for _ in range(3 * TAIL_WINDOW):  # quarantine access records written after it (their own kind)
+        topic.add(ACCESS_KEY, b"RRQA{}")
+    topic.gap()
+    monkeypatch.setattr(kafka, "_consumer", lambda *_a, **_k: topic)
+    assert kafka.read_recorded_placements({}, TOPIC) == {0: 4}
+
+
+def test_a_partition_ending_in_format_1_records_records_no_placement(monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.audit import kafka
+
+    topic = _Topic()
+    for p, _off, data in format1_records():
+        if p == 0:
+            topic.add(None, data)
+    monkeypatch.setattr(kafka, "_consumer", lambda *_a, **_k: topic)
+    assert kafka.read_recorded_placements({}, TOPIC) == {}

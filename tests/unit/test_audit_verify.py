@@ -246,3 +246,34 @@ def test_any_single_byte_change_is_found(index: int, position: st.DataObject, xo
     report = verify_chain(_positioned(records))
     assert not report.ok
     assert report.breaks[0].offset == index
+
+
+def test_audit_verify_passes_over_quarantine_access_records_and_reports_per_chain(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Access records share the audit topic but are no chain's links: verify counts them apart."""
+    import json
+
+    from router.audit import kafka
+    from router.cli import audit as cli
+    from router.cli import build_parser
+
+    a, b = _chain(3, A0), _chain(2, B0)
+    values = _interleaved(a, b)  # a0 b0 a1 b1 a2
+    values.insert(2, b"RRQA{}")
+    trail = [(0, offset, v) for offset, v in enumerate(values)]
+    monkeypatch.setattr(kafka, "read_audit", lambda *_a, **_k: iter(trail))
+    monkeypatch.setattr(cli, "_consumer_config", lambda _args: ({}, "audit"))
+    args = build_parser().parse_args(["audit", "verify", "--config", "c.yaml", "--json"])
+    assert cli._verify(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["ok"], out["records"], out["access_records"]) == (True, 5, 1)
+    assert [(c["chain"], c["records"], c["tail"]["seq"]) for c in out["chains"]] == [("A[0]", 3, 2), ("B[0]", 2, 1)]
+
+    trail[4] = (0, 4, b[0])  # B[0]'s seq 0 again where its seq 1 was
+    args = build_parser().parse_args(["audit", "verify", "--config", "c.yaml"])
+    assert cli._verify(args) == 1
+    text = capsys.readouterr().out
+    assert "2 chain(s), 1 broken: BROKEN" in text
+    assert "1 quarantine access record(s)" in text
+    assert "break: partition 0 offset 4: duplicated: seq 0 after seq 0 (chain B[0])" in text

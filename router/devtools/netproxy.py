@@ -347,6 +347,12 @@ class _Proxy:
             c.wake()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A reset (drop, shutdown) cancels this task; it then ends normally, since asyncio's
+        # stream server (3.11) reports a cancelled client task as an error.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._handle(reader, writer)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         if self.dropping:
             _reset(writer)

@@ -34,6 +34,11 @@ ARRIVES = 30.0
 """Upper bound of a wait for something that must happen (only reached on failure)."""
 
 
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
 class Upstream:
     """A TCP server on 127.0.0.1 that records every byte it receives and optionally echoes it.
 
@@ -70,9 +75,7 @@ class Upstream:
                 except OSError:
                     pass
 
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -1,19 +1,24 @@
 """Country names and codes to ISO 3166-1 alpha-2, and the EU / EEA membership tables.
 
-:func:`to_alpha2` answers a code (alpha-2, alpha-3, ISO's three-digit numeric) or a name in any
-language CLDR covers (every locale babel ships), official and common names (pycountry) and a few
-aliases CLDR lacks (UK nations, "U.S.A."). It fails closed: a name that means different countries
-in different languages, a value mixing writing systems ("Germany" with a Cyrillic "e"), a
-region or withdrawn code (``EU``, ``150``, ``XK``, ``YU``) or anything unknown resolves to nothing,
-never to a guess. Wrong is worse than unknown: an unknown country quarantines the event where it
-already sits; a wrong one moves personal data across a border.
+:func:`to_alpha2` answers a code (alpha-2, alpha-3, ISO's three-digit numeric) or a name: the
+names of every locale CLDR covers (babel's locale files), pycountry's English names, official and
+common names and their translations (iso-codes, checked against CLDR; official long forms such as
+"Bundesrepublik Deutschland" come from there), and a few aliases neither has (UK nations, "UAE").
+It fails closed: a name that means different countries in different languages, a value mixing
+writing systems ("Germany" with a Cyrillic "e"), a region or withdrawn code (``EU``, ``150``,
+``XK``, ``YU``) or anything unknown resolves to nothing, never to a guess. Wrong is worse than
+unknown: an unknown country quarantines the event where it already sits; a wrong one moves
+personal data across a border.
 
-The name index is built once, on first use, from babel's locale files (about half a second and a
-few MB here; see :func:`name_index_stats`). Nothing is generated into the source tree.
+The name index is built once, on first use (the first ``residency.countries`` check when a config
+is loaded): about 1.2-2 s of CPU on this 2-core host, about 10 MB kept (28 MB at the peak of the
+build); :func:`name_index_stats` counts what it holds. Nothing is generated into the source tree.
 """
 
 from __future__ import annotations
 
+import gettext
+import os
 import pickle
 import threading
 import unicodedata
@@ -42,9 +47,14 @@ _ALIASES = {
     "EL": "GR", "UK": "GB",
     # Names neither CLDR nor pycountry carries.
     "U.S.": "US", "U.S.A.": "US", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "NORTHERN IRELAND": "GB",
-    "GREAT BRITAIN": "GB", "CONFOEDERATIO HELVETICA": "CH",
+    "GREAT BRITAIN": "GB", "BRITAIN": "GB", "GROSSBRITANNIEN": "GB", "CONFOEDERATIO HELVETICA": "CH",
+    "REPUBLIC OF IRELAND": "IE", "UAE": "AE", "BRD": "DE", "EEUU": "US", "EE. UU.": "US",
 }
 """Checked against the CLDR index when it is built: an alias never contradicts it."""
+
+_AMBIGUOUS = ("Congo", "Virgin Islands")
+"""Names that ISO or CLDR give one country but that are used for two (Congo-Brazzaville and
+Congo-Kinshasa; the British and the U.S. Virgin Islands): nothing."""
 
 _MAX_CHARS = 100
 """No country name is longer (the longest CLDR name has 60-odd characters)."""
@@ -67,15 +77,21 @@ _LOOSE_SCRIPTS = frozenset({"LATIN", "GREEK"})
 """Scripts whose names are also written without accents ("Espana", "ΕΛΛΑΔΑ")."""
 
 
+@lru_cache(maxsize=8192)
+def _script(ch: str) -> str | None:
+    """The script of a letter by the first word of its Unicode name; None for other characters
+    and for modifier letters (turned comma, apostrophe), which mark sounds in Latin text."""
+    if not ch.isalpha():
+        return None
+    word = unicodedata.name(ch, "UNNAMED").split(" ", 1)[0]
+    return None if word == "MODIFIER" else "HAN" if word in _HAN else word
+
+
 def _scripts(text: str) -> set[str]:
-    """The scripts of the letters of ``text`` (NFKC), by the first word of their Unicode names."""
-    out: set[str] = set()
-    for ch in text:
-        if ch.isalpha():
-            word = unicodedata.name(ch, "UNNAMED").split(" ", 1)[0]
-            if word != "MODIFIER":  # modifier letters (turned comma, apostrophe) mark sounds in Latin text
-                out.add("HAN" if word in _HAN else word)
-    return out
+    """The scripts of the letters of ``text`` (NFKC)."""
+    if text.isascii():
+        return {"LATIN"} if any(c.isalpha() for c in text) else set()
+    return {script for ch in text if (script := _script(ch)) is not None}
 
 
 def _fold(nfkc: str) -> str:
@@ -85,6 +101,8 @@ def _fold(nfkc: str) -> str:
 
 
 def _unaccented(key: str) -> str:
+    if key.isascii():
+        return key
     return unicodedata.normalize("NFC", "".join(c for c in unicodedata.normalize("NFD", key)
                                                 if not unicodedata.combining(c)))
 
@@ -96,6 +114,8 @@ class _Index:
     loose: dict[str, str | None]
     """Names of Latin and Greek script without accents, German umlauts as ae/oe/ue -> alpha-2;
     None when two countries' names meet there."""
+    codes: dict[str, str]
+    """Codes as ISO writes them (upper-case letters, three digits) -> alpha-2."""
     stats: dict[str, int]
 
 
@@ -104,10 +124,10 @@ def _add(table: dict[str, str | None], key: str, code: str) -> None:
         table[key] = None
 
 
-def _cldr_names(iso: frozenset[str]) -> tuple[list[tuple[str, str]], int]:
-    """(name, alpha-2) from every locale babel ships, ISO 3166-1 countries only; and how many
-    locale files could not be read (their names are then unknown, never wrong)."""
-    names: list[tuple[str, str]] = []
+def _cldr_territories(iso: frozenset[str]) -> tuple[dict[str, dict[str, str]], int]:
+    """locale -> {alpha-2: name} as each of babel's locale files defines it, ISO 3166-1 countries
+    only; and how many locale files could not be read (their names are then unknown, never wrong)."""
+    out: dict[str, dict[str, str]] = {}
     unreadable = 0
     for locale in localedata.locale_identifiers():
         # The locale's own file, not babel's merged and cached view: every name any locale
@@ -120,29 +140,96 @@ def _cldr_names(iso: frozenset[str]) -> tuple[list[tuple[str, str]], int]:
             continue
         territories = data.get("territories") if isinstance(data, dict) else None
         if isinstance(territories, dict):
-            names.extend((n, c) for c, n in territories.items()
-                         if isinstance(c, str) and c in iso and isinstance(n, str))
-    return names, unreadable
+            out[locale] = {c: n for c, n in territories.items()
+                           if isinstance(c, str) and c in iso and isinstance(n, str)}
+    return out, unreadable
 
 
-def _named(countries: list[object], iso: frozenset[str]) -> tuple[dict[str, str | None], int, int, int]:
-    """Folded CLDR and pycountry names -> alpha-2 (None: ambiguous); CLDR entries read, names
-    skipped for mixing scripts, unreadable locale files."""
-    cldr, unreadable = _cldr_names(iso)
-    named: dict[str, str | None] = {}
-    mixed = 0
-    for name, code in cldr:
-        nfkc = unicodedata.normalize("NFKC", name)
-        if len(_scripts(nfkc)) > 1:  # a few CLDR names mix scripts ("sar", Chuvash with Latin ă); never matched
-            mixed += 1
+def _key(text: str) -> str:
+    return _fold(unicodedata.normalize("NFKC", text))
+
+
+def _forms(key: str) -> tuple[str, ...]:
+    """A folded name and, for ISO's inverted form "korea, republic of", "republic of korea"."""
+    head, sep, tail = key.partition(", ")
+    return (key, f"{tail} {head}") if sep and ", " not in tail else (key,)
+
+
+_CLDR_FOR_PO = {"sr@latin": "sr_Latn", "zh_TW": "zh_Hant", "zh_HK": "zh_Hant"}
+"""pycountry translation locales whose CLDR locale is not their own name or language."""
+
+
+def _stems(key: str) -> tuple[str, ...]:
+    return tuple(_unaccented(word)[:4] for word in key.split())
+
+
+def _translated(countries: list[object], cldr: dict[str, dict[str, str]]) -> tuple[list[tuple[str, str]], int]:
+    """(folded name, alpha-2) from pycountry's translations of ISO 3166-1 (iso-codes; official
+    long forms CLDR lacks: "Bundesrepublik Deutschland"); and how many were refused.
+
+    Those translations hold mistakes (one names Malaysia "Mexico"), so a translated name counts
+    only when it contains the first four letters of every word of one of the country's CLDR names
+    in that language ("Bundesrepublik Deutschland" has "deut" of "Deutschland"; "Mexico" has no
+    "mala" of "Malaysia"). A mistake that passes still meets the ambiguity check."""
+    out: list[tuple[str, str]] = []
+    refused = 0
+    try:
+        po_locales = sorted(os.listdir(pycountry.LOCALES_DIR))
+    except OSError:
+        return out, 0
+    for po in po_locales:
+        path = gettext.find("iso3166-1", pycountry.LOCALES_DIR, languages=[po])
+        try:  # read directly: gettext.translation() would keep every catalogue in its module cache
+            with open(path or "", "rb") as fh:
+                translation = gettext.GNUTranslations(fh)
+        except (OSError, ValueError, UnicodeDecodeError):
             continue
-        _add(named, _fold(nfkc), code)
+        own = [cldr[loc] for loc in dict.fromkeys([po, _CLDR_FOR_PO.get(po, po), po.split("@")[0].split("_")[0]])
+               if loc in cldr]
+        for c in countries:
+            code = str(getattr(c, "alpha_2", ""))
+            stems = [_stems(_key(names[code])) for names in own if code in names]
+            for attr in ("name", "official_name", "common_name"):
+                english = getattr(c, attr, None)
+                text = translation.gettext(english) if isinstance(english, str) else english
+                if not isinstance(text, str) or text == english:
+                    continue
+                key = _key(text)
+                bare = _unaccented(key)
+                if len(_scripts(key)) <= 1 and any(all(s in bare for s in st) for st in stems):
+                    out.extend((form, code) for form in _forms(key))
+                else:
+                    refused += 1
+    return out, refused
+
+
+def _named(countries: list[object], iso: frozenset[str]) -> tuple[dict[str, str | None], dict[str, int]]:
+    """Folded names -> alpha-2 (None: ambiguous) from CLDR, pycountry's English names and its
+    checked translations; and counts of what was read and left out."""
+    cldr, unreadable = _cldr_territories(iso)
+    named: dict[str, str | None] = {}
+    entries = mixed = 0
+    for territories in cldr.values():
+        for code, name in territories.items():
+            entries += 1
+            key = _key(name)
+            if len(_scripts(key)) > 1:  # a few CLDR names mix scripts ("sar", Chuvash with Latin ă); never matched
+                mixed += 1
+                continue
+            _add(named, key, code)
     for c in countries:
         for attr in ("name", "official_name", "common_name"):
             text = getattr(c, attr, None)
             if isinstance(text, str):
-                _add(named, _fold(unicodedata.normalize("NFKC", text)), str(getattr(c, "alpha_2", "")))
-    return named, len(cldr), mixed, unreadable
+                for form in _forms(_key(text)):
+                    _add(named, form, str(getattr(c, "alpha_2", "")))
+    translated, refused = _translated(countries, cldr)
+    for key, code in translated:
+        _add(named, key, code)
+    for name in _AMBIGUOUS:
+        named[_key(name)] = None
+    return named, {"cldr_entries": entries, "mixed_script_skipped": mixed, "unreadable_locales": unreadable,
+                   "translations": len(translated), "translations_refused": refused}
 
 
 def _loose(named: dict[str, str | None]) -> dict[str, str | None]:
@@ -164,23 +251,28 @@ def _loose(named: dict[str, str | None]) -> dict[str, str | None]:
 def _build() -> _Index:
     countries: list[object] = list(pycountry.countries)
     iso = frozenset(str(getattr(c, "alpha_2", "")) for c in countries)
-    named, entries, mixed, unreadable = _named(countries, iso)
+    named, counts = _named(countries, iso)
     exact = dict(named)
-    for c in countries:  # codes share the table: a code that is another country's name is ambiguous ("NGA")
+    codes: dict[str, str] = {}
+    for c in countries:  # a lower-case code that is also another country's name is ambiguous ("nga")
         code = str(getattr(c, "alpha_2", ""))
         for attr in ("alpha_2", "alpha_3", "numeric"):
-            _add(exact, _fold(str(getattr(c, attr, ""))), code)
+            text = str(getattr(c, attr, ""))
+            codes[text] = code
+            _add(exact, _fold(text), code)
+    conflicts = 0
     for alias, code in _ALIASES.items():
         key = _fold(alias)
-        if exact.get(key, code) != code:  # pragma: no cover - the unit tests resolve every alias
-            raise AssertionError(f"country alias {alias} contradicts CLDR")
-        exact[key] = code
+        conflicts += exact.get(key, code) != code
+        exact[key] = code  # an alias is checked by hand: it wins (the unit tests check it meets no CLDR name)
+        if alias.isalpha() and alias.isupper() and len(alias) <= 3:
+            conflicts += codes.get(alias, code) != code
+            codes.setdefault(alias, code)
     loose = _loose(named)
     stats = {"names": len(named), "ambiguous": sum(1 for v in named.values() if v is None),
              "loose": len(loose), "loose_ambiguous": sum(1 for v in loose.values() if v is None),
-             "mixed_script_skipped": mixed, "cldr_entries": entries, "unreadable_locales": unreadable,
-             "keys": len(exact)}
-    return _Index(exact, loose, stats)
+             "keys": len(exact), "alias_conflicts": conflicts, **counts}
+    return _Index(exact, loose, codes, stats)
 
 
 _index: _Index | None = None
@@ -218,20 +310,40 @@ def _lookup(key: str, index: _Index) -> tuple[bool, str | None]:
     return False, None
 
 
+def _name(key: str, index: _Index) -> str | None:
+    """The country a folded name means: as written, in ISO's order ("netherlands, the" ->
+    "the netherlands"), without a leading article."""
+    for form in _forms(key):
+        found, code = _lookup(form, index)
+        if found:
+            return code
+        rest = next((form[len(a):].lstrip() for a in _ARTICLES if form.startswith(a) and len(form) > len(a)), "")
+        if rest and not rest.isdigit():  # "de 276": a number after an article is no code
+            found, code = _lookup(rest, index)
+            if found:
+                return code
+    return None
+
+
 @lru_cache(maxsize=4096)
 def to_alpha2(value: str) -> str | None:
     """ISO 3166-1 alpha-2 for a code or a country name in any CLDR language, else None.
 
     Codes: alpha-2 (and ``UK``, ``EL``), alpha-3, and the numeric code in ISO's own three-digit
-    form only (``"040"`` is Austria; ``"40"`` is nothing). A bare number is accepted in that form
-    because a field of numeric ISO codes holds exactly that; shorter numbers are more likely
-    calling codes (40 is Romania's), counts or postal codes and resolve to nothing. A
-    three-digit postal code (Iceland, the Faroes) or calling code (372 is Estonia's, ISO's
-    Ireland) in a field mapped as a country would still resolve: do not map such fields.
+    form only: ``"040"`` is Austria, ``"40"`` is nothing. Letters in upper case are a code; in
+    lower case they are also read as a name, and resolve to nothing when that name means another
+    country (``"AO"`` is Angola; ``"ao"`` is nothing, as Vietnamese for Austria is "Áo").
 
-    Names: case, NFKC compatibility forms, accents (Latin and Greek), apostrophe, dot and dash
-    variants and a leading article ("The Netherlands") do not matter. A value whose letters mix
-    scripts, a name meaning different countries in different languages ("Kongo"), a region or a
+    A bare number resolves in that three-digit form because a field of ISO numeric codes holds
+    exactly that; shorter or longer numbers are more likely calling codes (40 is Romania's),
+    counts or postal codes and resolve to nothing. A three-digit postal code (Iceland, the
+    Faroes) or calling code (372 is Estonia's, and ISO's Ireland) in a field mapped as a country
+    field would still resolve: such fields must not be mapped as country fields.
+
+    Names: case, NFKC compatibility forms, accents (Latin and Greek script), apostrophe, dot and
+    dash variants, ISO's inverted order ("Korea, Republic of") and a leading article ("The
+    Netherlands") do not matter. A value whose letters mix scripts, a name meaning different
+    countries in different languages ("Kongo") or in common use ("Congo"), a region or a
     withdrawn country resolves to nothing.
     """
     text = value.strip()
@@ -244,9 +356,7 @@ def to_alpha2(value: str) -> str | None:
     if key.isdigit() and (len(key) != 3 or not key.isascii()):
         return None
     index = _get_index()
-    found, code = _lookup(key, index)
-    if not found:
-        rest = next((key[len(a):].lstrip() for a in _ARTICLES if key.startswith(a) and len(key) > len(a)), "")
-        if rest and not rest.isdigit():  # "de 276": a number after an article is no code
-            code = _lookup(rest, index)[1]
-    return code
+    code = index.codes.get(nfkc.strip())
+    if code is not None:  # "AO" is Angola, though "ao" is also Vietnamese for Austria without its accent
+        return code
+    return _name(key, index)

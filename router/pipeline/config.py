@@ -204,7 +204,18 @@ class PipelineConfig(StrictModel):
     )
     session_timeout_ms: int = Field(default=10_000, ge=6000, le=300_000)
     transaction_timeout_ms: int = Field(default=10_000, ge=1000, le=900_000)
-    stall_backoff_max_s: float = Field(default=10.0, gt=0, le=300)
+    stall_backoff_max_s: float = Field(
+        default=10.0, gt=0, le=300,
+        description="longest wait before retrying a stalled batch or a transaction that could not commit",
+    )
+    abort_escalate_after: int = Field(
+        default=10,
+        ge=1,
+        le=10_000,
+        description="transactions failing in a row (aborted, or the producer re-created) before the router logs an "
+        "ERROR naming the likely cause and remedy (repeated every as many again); it keeps retrying at "
+        "stall_backoff_max_s and resumes by itself once the cause is gone",
+    )
     max_record_bytes: int = Field(
         default=900_000,
         ge=1024,

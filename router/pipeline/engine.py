@@ -9,21 +9,38 @@ The router's processor does decode/classify/decide/seal; the benchmark's baselin
 engine with a processor that copies bytes, so both run with the same client settings, batch sizes
 and commit interval.
 
-Error model (librdkafka's ``examples/transactions.c``):
+Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Engine error model"):
 
 - retriable error → call the same function again (bounded; then treated as ambiguous);
-- ``txn_requires_abort()`` → abort, seek back to the committed offsets, back off exponentially
-  (the stall settings; reset by the next commit) and reprocess;
-- ``fatal()`` or an ambiguous end of transaction (commit/abort that kept failing) → close the
-  producer and create a new one with the same ``transactional.id`` (``init_transactions`` fences
-  the old epoch and aborts what it left open); never start another transaction on it. The
-  processor then resumes from what is committed (:meth:`BatchProcessor.on_assign` for the assigned
-  partitions, e.g. the audit chain tails read back), not from its pre-commit checkpoint: an
-  ambiguous commit may have succeeded;
-- a fatal error while creating the producer (e.g. a transactional.id the principal may not use)
-  → :class:`FatalPipelineError` naming the call, the error and the likely fix;
+- ``txn_requires_abort()``, or a ``produce()`` the client refused (record too large, unknown topic
+  or partition) → abort, seek back to the committed offsets, back off exponentially (reset by the
+  next commit) and reprocess. The warning names the call, the error and the destinations whose
+  deliveries failed (a min.insync.replicas shortfall shows as timed-out deliveries to a partition).
+  After ``abort_escalate_after`` failures in a row an ERROR names the likely cause and the remedy,
+  :attr:`EngineStats.abort_escalations` counts it, and the engine keeps retrying at the maximum
+  back-off: it resumes by itself once the cause is gone, and never exits silently;
+- a record the broker refuses as too large (``MSG_SIZE_TOO_LARGE``) → the processor is told the
+  refused size (``lower_output_limit``, if it has one), so that re-processing the batch quarantines
+  that record without its payload: one record cannot stop the router;
+- ``fatal()`` or an ambiguous end of transaction (commit/abort that kept failing, an abort that
+  itself needs an abort) → close the producer and create a new one with the same
+  ``transactional.id`` (``init_transactions`` fences the old epoch and aborts what it left open);
+  never start another transaction on it. The processor then resumes from what is committed
+  (:meth:`BatchProcessor.on_assign` for the assigned partitions, e.g. the audit chain tails read
+  back), not from its pre-commit checkpoint: an ambiguous commit may have succeeded;
+- fenced (another producer took the ``transactional.id``) → :class:`FatalPipelineError`;
+- an authorization failure (topic, group, transactional.id, cluster), at start-up or on any call
+  or delivery → :class:`FatalPipelineError` naming the missing permission and its resource;
+- a fatal error while creating the producer → :class:`FatalPipelineError` naming the call, the
+  error and the likely fix;
 - :class:`StallError` from the processor (e.g. a key provider that is down) → abort, rewind,
   back off exponentially and retry: offsets do not advance and nothing is produced meanwhile.
+
+Only :class:`FatalPipelineError` (and the processor's own bugs) leave :meth:`TransactionalEngine.run`;
+its private signals never do. Recovery is driven by the loop: an error only records what is owed
+(an abort is done at once, a producer re-creation, a rewind and a back-off at the top of the loop),
+so an error inside a rebalance callback or inside the recovery itself is handled the same way.
+Fault points for tests: :mod:`router.pipeline.faults` (``ROUTER_FAULT``).
 """
 
 from __future__ import annotations
@@ -33,9 +50,9 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, NoReturn, Protocol, cast
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -75,7 +92,13 @@ class OutRecord:
 
 
 class BatchProcessor(Protocol):
-    """Turns consumed records into output records. Called only inside an open transaction."""
+    """Turns consumed records into output records. Called only inside an open transaction.
+
+    Optionally, a processor may have ``lower_output_limit(topic: str, refused_size: int) -> int |
+    None``: the broker refused a record of ``refused_size`` bytes (value + key + headers) to
+    ``topic``; from now on outputs that large must be made smaller (e.g. quarantined without their
+    payload). It returns the new limit, or None when it cannot help (the engine then backs off).
+    """
 
     def process(self, msgs: Sequence[Message]) -> list[OutRecord]:
         """Outputs for the batch. Raise :class:`StallError` to retry the batch later unchanged."""
@@ -111,6 +134,8 @@ class EngineSettings:
     max_retries: int = 5
     stall_backoff_initial_s: float = 0.2
     stall_backoff_max_s: float = 10.0
+    abort_escalate_after: int = 10
+    """Failed transactions in a row (aborts, producer re-creations) before an ERROR names the cause."""
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -125,10 +150,78 @@ class EngineStats:
     stalls: int = 0
     abort_backoffs: int = 0
     """Back-offs after an abortable error (each one follows an abort)."""
+    abort_escalations: int = 0
+    """ERRORs logged because transactions kept failing (every ``abort_escalate_after`` in a row)."""
+    output_limit_lowered: int = 0
+    """Records the broker refused as too large, after which the processor lowered its output limit."""
 
 
-class _Restart(Exception):
+# -- the error model's private signals (never leave run()) -------------------------------------------
+
+
+class _TxnFailure(Exception):
+    """The open transaction cannot be committed as it is."""
+
+    def __init__(self, what: str, detail: str, code: int | None = None) -> None:
+        super().__init__(what, detail)
+        self.what = what
+        """The call that failed."""
+        self.detail = detail
+        """librdkafka's error text (and the failed deliveries, once known)."""
+        self.code = code
+        self.refused: tuple[str, int] | None = None
+        """(topic, size) of a record the broker or the client refused as too large."""
+
+
+class _AbortNeeded(_TxnFailure):
+    """The transaction must be aborted and the batch reprocessed."""
+
+
+class _Restart(_TxnFailure):
     """The producer must be re-created (fatal error or ambiguous transaction end)."""
+
+
+_AUTHORIZATION = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
+_FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+"""Delivery reports of records an abort discarded: not failures of a transaction."""
+_MIN_INSYNC = (
+    "fewer in-sync replicas than the topic's min.insync.replicas (or no leader) for the partitions named",
+    "bring their replicas back in sync (restart the missing broker; see kafka-topics --describe "
+    "--under-min-isr-partitions) or lower the topic's min.insync.replicas; the router resumes by itself",
+)
+_CAUSES: dict[int, tuple[str, str]] = {
+    KafkaError.NOT_ENOUGH_REPLICAS: _MIN_INSYNC,
+    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND: _MIN_INSYNC,
+    KafkaError._MSG_TIMED_OUT: _MIN_INSYNC,
+    KafkaError.REQUEST_TIMED_OUT: _MIN_INSYNC,
+    KafkaError.UNKNOWN_TOPIC_OR_PART: (
+        "a destination topic or partition does not exist (deleted or shrunk while running)",
+        "recreate it, or let the placement watch divert its records to quarantine (it marks a missing "
+        "topic within its interval); the router resumes by itself",
+    ),
+    KafkaError.MSG_SIZE_TOO_LARGE: (
+        "a record larger than the broker or topic accepts (message.max.bytes / max.message.bytes)",
+        "raise the topic's max.message.bytes, or lower pipeline.max_record_bytes; audit records cannot "
+        "be shrunk",
+    ),
+}
+_CAUSES[KafkaError._UNKNOWN_TOPIC] = _CAUSES[KafkaError._UNKNOWN_PARTITION] = _CAUSES[KafkaError.UNKNOWN_TOPIC_OR_PART]
+_UNKNOWN_CAUSE = (
+    "the error named above",
+    "see the error text; the transaction is retried at the maximum back-off until it commits",
+)
+
+
+def _size(out: OutRecord) -> int:
+    return len(out.value or b"") + len(out.key or b"") + sum(len(k) + len(v) for k, v in out.headers or ())
 
 
 class TransactionalEngine:
@@ -148,27 +241,41 @@ class TransactionalEngine:
         ``environ`` (default ``os.environ``) is read once here for ``ROUTER_FAULT``, the fault
         points of tests (:mod:`router.pipeline.faults`); a malformed value is a ConfigError."""
         self.s = settings
-        self._faults = FaultPoints.from_env(environ)
-        """None unless a test set ROUTER_FAULT: each step then costs one ``is None`` test."""
-        self._deferred: Exception | None = None
-        """An error of a rebalance callback, raised again by the loop once ``consume`` returned."""
         self.processor = processor
         self.stats = EngineStats()
+        self._faults = FaultPoints.from_env(environ)
+        """None unless a test set ROUTER_FAULT: each step then costs one ``is None`` test."""
         self._stop = threading.Event()
         self._wait: Callable[[float], object] = wait if wait is not None else self._stop.wait
         self._sleep = sleep
-        self._abort_backoff = settings.stall_backoff_initial_s
-        self._backoff_due: float | None = None
-        """A back-off owed after an abortable error, waited at the top of the loop."""
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._in_txn = False
         self._txn_started = 0.0
         self._txn_records = 0
+        self._batch: list[OutRecord] = []
+        """The outputs of the batch being produced (to name destinations in errors)."""
+        self._failed: dict[tuple[str, int, str], int] = {}
+        """Failed deliveries of the open transaction: (topic, partition, error name) -> count."""
+        self._refused: tuple[str, int] | None = None
+        """(topic, size) of a delivery the broker refused as too large, in the open transaction."""
+        self._denied: set[str] = set()
+        """Topics whose deliveries were refused for want of authorization, in the open transaction."""
         self._state: object = None
         self._span: Any = None
         self._assigned_at: float | None = None
         """When partitions were last assigned: idle time counts from then (a rebalance is not idleness)."""
+        # What recovery still owes, done at the top of the loop (never inside a callback):
+        self._needs_restart = False
+        self._needs_rewind = False
+        self._resume_from_broker = False
+        """After a re-created producer or a failed assignment: the processor resumes from what is
+        committed (:meth:`BatchProcessor.on_assign`), never from its in-memory checkpoint."""
+        self._backoff_due: float | None = None
+        self._failures_in_row = 0
+        """Failed transactions (aborts, re-created producers) since the last commit."""
+        self._abort_backoff = settings.stall_backoff_initial_s
+        self._stall_backoff = settings.stall_backoff_initial_s
 
     # -- clients ---------------------------------------------------------------------------
     def _consumer_config(self) -> dict[str, Any]:
@@ -193,12 +300,32 @@ class TransactionalEngine:
             "acks": "all",
             "linger.ms": 5,
             "transaction.timeout.ms": self.s.transaction_timeout_ms,
+            # Failed deliveries only (none on the happy path): they name the destination partition
+            # and the cause when a transaction cannot commit.
+            "delivery.report.only.error": True,
+            "on_delivery": self._on_delivery,
             **self.s.producer_overrides,
         }
 
-    def _new_producer(self) -> Producer:
-        producer = Producer(self._producer_config())
-        self._retry(lambda: producer.init_transactions(30), "init_transactions", restart_on_fail=False)
+    def _new_producer(self, *, starting: bool) -> Producer:
+        """A producer with its transactions initialised. At start-up every failure is a
+        FatalPipelineError; later a transient one is a :class:`_Restart` (tried again)."""
+        try:
+            producer = Producer(self._producer_config())
+        except KafkaException as exc:
+            raise FatalPipelineError(f"the producer's configuration is refused: {exc.args[0].str()}") from None
+        try:
+            self._retry(lambda: producer.init_transactions(30), "init_transactions")
+        except _TxnFailure as err:
+            if not starting:
+                raise
+            raise FatalPipelineError(
+                f"init_transactions failed: {err.detail}; the transactional producer cannot start. Check that "
+                f"the cluster is reachable, that the client's principal may use transactional.id "
+                f"{self.s.transactional_id!r} (Kafka ACL: Write and Describe on that TransactionalId) and that "
+                "another instance is not running with the same transactional.id (give each instance its own "
+                "pipeline.instance_id)"
+            ) from None
         return producer
 
     @property
@@ -221,7 +348,7 @@ class TransactionalEngine:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
 
-    def run(  # noqa: PLR0912, PLR0915 - the error model stays readable in one loop
+    def run(
         self, *, max_idle_s: float | None = None, until: Callable[[EngineStats], bool] | None = None
     ) -> EngineStats:
         """Run until stopped, or until ``until(stats)`` is true, or idle for ``max_idle_s``.
@@ -229,79 +356,91 @@ class TransactionalEngine:
         Idle time counts from the later of the last record and the last partition assignment, so
         waiting for the group to rebalance is not mistaken for an empty topic.
         """
-        self._producer = self._new_producer()
-        self._consumer = Consumer(self._consumer_config())
-        self.consumer.subscribe(self.s.ingress_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self._state = self.processor.checkpoint()
-        last_data = time.monotonic()
-        backoff = self.s.stall_backoff_initial_s
+        self._producer = self._new_producer(starting=True)
         try:
-            while not self._stop.is_set():
-                if until is not None and until(self.stats):
-                    break
-                if self._backoff_due is not None:
-                    due, self._backoff_due = self._backoff_due, None
-                    self._wait(due)
+            self._consumer = Consumer(self._consumer_config())
+        except KafkaException as exc:
+            raise FatalPipelineError(f"the consumer's configuration is refused: {exc.args[0].str()}") from None
+        try:
+            self.consumer.subscribe(self.s.ingress_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            self._state = self.processor.checkpoint()
+            self._loop(max_idle_s, until)
+            if self._in_txn:
+                try:
+                    self._commit()
+                except _TxnFailure as err:
+                    log.warning(
+                        "%s: the last transaction could not be committed (%s); it is aborted, and its records "
+                        "will be processed again from the committed offsets",
+                        err.what,
+                        err.detail,
+                    )
+        finally:
+            self._close()
+        return self.stats
+
+    def _loop(self, max_idle_s: float | None, until: Callable[[EngineStats], bool] | None) -> None:
+        last_data = time.monotonic()
+        while not self._stop.is_set():
+            if until is not None and until(self.stats):
+                return
+            if self._backoff_due is not None:
+                due, self._backoff_due = self._backoff_due, None
+                self._wait(due)
+                continue
+            try:
+                if self._needs_restart:
+                    self._restart_producer()
+                if self._needs_rewind and not self._rewind_and_resume():
                     continue
                 msgs = self.consumer.consume(num_messages=self.s.batch_size, timeout=0.05)
-                if self._deferred is not None:
-                    deferred, self._deferred = self._deferred, None
-                    if isinstance(deferred, _AbortNeeded):
-                        self._abort_and_back_off(deferred, "rebalance")
-                    else:
-                        self._restart_producer()
-                    continue
-                data = [m for m in msgs if m.error() is None]
-                for m in msgs:
-                    if (err := m.error()) is not None and err.code() != KafkaError._PARTITION_EOF:
-                        if err.fatal():
-                            raise FatalPipelineError(f"consumer failed: {err.str()}")
-                        log.warning("consumer error: %s", err.str())
+                if self._needs_restart or self._needs_rewind:
+                    continue  # a rebalance callback failed: what it fetched is rewound first
+                data = self._data(msgs)
                 if data:
                     last_data = time.monotonic()
-                    try:
-                        self._process(data)
-                        backoff = self.s.stall_backoff_initial_s
-                    except StallError as err:
-                        self.stats.stalls += 1
-                        telemetry.stalls.add(1, {"cause": type(err).__name__})
-                        log.warning("stalling %.1fs, offsets not advanced: %s", backoff, err)
-                        self._abort_and_rewind("stall")
-                        self._wait(backoff)
-                        backoff = min(backoff * 2, self.s.stall_backoff_max_s)
-                        continue
-                    except _AbortNeeded as err:
-                        self._abort_and_back_off(err, "produce")
-                        continue
-                    except _Restart:
-                        self._restart_producer()
-                        continue
+                    self._process(data)
+                    self._stall_backoff = self.s.stall_backoff_initial_s
                 elif (
                     max_idle_s is not None
                     and self._assigned_at is not None
                     and not self._in_txn
                     and time.monotonic() - max(last_data, self._assigned_at) > max_idle_s
                 ):
-                    break
+                    return
                 if self._in_txn and (
                     (time.monotonic() - self._txn_started) * 1000 >= self.s.commit_interval_ms
                     or self._txn_records >= self.s.commit_max_records
                 ):
-                    try:
-                        self._commit()
-                    except _Restart:
-                        self._restart_producer()
-            if self._in_txn:
-                try:
                     self._commit()
-                except _Restart:
-                    self._restart_producer()
-        finally:
-            self._close()
-        return self.stats
+            except StallError as err:
+                self._stall(err)
+            except _TxnFailure as err:
+                self._recover(err)
+            except KafkaException as exc:
+                # A client call outside the error model's wrappers (position, seek, ...): its outcome
+                # is unknown, so the producer is re-created and the processor resumes from the broker.
+                self._recover(self._failure(exc.args[0], "client call"))
+
+    def _data(self, msgs: list[Message]) -> list[Message]:
+        data = []
+        for m in msgs:
+            err = m.error()
+            if err is None:
+                data.append(m)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                if err.code() in _AUTHORIZATION:
+                    raise self._not_authorized(err, "consume", [m.topic() or ""])
+                if err.fatal():
+                    raise FatalPipelineError(f"consumer failed: {err.str()} ({err.name()})")
+                log.warning("consumer error: %s (%s)", err.str(), err.name())
+        return data
 
     # -- one batch -------------------------------------------------------------------------
     def _begin(self) -> None:
+        self._failed.clear()
+        self._denied.clear()
+        self._refused = None
         self._retry(self.producer.begin_transaction, "begin_transaction")
         self._in_txn = True
         self._txn_started = time.monotonic()
@@ -313,7 +452,7 @@ class TransactionalEngine:
     def _process(self, msgs: list[Message]) -> None:
         if not self._in_txn:
             self._begin()
-        outputs = self.processor.process(msgs)
+        outputs = self._batch = self.processor.process(msgs)
         produce = self.producer.produce
         for out in outputs:
             while True:
@@ -325,8 +464,8 @@ class TransactionalEngine:
                     break
                 except BufferError:
                     self.producer.poll(0.05)
-                except KafkaException as err:
-                    self._handle_txn_error(err, "produce")
+                except KafkaException as exc:
+                    self._produce_failed(exc.args[0], out)
         if self._faults is not None:
             self._fault("after_produce", "produce")
         self.stats.consumed += len(msgs)
@@ -353,11 +492,12 @@ class TransactionalEngine:
             if self._faults is not None:
                 # Committed: an error raised here is an ambiguous commit that succeeded.
                 self._fault("after_commit", "commit_transaction")
-        except _AbortNeeded as err:
-            self._abort_and_back_off(err, "commit")
-            return
+        except _TxnFailure as err:
+            self._add_deliveries(err)
+            raise
         self._in_txn = False
         self.stats.commits += 1
+        self._failures_in_row = 0
         self._abort_backoff = self.s.stall_backoff_initial_s
         telemetry.batches.add(1)
         if self._span is not None:
@@ -375,133 +515,274 @@ class TransactionalEngine:
         if what == "produce":
             try:
                 faults.hit(step)
-            except KafkaException as err:
-                self._handle_txn_error(err, "produce")
+            except KafkaException as exc:
+                self._produce_failed(exc.args[0], None)
         else:
             self._retry(lambda: faults.hit(step), what)
 
-    def _retry(self, fn: Callable[[], object], what: str, *, restart_on_fail: bool = True) -> None:
-        """Call ``fn``; retry retriable errors; map the rest onto the error model."""
+    def _retry(self, fn: Callable[[], object], what: str) -> None:
+        """Call ``fn``; retry retriable errors (bounded); map the rest onto the error model."""
         for attempt in range(self.s.max_retries + 1):
             try:
                 fn()
             except KafkaException as exc:
                 err: KafkaError = exc.args[0]
-                if err.fatal():
-                    if err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED):
-                        raise FatalPipelineError(
-                            f"{what}: this instance was fenced: another instance uses transactional.id "
-                            f"{self.s.transactional_id!r}; give each instance its own pipeline.instance_id"
-                        ) from None
-                    if not restart_on_fail:
-                        raise FatalPipelineError(
-                            f"{what} failed with a fatal error: {err.str()} ({err.name()}); the transactional "
-                            f"producer cannot start. Check that the client's principal may use transactional.id "
-                            f"{self.s.transactional_id!r} (Kafka ACL: Write and Describe on that TransactionalId) "
-                            "and that another instance is not running with the same transactional.id "
-                            "(give each instance its own pipeline.instance_id)"
-                        ) from None
-                    log.error("%s: fatal producer error, re-creating the producer: %s", what, err.str())
-                    raise _Restart from None
-                if err.txn_requires_abort():
-                    raise _AbortNeeded(what, err.str()) from None
-                if err.retriable() and attempt < self.s.max_retries:
+                if (
+                    err.retriable()
+                    and not err.fatal()
+                    and not err.txn_requires_abort()
+                    and err.code() not in _AUTHORIZATION
+                    and attempt < self.s.max_retries
+                ):
                     self._sleep(min(0.1 * 2**attempt, 2.0))
                     continue
-                if not restart_on_fail:
-                    raise FatalPipelineError(f"{what} failed: {err.str()}") from None
-                log.error(
-                    "%s: giving up after %d attempts (%s); outcome ambiguous, re-creating the producer",
-                    what,
-                    attempt + 1,
-                    err.str(),
-                )
-                raise _Restart from None
+                raise self._failure(err, what, attempts=attempt + 1) from None
             else:
                 return
 
-    def _handle_txn_error(self, exc: KafkaException, what: str) -> None:
-        err: KafkaError = exc.args[0]
+    def _failure(self, err: KafkaError, what: str, *, attempts: int = 1) -> _TxnFailure:
+        """The error model's answer to ``err`` from the call ``what`` (FatalPipelineError is raised)."""
+        code = err.code()
+        detail = f"{err.str()} ({err.name()})"
+        if code in _AUTHORIZATION:
+            raise self._not_authorized(err, what, self._batch_topics())
         if err.fatal():
-            raise _Restart from None
+            if code in _FENCED:
+                raise FatalPipelineError(
+                    f"{what}: this producer was fenced ({err.name()}): another producer took over "
+                    f"transactional.id {self.s.transactional_id!r}. Either another instance runs with the same "
+                    "pipeline.instance_id (give each instance its own), or this process was paused or cut off "
+                    f"for longer than transaction.timeout.ms ({self.s.transaction_timeout_ms} ms) and its "
+                    "transaction was aborted; started again, the router resumes from what is committed"
+                )
+            return _Restart(what, f"fatal error: {detail}", code)
         if err.txn_requires_abort():
-            raise _AbortNeeded(what, err.str()) from None
-        raise exc
+            return _AbortNeeded(what, detail, code)
+        return _Restart(what, f"{detail} after {attempts} attempt(s); outcome unknown", code)
 
-    def _abort_and_back_off(self, err: _AbortNeeded, cause: str) -> None:
-        """Abort and rewind after an abortable error; the loop waits before the next attempt.
+    def _produce_failed(self, err: KafkaError, out: OutRecord | None) -> NoReturn:
+        """``produce()`` raised: the record is not in the transaction, so the batch must be aborted
+        (or, on a fatal error, the producer re-created). ``out`` is None for a fault point."""
+        code = err.code()
+        if code in _AUTHORIZATION:
+            raise self._not_authorized(err, "produce", [out.topic] if out is not None else self._batch_topics())
+        if err.fatal():
+            raise self._failure(err, "produce")
+        where = f"{out.topic}[{out.partition}]" if out is not None else "a destination of the batch"
+        failure = _AbortNeeded("produce", f"{err.str()} ({err.name()}) for {where}", code)
+        if code == KafkaError.MSG_SIZE_TOO_LARGE and out is not None:
+            failure.refused = (out.topic, _size(out))
+        raise failure
 
-        The wait doubles per abortable error in a row (``stall_backoff_initial_s`` up to
-        ``stall_backoff_max_s``) and is reset by the next commit, so a persistent cause (a denied
-        topic, min.insync.replicas unmet) does not spin re-processing the same batch.
-        """
-        self._abort_and_rewind(cause)
-        self.stats.abort_backoffs += 1
-        backoff = self._abort_backoff
-        log.warning(
-            "%s: abortable error (%s); transaction aborted, offsets rewound, retrying in %.2fs",
-            err.what,
-            err.detail,
-            backoff,
+    def _not_authorized(self, err: KafkaError, what: str, topics: Iterable[str]) -> FatalPipelineError:
+        code = err.code()
+        names = sorted({t for t in topics if t})
+        if code == KafkaError.TOPIC_AUTHORIZATION_FAILED:
+            if what == "consume":
+                operation, resource = "READ (and DESCRIBE)", f"topic(s) {', '.join(names or self.s.ingress_topics)}"
+            else:
+                where = ", ".join(names) if names else "the destination topics of the batch"
+                operation, resource = "WRITE (and DESCRIBE)", f"topic(s) {where}"
+        elif code == KafkaError.GROUP_AUTHORIZATION_FAILED:
+            operation, resource = "READ", f"consumer group {self.s.group_id!r}"
+        elif code == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+            operation, resource = "WRITE and DESCRIBE", f"TransactionalId {self.s.transactional_id!r}"
+        else:
+            operation, resource = "IDEMPOTENT_WRITE", "the cluster"
+        user = self.s.bootstrap_config.get("sasl.username")
+        principal = f"the router's principal (sasl.username {user!r})" if user else "the router's principal"
+        return FatalPipelineError(
+            f"{what}: not authorized ({err.name()}: {err.str()}): {principal} lacks {operation} on {resource}; "
+            "grant it with a Kafka ACL (kafka-acls --add --allow-principal ...) and start the router again"
         )
-        self._backoff_due = backoff
-        self._abort_backoff = min(backoff * 2, self.s.stall_backoff_max_s)
 
-    def _abort_and_rewind(self, cause: str) -> None:
-        """Abort the open transaction, seek back to committed offsets, restore processor state."""
+    def _batch_topics(self) -> list[str]:
+        return sorted({o.topic for o in self._batch})
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        """Producer callback, failed deliveries only (``delivery.report.only.error``)."""
+        if err is None or err.code() in _PURGED:
+            return
+        topic, partition = msg.topic() or "?", msg.partition()
+        key = (topic, partition if partition is not None else -1, err.name())
+        self._failed[key] = self._failed.get(key, 0) + 1
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            size = len(msg.value() or b"") + len(msg.key() or b"")
+            headers = msg.headers() or []
+            for name, header in headers.items() if isinstance(headers, dict) else headers:
+                size += len(name) + len(header or b"")
+            self._refused = (topic, size)
+        if err.code() in _AUTHORIZATION:
+            self._denied.add(topic)
+
+    def _add_deliveries(self, err: _TxnFailure) -> None:
+        """Add the open transaction's failed deliveries to ``err`` (serving pending reports first);
+        a denied write is a FatalPipelineError."""
+        if self._producer is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._producer.poll(0)
+        if self._denied:
+            raise self._not_authorized(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED), err.what, self._denied)
+        if self._failed:
+            listed = ", ".join(f"{t}[{p}] {name} x{n}" for (t, p, name), n in sorted(self._failed.items()))
+            err.detail = f"{err.detail}; failed deliveries: {listed}"
+        if self._refused is not None and err.refused is None:
+            err.refused = self._refused
+
+    # -- recovery --------------------------------------------------------------------------
+    def _recover(self, err: _TxnFailure) -> None:
+        """Settle the open transaction after ``err`` and note what the loop owes: a producer
+        re-creation, a rewind, a back-off. Never raises the private signals."""
+        self._failures_in_row += 1
+        if isinstance(err, _Restart):
+            log.error("%s: %s; re-creating the producer", err.what, err.detail)
+            self._mark_restart()
+            if self._failures_in_row > 1:  # the last re-creation did not lead to a commit
+                self._back_off(err, "producer re-created")
+            return
+        self._abort("abort")
+        self._needs_rewind = True
+        self.stats.abort_backoffs += 1
+        lowered = self._lower_output_limit(err)
+        self._back_off(err, "transaction aborted, offsets rewound", immediate=lowered)
+
+    def _back_off(self, err: _TxnFailure, done: str, *, immediate: bool = False) -> None:
+        backoff = 0.0 if immediate else self._abort_backoff
+        if not immediate:
+            self._abort_backoff = min(backoff * 2, self.s.stall_backoff_max_s)
+        n, every = self._failures_in_row, self.s.abort_escalate_after
+        if n >= every and (n - every) % every == 0:
+            backoff = self._abort_backoff = self.s.stall_backoff_max_s
+            cause, remedy = _CAUSES.get(err.code if err.code is not None else 0, _UNKNOWN_CAUSE)
+            self.stats.abort_escalations += 1
+            log.error(
+                "%d transactions in a row failed; last: %s: %s. Likely cause: %s. Remedy: %s. Retrying every "
+                "%.1fs (pipeline.stall_backoff_max_s); nothing is lost, the input waits in the ingress topics",
+                n,
+                err.what,
+                err.detail,
+                cause,
+                remedy,
+                backoff,
+            )
+        else:
+            log.warning("%s: %s; %s, retrying in %.2fs", err.what, err.detail, done, backoff)
+        if backoff > 0:
+            self._backoff_due = backoff
+
+    def _lower_output_limit(self, err: _TxnFailure) -> bool:
+        """A record refused as too large: let the processor shrink such outputs. True if it did."""
+        if err.refused is None:
+            return False
+        hook = getattr(self.processor, "lower_output_limit", None)
+        if hook is None:
+            return False
+        topic, size = err.refused
+        limit = cast("Callable[[str, int], int | None]", hook)(topic, size)
+        if limit is None:
+            return False
+        self.stats.output_limit_lowered += 1
+        log.warning(
+            "a record of %d bytes to %s was refused as too large; outputs over %d bytes are now quarantined "
+            "OVERSIZED without their payload (raise the topic's max.message.bytes to keep them)",
+            size,
+            topic,
+            limit,
+        )
+        return True
+
+    def _stall(self, err: StallError) -> None:
+        self.stats.stalls += 1
+        telemetry.stalls.add(1, {"cause": type(err).__name__})
+        backoff = self._stall_backoff
+        log.warning("stalling %.1fs, offsets not advanced: %s", backoff, err)
+        self._abort("stall")
+        self._needs_rewind = True
+        self._backoff_due = backoff
+        self._stall_backoff = min(backoff * 2, self.s.stall_backoff_max_s)
+
+    def _abort(self, cause: str) -> None:
+        """Abort the open transaction and return the processor to the last commit point. An abort
+        that fails (or needs an abort itself) leaves the outcome to a re-created producer."""
         if self._in_txn:
             try:
                 self._retry(lambda: self.producer.abort_transaction(30), "abort_transaction")
-            except _AbortNeeded:
-                raise _Restart from None
+            except _TxnFailure as err:
+                log.error("%s: %s; re-creating the producer", err.what, err.detail)
+                self._mark_restart()
+                return
             self._in_txn = False
             self.stats.aborts += 1
             telemetry.aborts.add(1, {"cause": cause})
-            if self._span is not None:
-                self._span.set_attribute("router.aborted", cause)
-                self._span.end()
-                self._span = None
-        self._rewind()
+            self._end_span(cause)
         self.processor.rollback(self._state)
 
-    def _rewind(self) -> None:
-        consumer = self.consumer
-        assignment = consumer.assignment()
-        if not assignment:
-            return
-        for tp in consumer.committed(assignment, timeout=30):
-            offset = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else OFFSET_BEGINNING
-            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
-
-    def _restart_producer(self) -> None:
-        self.stats.producer_restarts += 1
+    def _mark_restart(self) -> None:
         self._in_txn = False
+        self._end_span("restart")
+        self._needs_restart = self._needs_rewind = self._resume_from_broker = True
+
+    def _end_span(self, cause: str) -> None:
         if self._span is not None:
+            self._span.set_attribute("router.aborted", cause)
             self._span.end()
             self._span = None
-        with contextlib.suppress(KafkaException):
-            self.producer.flush(0)
-        self._producer = self._new_producer()  # fences and aborts what the old one left open
-        self._rewind()
-        # The old transaction is settled now, but its outcome is unknown here (an ambiguous commit
-        # may have succeeded): the pre-commit checkpoint may be behind what is committed. Roll back
-        # to it, then let the processor resume the assigned partitions from what is committed
-        # (the audit chain tails read back); a processor that cannot read back keeps the rollback.
-        self.processor.rollback(self._state)
-        self.processor.on_assign(self.consumer.assignment())
+
+    def _restart_producer(self) -> None:
+        old, self._producer = self._producer, None
+        if old is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                old.flush(0)
+        self._producer = self._new_producer(starting=False)  # fences and aborts what the old one left open
+        self._needs_restart = False
+        self.stats.producer_restarts += 1
+
+    def _rewind_and_resume(self) -> bool:
+        """Seek the assignment back to the committed offsets and put the processor where they are:
+        its last checkpoint after a plain abort; after anything ambiguous, the state it reads back
+        from the broker (:meth:`BatchProcessor.on_assign`). False (and a back-off) if it failed."""
+        consumer = self.consumer
+        assignment = consumer.assignment()
+        try:
+            if assignment:
+                for tp in consumer.committed(assignment, timeout=30):
+                    offset = tp.offset if tp.offset != OFFSET_INVALID and tp.offset >= 0 else OFFSET_BEGINNING
+                    consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+            self.processor.rollback(self._state)
+            if self._resume_from_broker:
+                self.processor.on_assign(assignment)
+        except (KafkaException, RouterError) as exc:
+            if isinstance(exc, FatalPipelineError):
+                raise
+            why = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+            log.warning("could not rewind to the committed offsets (%s); retrying in %.2fs", why,
+                        self._abort_backoff)
+            self._backoff_due = self._abort_backoff
+            self._abort_backoff = min(self._abort_backoff * 2, self.s.stall_backoff_max_s)
+            return False
         self._state = self.processor.checkpoint()
+        self._needs_rewind = self._resume_from_broker = False
+        return True
 
     # -- rebalance -------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Resume the processor for new partitions. Errors are noted for the loop, never raised
+        through ``consume()``: the assignment is taken over either way."""
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
         self._assigned_at = time.monotonic()
-        if self._faults is not None:
-            try:
+        try:
+            if self._faults is not None:
                 self._fault("in_rebalance", "on_assign")
-            except (_AbortNeeded, _Restart) as err:
-                self._deferred = err  # the assignment is still taken over below
-        self.processor.on_assign(partitions)
-        self._state = self.processor.checkpoint()
+            self.processor.on_assign(partitions)
+            self._state = self.processor.checkpoint()
+        except _TxnFailure as err:
+            self._recover(err)
+            self._needs_rewind = self._resume_from_broker = True
+        except RouterError as err:
+            if isinstance(err, FatalPipelineError):
+                raise
+            log.warning("could not resume the assigned partitions (%s); retrying before consuming", err)
+            self._needs_rewind = self._resume_from_broker = True
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit what was processed for the partitions being taken away (or abort it)."""
@@ -511,8 +792,8 @@ class TransactionalEngine:
                 self._fault("in_rebalance", "commit_transaction" if self._in_txn else "on_revoke")
             if self._in_txn:
                 self._commit()
-        except (_AbortNeeded, _Restart) as err:
-            self._deferred = err
+        except _TxnFailure as err:
+            self._recover(err)
 
     def _close(self) -> None:
         if self._in_txn and self._producer is not None:
@@ -523,16 +804,6 @@ class TransactionalEngine:
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:
-            self._producer.flush(10)
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._producer.flush(10)
             self._producer = None
-
-
-class _AbortNeeded(Exception):
-    """The transaction must be aborted and the batch reprocessed."""
-
-    def __init__(self, what: str, detail: str) -> None:
-        super().__init__(what, detail)
-        self.what = what
-        """The call that failed."""
-        self.detail = detail
-        """librdkafka's error text."""

@@ -193,6 +193,16 @@ class RouterProcessor:
     def rollback(self, state: object) -> None:
         self.chain.rollback(state)  # type: ignore[arg-type]
 
+    def lower_output_limit(self, topic: str, refused_size: int) -> int | None:
+        """The engine's hook for a record the broker refused as too large (``MSG_SIZE_TOO_LARGE``):
+        from now on outputs of ``refused_size`` bytes or more are quarantined OVERSIZED without their
+        payload, so the re-processed batch fits. Returns the new limit; None when that cannot help
+        (an audit record, or a record the limit already allowed for: the engine backs off)."""
+        if topic == self.s.audit_topic or refused_size > self.s.max_output_bytes:
+            return None
+        self.s.max_output_bytes = refused_size - 1
+        return self.s.max_output_bytes
+
     def audit_slot(self, source_topic: str, source_partition: int) -> tuple[int, bytes]:
         """The audit partition of a source's chain, and the Kafka key of its audit records."""
         source = (source_topic, source_partition)

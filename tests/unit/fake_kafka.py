@@ -7,7 +7,16 @@ committed transactions (outputs + offsets). Its :meth:`FakeCluster.producer` and
 and ``router.pipeline.engine.Consumer`` with them. :meth:`FakeCluster.fail` makes a chosen call
 raise ``KafkaException(KafkaError(...))`` with chosen flags on chosen transactions (numbered from 1
 in ``begin_transaction`` order, across producers); ``commit_first`` makes ``commit_transaction``
-commit and then raise (an ambiguous commit that actually succeeded).
+commit and then raise (an ambiguous commit that actually succeeded); ``times`` bounds how often a
+fault fires (a retriable error that goes away).
+
+Broker-side refusals, as librdkafka reports them: :meth:`FakeCluster.fail_delivery` fails the
+deliveries to a topic (partition) inside chosen transactions - the producer's ``on_delivery``
+callback gets each failed record and ``commit_transaction`` raises an abortable error (e.g. a
+min.insync.replicas shortfall: ``_MSG_TIMED_OUT``); ``max_message_bytes`` makes ``produce()``
+refuse larger records (``MSG_SIZE_TOO_LARGE``, the client's own check);
+``broker_max_message_bytes`` makes the broker refuse them (failed delivery, abortable commit);
+``deleted_topics`` makes ``produce()`` raise ``_UNKNOWN_TOPIC``.
 """
 
 from __future__ import annotations
@@ -56,6 +65,43 @@ class FakeMessage:
 
 
 @dataclass(frozen=True)
+class DeliveryFault:
+    topic: str
+    code: int
+    txns: Callable[[int], bool]
+    partition: int | None = None
+    """None: every partition of the topic."""
+
+
+@dataclass
+class Delivered:
+    """A failed delivery as the producer's ``on_delivery`` callback sees it (confluent_kafka.Message)."""
+
+    out: Produced
+
+    def topic(self) -> str:
+        return self.out.topic
+
+    def partition(self) -> int:
+        return self.out.partition
+
+    def value(self) -> bytes | None:
+        return self.out.value
+
+    def key(self) -> bytes | None:
+        return self.out.key
+
+    def headers(self) -> list[tuple[str, Any]] | None:
+        return self.out.headers
+
+
+def size_of(out: Produced) -> int:
+    """What a broker compares with its message size limit (value + key + headers)."""
+    headers = sum(len(k) + len(v or b"") for k, v in out.headers or [])
+    return len(out.value or b"") + len(out.key or b"") + headers
+
+
+@dataclass(frozen=True)
 class Produced:
     topic: str
     partition: int
@@ -84,6 +130,8 @@ class Fault:
     txn_requires_abort: bool = False
     commit_first: bool = False
     reason: str = "injected"
+    times: int | None = None
+    """Fire at most this often (None: every time it matches)."""
     raised: int = 0
 
     def error(self) -> KafkaException:
@@ -110,6 +158,13 @@ class FakeCluster:
         self.producers: list[FakeProducer] = []
         self.consumers: list[FakeConsumer] = []
         self.calls: list[tuple[str, int]] = []
+        self.delivery_faults: list[DeliveryFault] = []
+        self.max_message_bytes: int | None = None
+        """The producer's own limit: ``produce()`` of a larger record raises MSG_SIZE_TOO_LARGE."""
+        self.broker_max_message_bytes: int | None = None
+        """The broker's limit: a larger record fails its delivery; the commit raises abortable."""
+        self.deleted_topics: set[str] = set()
+        """Topics ``produce()`` does not know (raises _UNKNOWN_TOPIC)."""
 
     # -- set-up -----------------------------------------------------------------------------
     def add_input(self, topic: str, partition: int, values: Iterable[bytes], key: bytes | None = b"k") -> None:
@@ -130,6 +185,22 @@ class FakeCluster:
             match = chosen.__contains__
         fault = Fault(call, code, match, **flags)
         self.faults.append(fault)
+        return fault
+
+    def fail_delivery(
+        self, topic: str, code: int, txns: Iterable[int] | Callable[[int], bool] | None = None, *,
+        partition: int | None = None,
+    ) -> DeliveryFault:
+        """Deliveries to ``topic`` (``partition``) fail with ``code`` in the chosen transactions."""
+        match: Callable[[int], bool]
+        if txns is None:
+            match = _always
+        elif callable(txns):
+            match = txns
+        else:
+            match = set(txns).__contains__
+        fault = DeliveryFault(topic, code, match, partition)
+        self.delivery_faults.append(fault)
         return fault
 
     # -- factories (monkeypatch targets) ------------------------------------------------------
@@ -158,7 +229,7 @@ class FakeCluster:
     def _check(self, call: str, txn: int, *, on_commit: Callable[[], None] | None = None) -> None:
         self.calls.append((call, txn))
         for f in self.faults:
-            if f.call == call and f.txns(txn):
+            if f.call == call and f.txns(txn) and (f.times is None or f.raised < f.times):
                 if on_commit is not None and f.commit_first:
                     on_commit()
                 f.raised += 1
@@ -198,7 +269,37 @@ class FakeProducer:
     ) -> None:
         assert self.txn is not None, "produce outside a transaction"
         self.cluster._check("produce", self.txn.number)
-        self.txn.outputs.append(Produced(topic, partition, value, key, headers))
+        out = Produced(topic, partition, value, key, headers)
+        limit = self.cluster.max_message_bytes
+        if limit is not None and size_of(out) > limit:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE, "Broker: Message size too large"))
+        if topic in self.cluster.deleted_topics:
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC, "Local: Unknown topic"))
+        self.txn.outputs.append(out)
+
+    def _failed_deliveries(self, txn: Transaction) -> KafkaException | None:
+        """Report the transaction's failed deliveries to ``on_delivery``; the abortable error the
+        commit then raises, if any failed."""
+        failed: list[tuple[int, Produced]] = []
+        limit = self.cluster.broker_max_message_bytes
+        for out in txn.outputs:
+            if limit is not None and size_of(out) > limit:
+                failed.append((KafkaError.MSG_SIZE_TOO_LARGE, out))
+                continue
+            for f in self.cluster.delivery_faults:
+                if f.topic == out.topic and f.partition in (None, out.partition) and f.txns(txn.number):
+                    failed.append((f.code, out))
+                    break
+        if not failed:
+            return None
+        report = self.config.get("on_delivery")
+        for code, out in failed:
+            if report is not None:
+                report(KafkaError(code, "delivery failed"), Delivered(out))
+        code = failed[0][0]
+        return KafkaException(
+            KafkaError(code, f"Failed to deliver {len(failed)} message(s)", txn_requires_abort=True)
+        )
 
     def send_offsets_to_transaction(self, positions: Sequence[TopicPartition], metadata: Any,
                                     timeout: float | None = None) -> None:
@@ -210,6 +311,9 @@ class FakeProducer:
     def commit_transaction(self, timeout: float | None = None) -> None:
         txn = self.txn
         assert txn is not None, "commit_transaction outside a transaction"
+        if (failed := self._failed_deliveries(txn)) is not None:
+            self.cluster.calls.append(("commit_transaction", txn.number))
+            raise failed
         self.cluster._check("commit_transaction", txn.number, on_commit=lambda: self.cluster._apply(txn))
         self.txn = None
 

@@ -205,3 +205,19 @@ def test_a_fatal_error_after_commit_recreates_the_producer_and_nothing_is_repeat
     assert eng.stats.producer_restarts == 1
     assert len(cluster.producers) == 2
     assert [o.value for o in cluster.outputs("out")] == [b"v%d" % i for i in range(12)]
+
+
+def test_an_error_raised_in_a_rebalance_callback_is_handled_by_the_loop(cluster: FakeCluster) -> None:
+    """in_rebalance (on_assign here): a fatal error re-creates the producer before anything is
+    consumed; it never surfaces through consume()."""
+    eng = _run(cluster, "in_rebalance:raise=_FATAL/fatal@1")
+    assert eng.stats.producer_restarts == 1
+    assert [o.value for o in cluster.outputs("out")] == [b"v%d" % i for i in range(12)]
+
+
+def test_a_retriable_error_at_a_step_is_retried_and_the_step_goes_on(cluster: FakeCluster) -> None:
+    eng = _run(cluster, "after_send_offsets:raise=_TIMED_OUT/retriable@1")
+    assert eng._faults is not None and eng._faults.counts["after_send_offsets"] == 4  # 3 commits + 1 retry
+    assert (eng.stats.aborts, eng.stats.producer_restarts) == (0, 0)
+    assert len(cluster.committed) == 3
+    assert [o.value for o in cluster.outputs("out")] == [b"v%d" % i for i in range(12)]

@@ -30,7 +30,9 @@ Syntax: a comma-separated list of ``<step>:<action>[@<n>]``.
 
 Before firing, one line ``FAULT <step> #<n> <action>`` is written to stderr with ``os.write`` on
 file descriptor 2 (unbuffered: it is there before SIGKILL lands), so a test can assert the kill hit
-the step it targeted. A malformed value is a :class:`router.errors.ConfigError` naming
+the step it targeted. Each arrival at a step that has a fault planned but does not fire this time
+writes ``FAULT <step> #<n> pass``, so a test can also wait for the arrivals before the one it
+targets (steps without a planned fault write nothing). A malformed value is a :class:`router.errors.ConfigError` naming
 ``ROUTER_FAULT`` at start-up.
 """
 
@@ -140,7 +142,10 @@ class FaultPoints:
     def hit(self, step: str) -> None:
         """Count one arrival at ``step`` and fire the fault planned for this arrival, if any."""
         count = self.counts[step] = self.counts[step] + 1
-        for f in self._by_step[step]:
+        planned = self._by_step[step]
+        if not planned:
+            return
+        for f in planned:
             if f.matches(count):
                 os.write(2, f"FAULT {step} #{count} {f.action}\n".encode())
                 if f.action == "kill":
@@ -150,3 +155,4 @@ class FaultPoints:
                     os.kill(os.getpid(), signal.SIGSTOP)
                     return  # resumed by SIGCONT: go on from here
                 raise f.error(count)
+        os.write(2, f"FAULT {step} #{count} pass\n".encode())

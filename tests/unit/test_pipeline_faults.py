@@ -127,8 +127,15 @@ def test_raise_fires_on_the_nth_arrival_and_from_n_on_with_plus(capfd: pytest.Ca
                 )
                 assert ENV in err.str()
     assert fired == {"after_produce": [2], "before_commit": [3, 4, 5]}
+    fp.hit("after_begin")  # no fault planned there: silent
     assert capfd.readouterr().err.splitlines() == [
+        "FAULT after_produce #1 pass",
         "FAULT after_produce #2 raise=MSG_SIZE_TOO_LARGE",
+        "FAULT after_produce #3 pass",
+        "FAULT after_produce #4 pass",
+        "FAULT after_produce #5 pass",
+        "FAULT before_commit #1 pass",
+        "FAULT before_commit #2 pass",
         "FAULT before_commit #3 raise=_TIMED_OUT/retriable",
         "FAULT before_commit #4 raise=_TIMED_OUT/retriable",
         "FAULT before_commit #5 raise=_TIMED_OUT/retriable",
@@ -155,7 +162,11 @@ def test_kill_lands_at_its_step_and_is_logged_before(step: str) -> None:
     child = _child(f"{step}:kill@{n}")
     out, err = child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL, err.decode()
-    assert err.decode().splitlines()[-1] == f"FAULT {step} #{n} kill"
+    lines = err.decode().splitlines()
+    assert lines[-1] == f"FAULT {step} #{n} kill"
+    assert [line for line in lines if line.startswith("FAULT")] == [
+        *(f"FAULT {step} #{i} pass" for i in range(1, n)), f"FAULT {step} #{n} kill"
+    ]
     calls = out.decode().splitlines()
     assert not any(c.startswith("DONE") for c in calls)
     last_call, committed = LANDS[step]

@@ -201,6 +201,9 @@ def test_decrypt_prints_the_original_after_recording_the_access_and_audit_verify
     verify = subprocess.run([sys.executable, "-m", "router.cli", "audit", "verify", "--config", str(env.config_path),
                              "--json"], capture_output=True, text=True, timeout=120, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    report = json.loads(verify.stdout)
+    assert report["ok"] and report["access_records"] == len(_access_records(env)) >= 2, \
+        "access records are counted apart, not verified as chain links"
 
 
 def test_a_key_that_cannot_open_the_record_is_refused_and_nothing_is_printed_or_recorded(

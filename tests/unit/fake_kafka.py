@@ -16,7 +16,8 @@ callback gets each failed record and ``commit_transaction`` raises an abortable 
 min.insync.replicas shortfall: ``_MSG_TIMED_OUT``); ``max_message_bytes`` makes ``produce()``
 refuse larger records (``MSG_SIZE_TOO_LARGE``, the client's own check);
 ``broker_max_message_bytes`` makes the broker refuse them (failed delivery, abortable commit);
-``deleted_topics`` makes ``produce()`` raise ``_UNKNOWN_TOPIC``.
+``deleted_topics`` makes ``produce()`` raise ``_UNKNOWN_TOPIC``; ``consumer_errors`` are handed out
+by the next ``consume()`` as error events.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ class FakeMessage:
 
     def timestamp(self) -> tuple[int, int]:
         return (1, 1_700_000_000_000)
+
+
+@dataclass
+class FakeErrorEvent:
+    """An error event as ``consume()`` returns it among the messages."""
+
+    err: KafkaError
+    _topic: str | None = None
+
+    def error(self) -> KafkaError:
+        return self.err
+
+    def topic(self) -> str | None:
+        return self._topic
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,8 @@ class FakeCluster:
         """The broker's limit: a larger record fails its delivery; the commit raises abortable."""
         self.deleted_topics: set[str] = set()
         """Topics ``produce()`` does not know (raises _UNKNOWN_TOPIC)."""
+        self.consumer_errors: list[FakeErrorEvent] = []
+        """Error events the next ``consume()`` returns (then forgotten)."""
 
     # -- set-up -----------------------------------------------------------------------------
     def add_input(self, topic: str, partition: int, values: Iterable[bytes], key: bytes | None = b"k") -> None:
@@ -343,7 +360,10 @@ class FakeConsumer:
         self.topics = list(topics)
         self._on_assign = on_assign
 
-    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
+    def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Any]:
+        if self.cluster.consumer_errors:
+            events, self.cluster.consumer_errors = self.cluster.consumer_errors, []
+            return events
         if self._assignment is None:
             self._assignment = [TopicPartition(t, p) for (t, p) in sorted(self.cluster.logs) if t in self.topics]
             for tp in self.committed(self._assignment):

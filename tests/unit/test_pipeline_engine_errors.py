@@ -24,10 +24,10 @@ from router.audit.record import ChainId, decode_audit
 from router.errors import ReasonCode, RouterError
 from router.pipeline import engine as engine_mod
 from router.pipeline.copy import CopyProcessor
-from router.pipeline.engine import EngineSettings, FatalPipelineError, OutRecord, TransactionalEngine
+from router.pipeline.engine import EngineSettings, FatalPipelineError, OutRecord, StallError, TransactionalEngine
 from router.pipeline.processor import RouterProcessor
 from router.quarantine.record import decode_quarantine
-from tests.unit.fake_kafka import FakeCluster
+from tests.unit.fake_kafka import FakeCluster, FakeErrorEvent
 from tests.unit.test_pipeline_processor import DIGESTS, PLACED, FakePlacement, _keys, _route, settings
 
 pytestmark = pytest.mark.unit
@@ -517,7 +517,80 @@ def test_a_delivery_denied_by_the_broker_is_a_clear_fatal_error(cluster: FakeClu
     assert cluster.committed == [] and cluster.txn_count == 1
 
 
-# -- 7. the private signals never leave run() ----------------------------------------------------------
+@pytest.mark.parametrize(
+    ("code", "permission"),
+    [
+        (KafkaError.TOPIC_AUTHORIZATION_FAILED, "lacks READ (and DESCRIBE) on topic(s) ingress"),
+        (KafkaError.GROUP_AUTHORIZATION_FAILED, "lacks READ on consumer group 'g'"),
+    ],
+)
+def test_a_consumer_that_may_not_read_is_a_clear_fatal_error(cluster: FakeCluster, code: int, permission: str) -> None:
+    cluster.add_input(INGRESS, 0, _values(10))
+    cluster.consumer_errors.append(FakeErrorEvent(KafkaError(code, "Broker: not authorized"), INGRESS))
+    with pytest.raises(FatalPipelineError) as info:
+        _engine(_settings(), CopyProcessor("out")).run(until=lambda _s: cluster.done())
+    assert str(info.value).startswith("consume: not authorized")
+    assert permission in str(info.value)
+    assert cluster.txn_count == 0
+
+
+def test_a_transient_consumer_error_is_logged_and_the_run_goes_on(
+    cluster: FakeCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster.add_input(INGRESS, 0, _values(10))
+    cluster.consumer_errors.append(FakeErrorEvent(KafkaError(KafkaError._TRANSPORT, "Local: Broker transport failure")))
+    with caplog.at_level(logging.WARNING, logger="router.pipeline"):
+        _engine(_settings(), CopyProcessor("out")).run(until=lambda _s: cluster.done())
+    assert "consumer error: Local: Broker transport failure (_TRANSPORT)" in caplog.text
+    _assert_copied_once(cluster, _values(10))
+
+
+# -- 7. a processor stall: abort, rewind, back off, resume ---------------------------------------------
+
+
+class Stalling:
+    """A processor wrapper that stalls its ``at``-th to ``at + times - 1``-th batch (a key provider
+    that is down for a while)."""
+
+    def __init__(self, inner: RouterProcessor, at: int, times: int) -> None:
+        self.inner, self.at, self.times = inner, at, times
+        self.batches = 0
+
+    def process(self, msgs: Sequence[Message]) -> list[OutRecord]:
+        self.batches += 1
+        if self.at <= self.batches < self.at + self.times:
+            raise StallError("key unavailable: eu")
+        return self.inner.process(msgs)
+
+    def checkpoint(self) -> object:
+        return self.inner.checkpoint()
+
+    def rollback(self, state: object) -> None:
+        self.inner.rollback(state)
+
+    def on_assign(self, partitions: Sequence[TopicPartition]) -> None:
+        self.inner.on_assign(partitions)
+
+
+def test_a_stalled_batch_is_aborted_rewound_and_retried_with_back_off_until_it_goes_through(
+    cluster: FakeCluster,
+) -> None:
+    cluster.add_input(INGRESS, 0, _values(40))
+    waits = Waits()
+    # commit every 2 batches (never by time): the first stall hits the second batch of the second
+    # transaction, whose first batch's outputs and audit records are then aborted and rolled back
+    eng = _engine(_settings(commit_interval_ms=60_000, commit_max_records=20, stall_backoff_initial_s=0.5),
+                  Stalling(_router_processor(cluster), at=4, times=3), waits)
+
+    stats = eng.run(until=lambda _s: cluster.done())
+
+    assert waits.calls == [0.5, 1.0, 2.0]
+    assert (stats.stalls, stats.aborts) == (3, 3)
+    assert [t.number for t in cluster.committed] == [1, 5]
+    _assert_exactly_once_and_chained(cluster, 40)
+
+
+# -- 8. the private signals never leave run() ----------------------------------------------------------
 
 
 class Failing:
@@ -598,7 +671,7 @@ def test_an_assignment_whose_tails_cannot_be_read_is_retried_before_anything_is_
     _assert_exactly_once_and_chained(cluster, 30)
 
 
-# -- 8. SIGTERM mid-batch ---------------------------------------------------------------------------------
+# -- 9. SIGTERM mid-batch ---------------------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -32,6 +32,11 @@ class ReasonCode(StrEnum):
     The quarantine record then carries metadata and a keyed digest only, not the payload."""
     FIELD_TOO_LONG = "FIELD_TOO_LONG"
     """An entity name, event id or other envelope field exceeds the envelope's length limit."""
+    INVALID_TOPIC_NAME = "INVALID_TOPIC_NAME"
+    """The entity's name cannot be carried into a Kafka topic name as it is (a character outside
+    ``[A-Za-z0-9_-]``, a ``.``, which Kafka treats like ``_``, or no name at all): rewriting it could
+    put two entities' records in one topic. Or the destination's name would exceed Kafka's 249
+    characters. Kept in the ingress topic's jurisdiction."""
 
     # -- classification / residency -------------------------------------------------------
     UNRESOLVED_JURISDICTION = "UNRESOLVED_JURISDICTION"

@@ -14,6 +14,7 @@ and is audited only. The only exceptions it lets out are outages of something ou
 from __future__ import annotations
 
 import logging
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,7 +34,47 @@ MAX_ENVELOPE_STR8 = 255
 MAX_EVENT_ID_BYTES = 1024
 """Longer connector event ids are not ids but data: such a record is quarantined FIELD_TOO_LONG."""
 MAX_TOPIC_NAME = 249
+"""Kafka's limit on a topic name, whose characters are ``[A-Za-z0-9._-]``."""
 _TEXT = {c: str(c) for c in Category}
+_MAX_CACHED = 4096
+
+
+def _only(text: str, punct: str) -> bool:
+    """``text`` holds nothing but ASCII letters, digits and the characters of ``punct``."""
+    rest = text
+    for p in punct:
+        rest = rest.replace(p, "")
+    return text.isascii() and (rest.isalnum() or not rest)
+
+
+def entity_problem(entity: str) -> str | None:
+    """Why ``entity`` cannot be carried into a topic name as it is, value-free; None when it can.
+
+    Only ASCII letters, digits, ``_`` and ``-`` are carried (lower-cased: ``Account`` and
+    ``account`` are one entity). Anything else would have to be rewritten, and a rewritten name
+    can equal another entity's (``Foo Bar`` and ``Foo_Bar``), putting two entities' records in
+    one topic; ``.`` is a legal topic character, but Kafka treats it like ``_`` when it checks
+    topic names against each other (``crm.eu.foo.bar`` collides with ``crm.eu.foo_bar``)."""
+    if entity and _only(entity, "_-"):
+        return None
+    if not entity:
+        return "the entity has no name: no topic can be named after it"
+    odd = sum(1 for c in entity if not (c.isascii() and (c.isalnum() or c in "_-")))
+    dots = entity.count(".")
+    if dots == odd:
+        return (f"the entity name holds {dots} '.', which Kafka treats like '_' in topic names: its topic "
+                "would collide with another entity's")
+    return (f"the entity name holds {odd} character(s) a Kafka topic name cannot hold as they are (only A-Z a-z "
+            "0-9 _ -): rewritten, its records could share another entity's topic")
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why Kafka would refuse ``topic`` as a name, value-free; None when it would not."""
+    if len(topic) > MAX_TOPIC_NAME:
+        return f"the destination topic name would have {len(topic)} characters, Kafka allows {MAX_TOPIC_NAME}"
+    if not topic or topic in (".", "..") or not _only(topic, "._-"):
+        return "the destination topic name would hold characters Kafka does not allow (only A-Z a-z 0-9 . _ -)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +158,13 @@ class CoreEvaluator:
         self.configured = frozenset(configured) if configured is not None else None
         self.max_bytes = max_bytes
         self.version: str = engine.version
+        pattern = engine.policy.config.topic
+        self._entity_in_topic = "entity" in {f for _, f, _, _ in string.Formatter().parse(pattern) if f}
+        """Whether entity names become part of topic names (``policy.topic`` has ``{entity}``)."""
+        self._carried: set[str] = set()
+        """Entity names :func:`entity_problem` found fit to carry into a topic name."""
+        self._valid_topics: set[str] = set()
+        """Destinations already routed to: names Kafka accepts."""
 
     def _quarantine(
         self, origin: Origin, reason: ReasonCode, detail: str, event: ChangeEvent | None = None, **extra: Any
@@ -177,6 +225,13 @@ class CoreEvaluator:
         problem = _too_long(event)
         if problem is not None:
             return self._quarantine(origin, ReasonCode.FIELD_TOO_LONG, problem)
+        if self._entity_in_topic and event.entity not in self._carried:
+            problem = entity_problem(event.entity)
+            if problem is not None:
+                return self._quarantine(origin, ReasonCode.INVALID_TOPIC_NAME, problem, event)
+            if len(self._carried) >= _MAX_CACHED:
+                self._carried.clear()  # entity names come from input: keep the set bounded
+            self._carried.add(event.entity)
         try:
             return self._evaluate(event, origin)
         except SchemaRegistryUnavailable:
@@ -200,14 +255,18 @@ class CoreEvaluator:
         bound = outcome.resolution.jurisdictions
         reason, detail, route_topic, erasure = ReasonCode.ROUTED, "", None, False
         if isinstance(decision, Route):
-            if len(decision.topic) > MAX_TOPIC_NAME or (
-                self.configured is not None and decision.topic not in self.configured
-            ):
+            invalid = None if decision.topic in self._valid_topics else topic_problem(decision.topic)
+            if invalid is not None:  # where the record sits, as for an entity name no topic can carry
+                jurisdiction, reason, detail = origin.jurisdiction, ReasonCode.INVALID_TOPIC_NAME, invalid
+            elif self.configured is not None and decision.topic not in self.configured:
                 jurisdiction = self.engine.policy.quarantine_jurisdiction(bound, origin.jurisdiction)
                 reason = ReasonCode.DESTINATION_NOT_CONFIGURED
-                detail = f"destination {decision.topic[:MAX_TOPIC_NAME]} is not listed under 'topics'"
+                detail = f"destination {decision.topic} is not listed under 'topics'"
             else:
                 route_topic, jurisdiction, erasure = decision.topic, decision.jurisdiction, decision.erasure
+                if len(self._valid_topics) >= _MAX_CACHED:
+                    self._valid_topics.clear()
+                self._valid_topics.add(route_topic)
         else:
             jurisdiction, reason, detail = decision.jurisdiction, ReasonCode(decision.reason), decision.detail
         return Evaluation(

@@ -97,6 +97,7 @@ class RegionalConsumer:
             "enable.auto.offset.store": False,
         }
         self._consumer = confluent_kafka.Consumer(config)
+        self._closed = False
         self._consumer.subscribe(topics)
 
     @classmethod
@@ -177,7 +178,10 @@ class RegionalConsumer:
 
     def _rewind(self, undelivered: list[Any]) -> None:
         """Seek each partition back to its first fetched record that was not delivered, so that
-        the next poll returns it again instead of what followed it."""
+        the next poll returns it again instead of what followed it. After :meth:`close` (a
+        generator finalised late) there is nothing to rewind: nothing past it was stored."""
+        if self._closed:
+            return
         first: dict[tuple[str, int], int] = {}
         for m in undelivered:
             key = (m.topic(), m.partition())
@@ -212,7 +216,10 @@ class RegionalConsumer:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
-        self._consumer.close()
+        """Commit the stored offsets (with auto-commit) and leave the group."""
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
 
     def __enter__(self) -> RegionalConsumer:
         return self

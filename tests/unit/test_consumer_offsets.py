@@ -86,6 +86,8 @@ class LibConsumer:
             self.stored[tp.partition] = tp.offset
 
     def seek(self, tp: TopicPartition) -> None:
+        if self.closed:
+            raise RuntimeError("Consumer closed")  # what confluent_kafka raises
         self.positions[tp.partition] = tp.offset
 
     def commit(self, message: Any = None, offsets: Any = None, asynchronous: bool = True) -> None:
@@ -304,3 +306,16 @@ def test_commit_commits_what_was_delivered_when_auto_commit_is_off(
     c.commit()
     assert len(got) == 2 and w.committed(0) == 2
     c.close()
+
+
+def test_a_generator_finalised_after_close_neither_fails_nor_commits_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = World(tmp_path, monkeypatch, {0: 4})
+    c = w.consumer()
+    it = c.records(idle_timeout_s=0)
+    first = next(it)
+    c.close()
+    it.close()  # what garbage collection does later: no seek on a closed consumer
+    assert first.offset == 0 and w.committed(0) is None
+    assert w.broker.consumers[-1].closed

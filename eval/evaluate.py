@@ -507,7 +507,7 @@ def report(data: Mapping[str, Any], s: Scores, limit: int) -> str:
 
 
 def _commit() -> str:
-    cmd = ["git", "rev-parse", "--short", "HEAD"]
+    cmd = ["git", "describe", "--always", "--dirty", "--abbrev=7"]
     try:
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=10)  # noqa: S603
     except (OSError, subprocess.TimeoutExpired):

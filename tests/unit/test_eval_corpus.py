@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -208,3 +209,41 @@ def test_country_scoring_counts_correct_unknown_wrong_and_crashes() -> None:
     result = evaluate.score_countries(cases, resolve)
     assert (result["correct"], result["unknown"], result["wrong"]) == (1, 1, 2)
     assert result["correct_rate"] == 0.25
+
+
+def _stdnum_check(kind: str) -> object:
+    """python-stdnum's ``is_valid`` for a label type (``<cc>_<module>`` names the module)."""
+    from stdnum import iban, luhn
+    from stdnum.eu import vat
+
+    if kind == "iban":
+        return iban.is_valid
+    if kind == "payment_card":
+        return lambda v: (d := v.replace("-", "")).isdigit() and 13 <= len(d) <= 19 and luhn.is_valid(d)
+    if kind == "eu_vat":
+        return vat.is_valid
+    cc, _, module = kind.partition("_")
+    return importlib.import_module(f"stdnum.{cc}.{module}").is_valid
+
+
+def test_hand_written_identifiers_pass_their_python_stdnum_check() -> None:
+    """A typo in a hand-written identifier would make its label wrong: some run of at most eight
+    consecutive tokens of the labelled field must validate with python-stdnum."""
+    checked = 0
+    for r in RECORDS:
+        if r.part != "hand":
+            continue
+        for name, labels in r.labels.items():
+            value = r.fields[name]
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            tokens = [t.strip(".") for t in re.split(r"[\s,;:()\"'{}\[\]=]+", text) if t.strip(".")]
+            windows = {"".join(tokens[i:j]) for i in range(len(tokens))
+                       for j in range(i + 1, min(i + 9, len(tokens) + 1))}
+            for lab in labels:
+                if lab.type in (None, "us_ssn", "gb_nino", "email", "phone", "secret", "prompt") or \
+                        lab.category == "SPECIAL_CATEGORY":
+                    continue
+                valid = _stdnum_check(lab.type)
+                assert any(valid(w) for w in windows), (r.id, name, str(lab))  # type: ignore[operator]
+                checked += 1
+    assert checked >= 40

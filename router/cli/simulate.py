@@ -14,8 +14,9 @@ def register(sub: Any) -> None:
         "simulate", help="decide a file of records as `run` would, without Kafka",
         description="decode -> classify -> resolve -> decide each record with the same code as `run`; print one "
                     "line per record and a summary. Lines are raw record values as a connector writes them, or "
-                    "JSON objects {format, key_b64, value_b64, headers}. Field values are never printed. Exits 1 "
-                    "when no line could be read.")
+                    "JSON objects {format, key_b64, value_b64, headers}. A line that cannot be read (not UTF-8, a "
+                    "wrapped line with bad base64) is reported by number on stderr and skipped. Field values are "
+                    "never printed. Exits 1 when no line could be read.")
     p.add_argument("--config", required=True, help="router YAML (its pipeline.ingress says how records are read)")
     p.add_argument("--events", required=True, help="one record per line: raw values or wrapped JSON objects")
     p.add_argument("--topic", help="ingress topic the records come from (default: the first under pipeline.ingress)")

@@ -5,14 +5,16 @@ config (the ingress topic's decoder, jurisdiction and trust; the configured topi
 printed here is the decision ``run`` takes, except what only the cluster can say (placement
 violations at that moment, key outages).
 
-Input lines, read as bytes (any encoding; a non-UTF-8 line is data, not a crash):
+Input lines, read as bytes, are UTF-8 text (JSON); a line that is not is a *bad line*, reported by
+number with the position of its first undecodable byte (never the bytes), and the file goes on:
 
 * a *wrapped* line: a JSON object with ``value_b64`` (and optionally ``format``, ``key_b64``,
   ``headers``, ``topic``), as :func:`router.devtools.samples.write_jsonl` writes;
 * any other line: the raw record value, one per line, as a connector writes it (Salesforce or
   Debezium JSON); decoded by ``--format`` or the ingress topic's decoder.
 
-A wrapped line that cannot be read (bad base64, wrong types) is a *bad line*, reported by number.
+A wrapped line that cannot be read (bad base64, wrong types) is a bad line too. A wrapped value may
+hold any bytes (Avro, or text in another encoding): it is a record, decided like ``run`` decides it.
 Output never contains field values.
 """
 
@@ -75,17 +77,8 @@ def _b64(doc: dict[str, Any], name: str) -> bytes | None:
         raise ValueError(f"{name} is not base64") from None
 
 
-def read_line(line: bytes) -> _Record | str:
-    """The record one line holds, or what is wrong with it (value-free)."""
-    text = line.rstrip(b"\r\n")
-    doc: Any = None
-    if text.lstrip()[:1] == b"{":
-        try:
-            doc = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            doc = None
-    if not (isinstance(doc, dict) and ("value_b64" in doc or "format" in doc)):
-        return _Record(text, None, {}, None)  # a raw record value
+def _wrapped(doc: dict[str, Any]) -> _Record | str:
+    """The record a wrapped line's object holds, or what is wrong with it (value-free)."""
     if "value_b64" not in doc:
         return "lacks value_b64"
     fmt, headers = doc.get("format"), doc.get("headers") or {}
@@ -98,6 +91,24 @@ def read_line(line: bytes) -> _Record | str:
     except ValueError as err:
         return str(err)
     return _Record(value, key, {str(k): str(v) for k, v in headers.items()}, fmt)
+
+
+def read_line(line: bytes) -> _Record | str:
+    """The record one line holds, or what is wrong with it (value-free)."""
+    text = line.rstrip(b"\r\n")
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"not UTF-8 text (byte {err.start + 1})"
+    doc: Any = None
+    if text.lstrip()[:1] == b"{":
+        try:
+            doc = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            doc = None
+    if not (isinstance(doc, dict) and ("value_b64" in doc or "format" in doc)):
+        return _Record(text, None, {}, None)  # a raw record value
+    return _wrapped(doc)
 
 
 def row_of(number: int, ev: Evaluation, quarantine_topic: str) -> dict[str, Any]:

@@ -195,24 +195,47 @@ def test_format_option_decodes_raw_lines(tmp_path: Path, capsys: pytest.CaptureF
     assert [(r["decision"], r["topic"]) for r in rows] == [("quarantine", "quarantine.eu")]
 
 
-def test_a_non_utf8_line_is_a_quarantined_record_not_a_traceback(tmp_path: Path,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_non_utf8_line_is_a_bad_line_and_the_file_goes_on(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "latin1.jsonl"
     sf = json.dumps(sf_doc("Contact", MailingCountry="DE", LastName="M\u00fcller"), ensure_ascii=False)
+    wrapped = b'{"format": "salesforce-json", "value_b64": "e30="}'
     p.write_bytes(b"\xff\xfe\x00garbage\n" + sf.encode("latin-1") + b"\n"
-                  + orjson.dumps(sf_doc("Account", BillingCountry="DE")) + b"\n")
+                  + orjson.dumps(sf_doc("Account", BillingCountry="DE")) + b"\n" + wrapped + b"\xe9\n")
     code, rows, summary, err = simulate(p, capsys=capsys)
     assert code == 0 and "Traceback" not in err
-    assert [(r["line"], r["decision"], r["topic"]) for r in rows] == [
-        (1, "quarantine", "quarantine.eu"), (2, "quarantine", "quarantine.eu"), (3, "route", "crm.eu.account")]
+    assert [(r["line"], r["decision"], r["topic"]) for r in rows] == [(3, "route", "crm.eu.account")]
+    assert summary["bad_lines"] == 3
+    assert [x for x in err.splitlines() if x.startswith("line ")] == [
+        "line 1: not UTF-8 text (byte 1)", f"line 2: not UTF-8 text (byte {sf.index('ü') + 1})",
+        f"line 4: not UTF-8 text (byte {len(wrapped) + 1})"]
+    assert "M\u00fcller" not in err and "ller" not in err and "garbage" not in err and "\ufffd" not in err
+
+
+def test_a_wrapped_value_that_is_not_utf8_is_a_record_not_a_bad_line(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "wrapped.jsonl"
+    p.write_text(json.dumps({"format": "salesforce-json", "value_b64": base64.b64encode(b"\xff\xfe").decode()}) + "\n")
+    _, rows, summary, _ = simulate(p, capsys=capsys)
+    assert [(r["decision"], r["topic"]) for r in rows] == [("quarantine", "quarantine.eu")]
     assert summary["bad_lines"] == 0
 
 
 def test_a_non_utf8_line_in_the_table_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     p = tmp_path / "bin.jsonl"
-    p.write_bytes(b"\x80\x81\x82\n")
+    p.write_bytes(b"\x80\x81\x82\n" + orjson.dumps(sf_doc("Account", BillingCountry="DE")) + b"\n")
     assert main(["simulate", "--config", str(EXAMPLE), "--events", str(p)]) == 0
-    assert "-> quarantine.eu" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "line 1: not UTF-8 text (byte 1)" in captured.err
+    assert "crm.eu.account" in captured.out and "bad lines 1" in captured.out
+
+
+def test_a_file_of_nothing_but_non_utf8_lines_reads_no_record(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "bin.jsonl"
+    p.write_bytes(b"\x80\n\xc3\x28\n")
+    code, rows, summary, _ = simulate(p, capsys=capsys)
+    assert code == 1 and rows == [] and summary["bad_lines"] == 2
 
 
 def test_rows_carry_the_input_line_number(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

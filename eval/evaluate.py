@@ -100,6 +100,12 @@ class Record:
     source: str = ""
 
 
+def _registered_category(name: str) -> str | None:
+    """The category a registered detector factory declares (None when it declares none)."""
+    category = getattr(REGISTRY[name], "category", None)
+    return str(getattr(category, "value", category)) if category is not None else None
+
+
 def parse_label(text: str) -> Label:
     """``CATEGORY`` or ``CATEGORY:type``; raises ValueError naming what is wrong."""
     if not isinstance(text, str):
@@ -117,7 +123,7 @@ def parse_label(text: str) -> Label:
     if expected is None and NATIONAL_ID.match(kind) and kind not in REGISTRY:
         expected = "GOVERNMENT_ID"  # a national-id detector that may not exist yet
     if expected is None and kind in REGISTRY:
-        expected = str(REGISTRY[kind].category.value)
+        expected = _registered_category(kind)
     if expected is None:
         raise ValueError(f"unknown label type {kind!r}")
     if expected != category:
@@ -252,6 +258,8 @@ class Scores:
     """Special-category sub-kinds: recall only (the classifier reports no sub-kind)."""
     langs: dict[str, Counts] = field(default_factory=dict)
     """Per language, over (field, category) pairs."""
+    parts: dict[str, Counts] = field(default_factory=dict)
+    """Per part (hand, generated), over (field, category) pairs."""
     checksum_ids: Counts = field(default_factory=Counts)
     problems: list[Problem] = field(default_factory=list)
     fields: int = 0
@@ -297,18 +305,19 @@ def score(records: Sequence[Record], found: Mapping[str, Found],  # noqa: PLR091
             reported = sorted(f"{cat}<-{src}" for cat, src in got)
             value = _preview(record.fields.get(fname, ""))
             lang = s.langs.setdefault(record.lang, Counts())
+            part = s.parts.setdefault(record.part, Counts())
             for cat in want_cats | got_cats:
                 counts = s.categories.setdefault(cat, Counts())
                 if cat in want_cats and cat in got_cats:
-                    counts.tp += 1
-                    lang.tp += 1
+                    for c in (counts, lang, part):
+                        c.tp += 1
                 elif cat in want_cats:
-                    counts.fn += 1
-                    lang.fn += 1
+                    for c in (counts, lang, part):
+                        c.fn += 1
                     s.problems.append(Problem(record.id, fname, "miss", expected, reported, cat, value))
                 else:
-                    counts.fp += 1
-                    lang.fp += 1
+                    for c in (counts, lang, part):
+                        c.fp += 1
                     s.problems.append(Problem(record.id, fname, "false_positive", expected, reported, cat, value))
             for det in want_dets | got_dets:
                 counts = s.detectors.setdefault(det, Counts())
@@ -339,7 +348,7 @@ def score(records: Sequence[Record], found: Mapping[str, Found],  # noqa: PLR091
 def _is_identifier(det: str) -> bool:
     category = KNOWN_TYPES.get(det)
     if category is None and det in REGISTRY:
-        category = str(REGISTRY[det].category.value)
+        category = _registered_category(det)
     if category is None and NATIONAL_ID.match(det):
         category = "GOVERNMENT_ID"
     return category in ("FINANCIAL", "GOVERNMENT_ID")
@@ -476,11 +485,12 @@ def report(data: Mapping[str, Any], s: Scores, limit: int) -> str:
     for kind in sorted(s.kinds):
         c = s.kinds[kind]
         out.append(f"  {kind:<22} {_fmt(c.recall)}  ({c.tp}/{c.tp + c.fn})")
-    out.append("\nper language ((field, category) pairs)")
-    for lang in sorted(s.langs):
-        c = s.langs[lang]
-        out.append(f"  {lang:<6} recall {_fmt(c.recall)}  precision {_fmt(c.precision)}  "
-                   f"(tp {c.tp}, fp {c.fp}, fn {c.fn})")
+    for title, table in (("per language", s.langs), ("per part", s.parts)):
+        out.append(f"\n{title} ((field, category) pairs)")
+        for key in sorted(table):
+            c = table[key]
+            out.append(f"  {key:<10} recall {_fmt(c.recall)}  precision {_fmt(c.precision)}  "
+                       f"(tp {c.tp}, fp {c.fp}, fn {c.fn})")
     t = data["timing"]
     out.append(f"\nµs per record (median of {t['passes']} alternating passes over {data['records']} records): "
                f"default detectors ({len(t['default_detectors'])}) {t['us_per_record_default']:.1f}; "
@@ -545,6 +555,7 @@ def run(config_path: Path | None, passes: int, limit: int, corpus: Path = CORPUS
         "detectors": {k: v.as_dict() | {"available": k in config.detectors} for k, v in sorted(s.detectors.items())},
         "special_category_kinds": {k: v.as_dict() for k, v in sorted(s.kinds.items())},
         "languages": {k: v.as_dict() for k, v in sorted(s.langs.items())},
+        "parts_scores": {k: v.as_dict() for k, v in sorted(s.parts.items())},
         "checksum_identifiers": s.checksum_ids.as_dict(),
         "timing": {
             "passes": passes,

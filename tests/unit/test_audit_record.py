@@ -157,3 +157,16 @@ def test_truncated_record_is_rejected() -> None:
     data, _ = encode_audit(0, ZERO_HASH, fields())
     with pytest.raises(AuditDecodeError):
         decode_audit(data[:-3])
+
+
+def test_a_record_placed_over_no_partitions_is_refused_when_read() -> None:
+    import io
+
+    from fastavro import schemaless_writer
+
+    from router.audit.record import _SCHEMA, _to_avro
+
+    out = io.BytesIO()
+    schemaless_writer(out, _SCHEMA, _to_avro(0, ZERO_HASH, fields(), 0))
+    with pytest.raises(AuditDecodeError, match="audit_partitions is 0"):
+        decode_audit(out.getvalue())

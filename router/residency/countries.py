@@ -10,9 +10,11 @@ writing systems ("Germany" with a Cyrillic "e"), a region or withdrawn code (``E
 unknown: an unknown country quarantines the event where it already sits; a wrong one moves
 personal data across a border.
 
-The name index is built once, on first use (the first ``residency.countries`` check when a config
-is loaded): about 1.2-2 s of CPU on this 2-core host, about 10 MB kept (28 MB at the peak of the
-build); :func:`name_index_stats` counts what it holds. Nothing is generated into the source tree.
+The name index is built once, on the first name looked up, or by :func:`load_names` (the resolver
+calls it when it is built, so ``run`` and ``simulate`` pay at start-up, not on their first event;
+a code such as ``DE`` needs no index, so a config's ``residency.countries`` check does not build
+it): about 1.2-2 s of CPU on this 2-core host, about 10 MB kept (28 MB at the peak of the build);
+:func:`name_index_stats` counts what it holds. Nothing is generated into the source tree.
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ _ALIASES = {
 }
 """Checked against the CLDR index when it is built: an alias never contradicts it."""
 
-_AMBIGUOUS = ("Congo", "Virgin Islands")
-"""Names that ISO or CLDR give one country but that are used for two (Congo-Brazzaville and
-Congo-Kinshasa; the British and the U.S. Virgin Islands): nothing."""
+_AMBIGUOUS = ("Congo", "Virgin Islands", "America", "Amerika")
+"""Names that ISO or a CLDR language give one country but that are in use for more (Congo-Brazzaville
+and Congo-Kinshasa; the British and the U.S. Virgin Islands; the continent): nothing."""
 
 _MAX_CHARS = 100
 """No country name is longer (the longest CLDR name has 60-odd characters)."""
@@ -114,8 +116,6 @@ class _Index:
     loose: dict[str, str | None]
     """Names of Latin and Greek script without accents, German umlauts as ae/oe/ue -> alpha-2;
     None when two countries' names meet there."""
-    codes: dict[str, str]
-    """Codes as ISO writes them (upper-case letters, three digits) -> alpha-2."""
     stats: dict[str, int]
 
 
@@ -177,6 +177,9 @@ def _translated(countries: list[object], cldr: dict[str, dict[str, str]]) -> tup
         po_locales = sorted(os.listdir(pycountry.LOCALES_DIR))
     except OSError:
         return out, 0
+    english = [(str(getattr(c, "alpha_2", "")), [t for a in ("name", "official_name", "common_name")
+                                                 if isinstance(t := getattr(c, a, None), str)]) for c in countries]
+    stems_of: dict[tuple[str, str], tuple[str, ...]] = {}
     for po in po_locales:
         path = gettext.find("iso3166-1", pycountry.LOCALES_DIR, languages=[po])
         try:  # read directly: gettext.translation() would keep every catalogue in its module cache
@@ -184,19 +187,23 @@ def _translated(countries: list[object], cldr: dict[str, dict[str, str]]) -> tup
                 translation = gettext.GNUTranslations(fh)
         except (OSError, ValueError, UnicodeDecodeError):
             continue
-        own = [cldr[loc] for loc in dict.fromkeys([po, _CLDR_FOR_PO.get(po, po), po.split("@")[0].split("_")[0]])
+        own = [loc for loc in dict.fromkeys([po, _CLDR_FOR_PO.get(po, po), po.split("@")[0].split("_")[0]])
                if loc in cldr]
-        for c in countries:
-            code = str(getattr(c, "alpha_2", ""))
-            stems = [_stems(_key(names[code])) for names in own if code in names]
-            for attr in ("name", "official_name", "common_name"):
-                english = getattr(c, attr, None)
-                text = translation.gettext(english) if isinstance(english, str) else english
-                if not isinstance(text, str) or text == english:
+        for code, texts in english:
+            stems = []
+            for loc in own:
+                if code in cldr[loc]:
+                    st = stems_of.get((loc, code))
+                    if st is None:
+                        st = stems_of[(loc, code)] = _stems(_key(cldr[loc][code]))
+                    stems.append(st)
+            for text in texts:
+                translated = translation.gettext(text)
+                if translated == text:
                     continue
-                key = _key(text)
+                key = _key(translated)
                 bare = _unaccented(key)
-                if len(_scripts(key)) <= 1 and any(all(s in bare for s in st) for st in stems):
+                if stems and any(all(s in bare for s in st) for st in stems) and len(_scripts(key)) <= 1:
                     out.extend((form, code) for form in _forms(key))
                 else:
                     refused += 1
@@ -248,31 +255,39 @@ def _loose(named: dict[str, str | None]) -> dict[str, str | None]:
     return loose
 
 
+@lru_cache(maxsize=1)
+def _codes() -> dict[str, str]:
+    """Codes as ISO writes them (upper-case alpha-2 and alpha-3, three digits) and the upper-case
+    code aliases (``UK``, ``EL``) -> alpha-2. Cheap: a config's code check needs no name index."""
+    codes: dict[str, str] = {}
+    for c in pycountry.countries:
+        for attr in ("alpha_2", "alpha_3", "numeric"):
+            codes[str(getattr(c, attr, ""))] = str(c.alpha_2)
+    for alias, code in _ALIASES.items():
+        if alias.isalpha() and alias.isupper() and len(alias) <= 3:
+            codes.setdefault(alias, code)
+    return codes
+
+
 def _build() -> _Index:
     countries: list[object] = list(pycountry.countries)
     iso = frozenset(str(getattr(c, "alpha_2", "")) for c in countries)
     named, counts = _named(countries, iso)
     exact = dict(named)
-    codes: dict[str, str] = {}
-    for c in countries:  # a lower-case code that is also another country's name is ambiguous ("nga")
-        code = str(getattr(c, "alpha_2", ""))
-        for attr in ("alpha_2", "alpha_3", "numeric"):
-            text = str(getattr(c, attr, ""))
-            codes[text] = code
+    codes = _codes()
+    for text, code in codes.items():  # a lower-case code that is also another country's name is ambiguous ("nga")
+        if text not in _ALIASES:
             _add(exact, _fold(text), code)
     conflicts = 0
     for alias, code in _ALIASES.items():
         key = _fold(alias)
-        conflicts += exact.get(key, code) != code
+        conflicts += exact.get(key, code) != code or codes.get(alias, code) != code
         exact[key] = code  # an alias is checked by hand: it wins (the unit tests check it meets no CLDR name)
-        if alias.isalpha() and alias.isupper() and len(alias) <= 3:
-            conflicts += codes.get(alias, code) != code
-            codes.setdefault(alias, code)
     loose = _loose(named)
     stats = {"names": len(named), "ambiguous": sum(1 for v in named.values() if v is None),
              "loose": len(loose), "loose_ambiguous": sum(1 for v in loose.values() if v is None),
              "keys": len(exact), "alias_conflicts": conflicts, **counts}
-    return _Index(exact, loose, codes, stats)
+    return _Index(exact, loose, stats)
 
 
 _index: _Index | None = None
@@ -286,6 +301,12 @@ def _get_index() -> _Index:
             if _index is None:
                 _index = _build()
     return _index
+
+
+def load_names() -> None:
+    """Build the name index now (a process that will resolve names calls it at start-up, so the
+    first event does not wait for it)."""
+    _get_index()
 
 
 def name_index_stats() -> dict[str, int]:
@@ -355,8 +376,7 @@ def to_alpha2(value: str) -> str | None:
     key = _fold(nfkc)
     if key.isdigit() and (len(key) != 3 or not key.isascii()):
         return None
-    index = _get_index()
-    code = index.codes.get(nfkc.strip())
+    code = _codes().get(nfkc.strip())
     if code is not None:  # "AO" is Angola, though "ao" is also Vietnamese for Austria without its accent
         return code
-    return _name(key, index)
+    return _name(key, _get_index())

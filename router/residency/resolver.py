@@ -9,7 +9,7 @@ from typing import Any
 
 from router.ingest.event import ChangeEvent, Operation
 from router.residency.config import ANY, ResidencyConfig, UnmappedCountry
-from router.residency.countries import to_alpha2
+from router.residency.countries import load_names, to_alpha2
 
 
 class Source(StrEnum):
@@ -142,6 +142,7 @@ class Resolver:
         self._tenant_evidence = {t: Evidence(Source.TENANT, "tenant_id", j) for t, j in config.tenants.items()}
         self._default = (Evidence(Source.DEFAULT, "residency.default", config.default)
                          if config.default is not None else None)
+        load_names()  # country names in every language: built now, not on the first event
 
     @classmethod
     def from_config(cls, config: ResidencyConfig) -> Resolver:

@@ -146,6 +146,7 @@ def test_non_countries_and_ambiguous_codes_resolve_to_nothing(text: str) -> None
     "Kongo", "Конго",  # either Congo (CG, CD) depending on the language
     "Sant Martin",  # Saint-Martin (MF) in one language, Sint Maarten (SX) in another
     "Congo", "Virgin Islands", "Korea",  # in use for two countries each
+    "America", "Amerika",  # the United States or the continent
 ])
 def test_names_meaning_different_countries_in_different_languages_resolve_to_nothing(text: str) -> None:
     assert to_alpha2(text) is None

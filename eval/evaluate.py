@@ -120,8 +120,8 @@ def parse_label(text: str) -> Label:
             raise ValueError(f"unknown special-category kind {kind!r} (known: {', '.join(SPECIAL_KINDS)})")
         return Label(category, kind)
     expected = KNOWN_TYPES.get(kind)
-    if expected is None and NATIONAL_ID.match(kind) and kind not in REGISTRY:
-        expected = "GOVERNMENT_ID"  # a national-id detector that may not exist yet
+    if expected is None and NATIONAL_ID.match(kind):
+        expected = "GOVERNMENT_ID"  # a national-id detector, whether it exists yet or not
     if expected is None and kind in REGISTRY:
         expected = _registered_category(kind)
     if expected is None:

@@ -20,26 +20,40 @@ import datetime
 import json
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 from stdnum import ean, iban, luhn
+from stdnum.at import vnr as at_vnr
 from stdnum.be import nn as be_nn
+from stdnum.bg import egn as bg_egn
 from stdnum.ch import ssn as ch_ssn
+from stdnum.cz import rc as cz_rc
 from stdnum.de import idnr as de_idnr
 from stdnum.dk import cpr as dk_cpr
+from stdnum.ee import ik as ee_ik
 from stdnum.es import dni as es_dni
+from stdnum.es import nie as es_nie
 from stdnum.eu import vat as eu_vat
 from stdnum.fi import hetu as fi_hetu
 from stdnum.fr import nir as fr_nir
+from stdnum.gb import nhs as gb_nhs
+from stdnum.gr import amka as gr_amka
+from stdnum.hr import oib as hr_oib
+from stdnum.ie import pps as ie_pps
+from stdnum.is_ import kennitala as is_kennitala
 from stdnum.iso7064 import mod_11_10
 from stdnum.it import codicefiscale as it_cf
+from stdnum.lt import asmens as lt_asmens
 from stdnum.nl import bsn as nl_bsn
 from stdnum.no import fodselsnummer as no_fnr
 from stdnum.pl import pesel as pl_pesel
+from stdnum.pt import nif as pt_nif
+from stdnum.ro import cnp as ro_cnp
 from stdnum.se import personnummer as se_pnr
+from stdnum.si import emso as si_emso
 from stdnum.us import ssn as us_ssn
 
 HERE = Path(__file__).resolve().parent
@@ -374,6 +388,12 @@ def native(value: str, kind: str) -> str:  # noqa: PLR0911 - one shape per type
         return f"{value[:3]}.{value[3:7]}.{value[7:11]}.{value[11:]}"
     if kind == "gb_nino":
         return f"{value[:2]} {value[2:4]} {value[4:6]} {value[6:8]} {value[8]}"
+    if kind == "gb_nhs":
+        return f"{value[:3]} {value[3:6]} {value[6:]}"
+    if kind == "cz_rc":
+        return f"{value[:6]}/{value[6:]}"
+    if kind == "is_kennitala":
+        return f"{value[:6]}-{value[6:]}"
     if kind == "iban":
         return groups(value)
     if kind == "payment_card":
@@ -414,6 +434,12 @@ NOUNS: dict[str, dict[str, str]] = {
     "fi_hetu": {"fi": "henkilötunnus", "en": "Finnish personal identity code"},
     "no_fodselsnummer": {"no": "fødselsnummer", "en": "Norwegian national ID"},
     "ch_ssn": {"de": "AHV-Nummer", "fr": "numéro AVS", "it": "numero AVS"},
+    "es_nie": {"es": "NIE", "en": "NIE"}, "pt_nif": {"en": "Portuguese NIF"}, "ee_ik": {"en": "Estonian isikukood"},
+    "lt_asmens": {"en": "Lithuanian asmens kodas"}, "ro_cnp": {"en": "Romanian CNP"}, "hr_oib": {"en": "Croatian OIB"},
+    "ie_pps": {"en": "PPS number"}, "cz_rc": {"en": "Czech rodné číslo"}, "bg_egn": {"en": "Bulgarian EGN"},
+    "si_emso": {"en": "Slovenian EMŠO"}, "is_kennitala": {"en": "Icelandic kennitala"},
+    "at_vnr": {"de": "Sozialversicherungsnummer", "en": "Austrian social security number"},
+    "gb_nhs": {"en": "NHS number"}, "gr_amka": {"en": "Greek AMKA"},
     "email": {"en": "email", "de": "E-Mail", "fr": "adresse e-mail", "es": "correo", "it": "email", "nl": "e-mail"},
     "phone": {"en": "phone", "de": "Telefon", "fr": "téléphone", "es": "teléfono", "it": "telefono", "nl": "telefoon"},
 }
@@ -438,6 +464,116 @@ SENTENCES = {
     "no": ["Kunden oppga {noun} {value} i samtalen."],
 }
 
+def _with_check(prefix: str, suffix: str, valid: Callable[[str], bool], alphabet: str = string.digits) -> str | None:
+    """``prefix + c + suffix`` for the check character ``c`` that makes it valid (None: no such c)."""
+    for c in alphabet:
+        if valid(prefix + c + suffix):
+            return prefix + c + suffix
+    return None
+
+
+def _ymd(born: datetime.date) -> str:
+    return f"{born.year % 100:02d}{born.month:02d}{born.day:02d}"
+
+
+def _dmy(born: datetime.date) -> str:
+    return f"{born.day:02d}{born.month:02d}{born.year % 100:02d}"
+
+
+def gen_es_nie(rng: random.Random) -> str:
+    return _retry(lambda: _complete(rng.choice("XYZ") + _digits(rng, 7), es_nie.is_valid, string.ascii_uppercase),
+                  es_nie.is_valid)
+
+
+def gen_pt_nif(rng: random.Random) -> str:
+    return _retry(lambda: _complete(rng.choice("123") + _digits(rng, 7), pt_nif.is_valid), pt_nif.is_valid)
+
+
+def gen_ee_ik(rng: random.Random) -> str:
+    def make() -> str | None:
+        born = _birth(rng)
+        return _complete(f"{rng.choice('34' if born.year < 2000 else '56')}{_ymd(born)}{_digits(rng, 3)}",
+                         ee_ik.is_valid)
+
+    return _retry(make, ee_ik.is_valid)
+
+
+def gen_lt_asmens(rng: random.Random) -> str:
+    def make() -> str | None:
+        born = _birth(rng)
+        return _complete(f"{rng.choice('34' if born.year < 2000 else '56')}{_ymd(born)}{_digits(rng, 3)}",
+                         lt_asmens.is_valid)
+
+    return _retry(make, lt_asmens.is_valid)
+
+
+def gen_ro_cnp(rng: random.Random) -> str:
+    def make() -> str | None:
+        born = _birth(rng)
+        sex = rng.choice("12" if born.year < 2000 else "56")
+        return _complete(f"{sex}{_ymd(born)}{rng.randint(1, 46):02d}{_digits(rng, 3)}", ro_cnp.is_valid)
+
+    return _retry(make, ro_cnp.is_valid)
+
+
+def gen_hr_oib(rng: random.Random) -> str:
+    return _retry(lambda: _complete(rng.choice("123456789") + _digits(rng, 9), hr_oib.is_valid), hr_oib.is_valid)
+
+
+def gen_ie_pps(rng: random.Random) -> str:
+    return _retry(lambda: _complete(_digits(rng, 7), ie_pps.is_valid, "ABCDEFGHIJKLMNOPQRSTUVW"), ie_pps.is_valid)
+
+
+def gen_cz_rc(rng: random.Random) -> str:
+    def make() -> str | None:
+        born = _birth(rng, 1954, 2004)
+        month = born.month + (50 if rng.random() < 0.5 else 0)
+        return _complete(f"{born.year % 100:02d}{month:02d}{born.day:02d}{_digits(rng, 3)}", cz_rc.is_valid)
+
+    return _retry(make, cz_rc.is_valid)
+
+
+def gen_bg_egn(rng: random.Random) -> str:
+    def make() -> str | None:
+        born = _birth(rng)
+        month = born.month + (40 if born.year >= 2000 else 0)
+        return _complete(f"{born.year % 100:02d}{month:02d}{born.day:02d}{_digits(rng, 3)}", bg_egn.is_valid)
+
+    return _retry(make, bg_egn.is_valid)
+
+
+def gen_si_emso(rng: random.Random) -> str:
+    def make() -> str | None:
+        born = _birth(rng)
+        return _complete(f"{born.day:02d}{born.month:02d}{born.year % 1000:03d}50{_digits(rng, 3)}", si_emso.is_valid)
+
+    return _retry(make, si_emso.is_valid)
+
+
+def gen_is_kennitala(rng: random.Random) -> str:
+    def make() -> str | None:
+        born = _birth(rng)
+        century = "9" if born.year < 2000 else "0"
+        return _with_check(f"{_dmy(born)}{rng.randint(20, 99):02d}", century, is_kennitala.is_valid)
+
+    return _retry(make, is_kennitala.is_valid)
+
+
+def gen_at_vnr(rng: random.Random) -> str:
+    def make() -> str | None:
+        return _with_check(f"{rng.randint(100, 999)}", _dmy(_birth(rng)), at_vnr.is_valid)
+
+    return _retry(make, at_vnr.is_valid)
+
+
+def gen_gb_nhs(rng: random.Random) -> str:
+    return _retry(lambda: _complete(rng.choice("456789") + _digits(rng, 8), gb_nhs.is_valid), gb_nhs.is_valid)
+
+
+def gen_gr_amka(rng: random.Random) -> str:
+    return _retry(lambda: _complete(_dmy(_birth(rng)) + _digits(rng, 4), gr_amka.is_valid), gr_amka.is_valid)
+
+
 ID_GENERATORS: dict[str, tuple[str, Gen, tuple[str, ...], Callable[[str], bool]]] = {
     # type: (category, generator, languages, stdnum validity for building look-alikes)
     "iban": ("FINANCIAL", gen_iban, LANGS, iban.is_valid),
@@ -457,6 +593,24 @@ ID_GENERATORS: dict[str, tuple[str, Gen, tuple[str, ...], Callable[[str], bool]]
     "fi_hetu": ("GOVERNMENT_ID", gen_fi_hetu, ("fi", "en"), fi_hetu.is_valid),
     "no_fodselsnummer": ("GOVERNMENT_ID", gen_no_fnr, ("no", "en"), no_fnr.is_valid),
     "ch_ssn": ("GOVERNMENT_ID", gen_ch_ssn, ("de", "fr", "it"), ch_ssn.is_valid),
+}
+
+MORE_IDS: dict[str, tuple[str, Gen, tuple[str, ...], Callable[[str], bool]]] = {
+    # more national numbers python-stdnum validates: fewer records each, same shape
+    "es_nie": ("GOVERNMENT_ID", gen_es_nie, ("es", "en"), es_nie.is_valid),
+    "pt_nif": ("GOVERNMENT_ID", gen_pt_nif, ("en",), pt_nif.is_valid),
+    "ee_ik": ("GOVERNMENT_ID", gen_ee_ik, ("en",), ee_ik.is_valid),
+    "lt_asmens": ("GOVERNMENT_ID", gen_lt_asmens, ("en",), lt_asmens.is_valid),
+    "ro_cnp": ("GOVERNMENT_ID", gen_ro_cnp, ("en",), ro_cnp.is_valid),
+    "hr_oib": ("GOVERNMENT_ID", gen_hr_oib, ("en",), hr_oib.is_valid),
+    "ie_pps": ("GOVERNMENT_ID", gen_ie_pps, ("en",), ie_pps.is_valid),
+    "cz_rc": ("GOVERNMENT_ID", gen_cz_rc, ("en",), cz_rc.is_valid),
+    "bg_egn": ("GOVERNMENT_ID", gen_bg_egn, ("en",), bg_egn.is_valid),
+    "si_emso": ("GOVERNMENT_ID", gen_si_emso, ("en",), si_emso.is_valid),
+    "is_kennitala": ("GOVERNMENT_ID", gen_is_kennitala, ("en",), is_kennitala.is_valid),
+    "at_vnr": ("GOVERNMENT_ID", gen_at_vnr, ("de", "en"), at_vnr.is_valid),
+    "gb_nhs": ("GOVERNMENT_ID", gen_gb_nhs, ("en",), gb_nhs.is_valid),
+    "gr_amka": ("GOVERNMENT_ID", gen_gr_amka, ("en",), gr_amka.is_valid),
 }
 
 ENTITIES = ("Case", "Contact", "Lead", "Account", "Opportunity", "Task")
@@ -482,9 +636,10 @@ class Builder:
         return nouns.get(lang) or nouns.get("en") or NOUNS["id"].get(lang, "ID")
 
 
-def build_identifiers(b: Builder, per_type: int) -> None:
+def build_identifiers(b: Builder, per_type: int, generators: Mapping[str, tuple[str, Gen, tuple[str, ...],
+                                                                            Callable[[str], bool]]]) -> None:
     rng = b.rng
-    for kind, (category, gen, langs, valid) in ID_GENERATORS.items():
+    for kind, (category, gen, langs, valid) in generators.items():
         for i in range(per_type):
             lang = langs[i % len(langs)]
             value = gen(rng)
@@ -802,12 +957,13 @@ def build_lookalikes(b: Builder, n: int) -> None:
 
 def build(seed: int = SEED) -> list[dict[str, Any]]:
     b = Builder(seed)
-    build_identifiers(b, per_type=24)
+    build_identifiers(b, 24, ID_GENERATORS)
     build_contacts(b, per_lang=12)
     build_secrets(b, n=76)
     build_prompts(b)
     build_special(b)
     build_lookalikes(b, n=120)
+    build_identifiers(b, 12, MORE_IDS)  # last: the records before keep their values
     return b.records
 
 

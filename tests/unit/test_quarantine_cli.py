@@ -556,3 +556,19 @@ def test_an_access_record_the_audit_topic_refuses_means_nothing_is_printed(
                           "--offset", d["position"], "--decrypt")
     assert code == 2 and out == ""
     assert "refused the access record" in err and "nothing was disclosed" in err
+
+
+def test_the_runbook_covers_every_reason_code() -> None:
+    """docs/operations.md has a section per quarantine reason code, and names the others as never
+    quarantined: a new code without a runbook entry fails here."""
+    import re
+
+    from router.errors import ReasonCode
+
+    text = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    sections = set()
+    for heading in re.findall(r"^### (.+)$", text, flags=re.MULTILINE):
+        sections |= {c.strip() for c in heading.split(",")}
+    never = text[text.index("### Codes that are never quarantined"):]
+    for code in ReasonCode:
+        assert code.value in sections or f"`{code.value}`" in never, f"docs/operations.md has no entry for {code}"

@@ -262,6 +262,10 @@ class Scores:
     """Per part (hand, generated), over (field, category) pairs."""
     checksum_ids: Counts = field(default_factory=Counts)
     problems: list[Problem] = field(default_factory=list)
+    """Misses and false positives by category."""
+    detector_problems: list[Problem] = field(default_factory=list)
+    """Misses and false positives by detector where the category was right (another detector or
+    the catalog found it, or the expected detector fired on a field of another type)."""
     fields: int = 0
 
 
@@ -275,7 +279,7 @@ def _preview(value: Any) -> str:
     return text if len(text) <= VALUE_PREVIEW else text[:VALUE_PREVIEW - 1] + "…"
 
 
-def score(records: Sequence[Record], found: Mapping[str, Found],  # noqa: PLR0912 - one pass, every table
+def score(records: Sequence[Record], found: Mapping[str, Found],  # noqa: PLR0912, PLR0915 - one pass, every table
           detectors: Iterable[str] = ()) -> Scores:
     """Compare labels with findings, micro over fields.
 
@@ -328,6 +332,10 @@ def score(records: Sequence[Record], found: Mapping[str, Found],  # noqa: PLR091
                     counts.fn += 1
                 else:
                     counts.fp += 1
+                cat = _category_of(det)
+                if not hit and cat in want_cats and cat in got_cats:
+                    kind = "miss" if det in want_dets else "false_positive"
+                    s.detector_problems.append(Problem(record.id, fname, kind, expected, reported, det, value))
                 if det not in UNCHECKED_IDS and _is_identifier(det):
                     if hit:
                         s.checksum_ids.tp += 1
@@ -345,13 +353,17 @@ def score(records: Sequence[Record], found: Mapping[str, Found],  # noqa: PLR091
     return s
 
 
-def _is_identifier(det: str) -> bool:
+def _category_of(det: str) -> str | None:
     category = KNOWN_TYPES.get(det)
-    if category is None and det in REGISTRY:
-        category = _registered_category(det)
     if category is None and NATIONAL_ID.match(det):
         category = "GOVERNMENT_ID"
-    return category in ("FINANCIAL", "GOVERNMENT_ID")
+    if category is None and det in REGISTRY:
+        category = _registered_category(det)
+    return category
+
+
+def _is_identifier(det: str) -> bool:
+    return _category_of(det) in ("FINANCIAL", "GOVERNMENT_ID")
 
 
 # -- running the classifier ------------------------------------------------------------------------
@@ -508,6 +520,12 @@ def report(data: Mapping[str, Any], s: Scores, limit: int) -> str:
         for p in rows[:limit]:
             out.append(f"  {p.id:<10} {p.field:<20} {p.key:<18} expected {','.join(p.expected) or '-'} "
                        f"found {','.join(p.found) or '-'}  | {p.value}")
+    rows = s.detector_problems
+    out.append(f"\nby detector, where the category was right: {len(rows)}"
+               + (f" (first {limit} shown; all in --json)" if len(rows) > limit else ""))
+    for p in rows[:limit]:
+        out.append(f"  {p.id:<10} {p.field:<20} {p.kind:<14} {p.key:<18} expected {','.join(p.expected) or '-'} "
+                   f"found {','.join(p.found) or '-'}  | {p.value}")
     out.append("\ngoals")
     for g in data["goals"]:
         value = "n/a" if g["value"] is None else (f"{g['value']:.3f}" if isinstance(g["value"], float)
@@ -567,6 +585,7 @@ def run(config_path: Path | None, passes: int, limit: int, corpus: Path = CORPUS
         "countries": country_scores,
         "misses": [p.as_dict() for p in s.problems if p.kind == "miss"],
         "false_positives": [p.as_dict() for p in s.problems if p.kind == "false_positive"],
+        "detector_problems": [p.as_dict() for p in s.detector_problems],
     }
     data["goals"] = goals(s, country_scores)
     return data, report(data, s, limit)

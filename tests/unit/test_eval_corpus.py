@@ -247,3 +247,14 @@ def test_hand_written_identifiers_pass_their_python_stdnum_check() -> None:
                 assert any(valid(w) for w in windows), (r.id, name, str(lab))  # type: ignore[operator]
                 checked += 1
     assert checked >= 40
+
+
+def test_a_right_category_from_the_wrong_detector_is_a_detector_miss_and_false_positive() -> None:
+    records = [_record("r3", "nl", {"z": "-"}, {"z": ["GOVERNMENT_ID:nl_bsn"]})]
+    found = {"r3": {"z": frozenset({("GOVERNMENT_ID", "detector:eu_vat")})}}
+    s = evaluate.score(records, found)
+    assert (s.categories["GOVERNMENT_ID"].tp, s.categories["GOVERNMENT_ID"].fn) == (1, 0)
+    assert (s.detectors["nl_bsn"].fn, s.detectors["eu_vat"].fp) == (1, 1)
+    assert (s.checksum_ids.tp, s.checksum_ids.fp, s.checksum_ids.fn) == (0, 1, 1)
+    assert not s.problems
+    assert sorted((p.kind, p.key) for p in s.detector_problems) == [("false_positive", "eu_vat"), ("miss", "nl_bsn")]

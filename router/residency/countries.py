@@ -50,7 +50,7 @@ _ALIASES = {
     # Names neither CLDR nor pycountry carries.
     "U.S.": "US", "U.S.A.": "US", "ENGLAND": "GB", "SCOTLAND": "GB", "WALES": "GB", "NORTHERN IRELAND": "GB",
     "GREAT BRITAIN": "GB", "BRITAIN": "GB", "GROSSBRITANNIEN": "GB", "CONFOEDERATIO HELVETICA": "CH",
-    "REPUBLIC OF IRELAND": "IE", "UAE": "AE", "BRD": "DE", "EEUU": "US", "EE. UU.": "US",
+    "REPUBLIC OF IRELAND": "IE", "UAE": "AE", "BRD": "DE", "EEUU": "US", "EE. UU.": "US", "HOLY SEE": "VA",
 }
 """Checked against the CLDR index when it is built: an alias never contradicts it."""
 

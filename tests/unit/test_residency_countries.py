@@ -71,7 +71,7 @@ def test_names_in_many_languages(text: str, code: str) -> None:
     ("Bosnia and Herzegovina", "BA"),
     ("England", "GB"), ("Scotland", "GB"), ("Wales", "GB"), ("Northern Ireland", "GB"), ("Great Britain", "GB"),
     ("U.S.", "US"), ("U.S.A.", "US"), ("USA", "US"), ("UK", "GB"), ("UAE", "AE"), ("EE. UU.", "US"),
-    ("Netherlands, The", "NL"), ("Korea, Republic of", "KR"), ("Republic of Korea", "KR"),
+    ("Netherlands, The", "NL"), ("Korea, Republic of", "KR"), ("Republic of Korea", "KR"), ("Holy See", "VA"),
 ])
 def test_spelling_variants(text: str, code: str) -> None:
     assert to_alpha2(text) == code

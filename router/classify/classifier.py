@@ -17,10 +17,19 @@ from typing import Any
 
 import orjson
 
-from router.classify.catalog import COMPOUND_NAME, FieldCatalog, FieldInfo, fold_name, load_catalog, name_categories
+from router.classify.catalog import (
+    COMPOUND_NAME,
+    FieldCatalog,
+    FieldInfo,
+    fold_name,
+    load_catalog,
+    name_categories,
+    name_words,
+)
 from router.classify.config import ClassificationConfig
-from router.classify.detectors import Detector, Scanner
+from router.classify.detectors import Detector, Pattern, Scanner, linear
 from router.classify.model import Category, Classification, Finding, Level
+from router.classify.prompts import prompt_field_name, prompt_pair
 from router.classify.registry import build_detectors
 from router.classify.secrets import credential_pair
 from router.ingest.event import ChangeEvent
@@ -52,13 +61,15 @@ class _EntityPlan:
     """Per-entity lookups, precomputed: the folded catalog and field lists, and a bounded cache
     of resolved field names."""
 
-    __slots__ = ("_fields", "builtin", "catalog", "free_text", "known", "prompt")
+    __slots__ = ("_fields", "builtin", "catalog", "free_text", "known", "prompt", "prompt_pattern")
 
     def __init__(self, catalog: Mapping[str, FieldInfo], free_text: frozenset[str], prompt: frozenset[str],
-                 builtin: bool) -> None:
+                 builtin: bool, prompt_pattern: Pattern | None = None) -> None:
         self.catalog = catalog
         self.free_text = free_text
         self.prompt = prompt
+        self.prompt_pattern = prompt_pattern
+        """``classification.prompt_field_pattern``, matched against a name's words."""
         self.builtin = builtin
         self._fields: dict[str, _FieldPlan] = {}
         self.known = self._fields
@@ -83,7 +94,10 @@ class _EntityPlan:
                 cats = name_categories(name)
                 info = FieldInfo(None, cats) if cats else None
         catalog = tuple(Finding(c, name, "catalog") for c in sorted(info.categories)) if info else ()
-        prompt = Finding(Category.PROPRIETARY_PROMPT, name, "prompt_field") if key in self.prompt else None
+        pattern = self.prompt_pattern
+        is_prompt = key in self.prompt or (
+            pattern is not None and prompt_field_name(" ".join(name_words(name)), pattern))
+        prompt = Finding(Category.PROPRIETARY_PROMPT, name, "prompt_field") if is_prompt else None
         free_text = key in self.free_text
         return _FieldPlan(info.level if info else None, catalog, prompt, free_text or info is None, free_text,
                           compound)
@@ -113,13 +127,16 @@ class _EventScan:
     """The scan of one event: each distinct string scanned once, a budget of characters, a depth
     limit. ``incomplete`` holds the value-free reason once a limit stopped the scan."""
 
-    __slots__ = ("_left", "_max_chars", "_seen", "incomplete", "max_depth", "min_length", "scanner", "secret")
+    __slots__ = ("_left", "_max_chars", "_seen", "incomplete", "max_depth", "min_length", "prompt", "scanner",
+                 "secret")
 
-    def __init__(self, scanner: Scanner, max_chars: int, max_depth: int, secret: Detector | None) -> None:
+    def __init__(self, scanner: Scanner, max_chars: int, max_depth: int, secret: Detector | None,
+                 prompt: Detector | None = None) -> None:
         self.scanner = scanner
         self.min_length = scanner.min_length
         self.max_depth = max_depth
         self.secret = secret
+        self.prompt = prompt
         self.incomplete: str | None = None
         self._left = max_chars
         self._max_chars = max_chars
@@ -179,6 +196,8 @@ class _EventScan:
                         stack.append((key, level + 1))
                         if self.secret is not None and credential_pair(key, sub):
                             hits.add(self.secret)
+                        if self.prompt is not None and prompt_pair(key, sub):
+                            hits.add(self.prompt)
                     stack.append((sub, level + 1))
             elif isinstance(item, list | tuple):
                 if item and level >= self.max_depth:
@@ -214,14 +233,17 @@ class Classifier:
             entity, _, field = key.partition(".")
             inline.add(entity, field, rule.info())
         self.catalog = base.merged(inline)
-        self.detectors: tuple[Detector, ...] = build_detectors(config.detectors, phone_regions=config.phone_regions)
+        self.detectors: tuple[Detector, ...] = build_detectors(
+            config.detectors, phone_regions=config.phone_regions, special=config.special_category.settings())
         self._scanner = Scanner(self.detectors)
         self.scan_min_length = self._scanner.min_length
         """Strings shorter than this are not scanned: no enabled detector can match them."""
         self._secret = next((d for d in self.detectors if d.category is Category.SECRET), None)
+        self._prompt_detector = next((d for d in self.detectors if d.category is Category.PROPRIETARY_PROMPT), None)
         self._sources = {d: f"detector:{d.name}" for d in self.detectors}
         self._free_text = self._folded_names(config.free_text_fields)
         self._prompt = self._folded_names(config.prompt_fields)
+        self._prompt_pattern = linear(config.prompt_field_pattern) if config.prompt_field_pattern else None
         self._plans: dict[str, _EntityPlan] = {}
 
     @classmethod
@@ -243,7 +265,8 @@ class Classifier:
             empty: frozenset[str] = frozenset()
             free_text = self._free_text.get("*", empty) | self._free_text.get(key, empty)
             prompt = self._prompt.get("*", empty) | self._prompt.get(key, empty)
-            plan = _EntityPlan(self.catalog.folded(entity), free_text, prompt, self.config.builtin_catalog)
+            plan = _EntityPlan(self.catalog.folded(entity), free_text, prompt, self.config.builtin_catalog,
+                               self._prompt_pattern)
             if len(self._plans) >= _MAX_ENTITY_PLANS:
                 self._plans.clear()  # entity names come from events: keep the cache bounded
             self._plans[key] = plan
@@ -286,7 +309,8 @@ class Classifier:
                 if kind in _UNSCANNED or (kind is str and len(value) < min_length):
                     continue  # a number, a boolean or a string too short for any detector: nothing to find
                 if scan is None:
-                    scan = _EventScan(self._scanner, cfg.max_scan_chars, cfg.max_depth, self._secret)
+                    scan = _EventScan(self._scanner, cfg.max_scan_chars, cfg.max_depth, self._secret,
+                                      self._prompt_detector)
                 if scan.incomplete is None:
                     hits = scan.value(value)
                     if hits:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 from pydantic import Field, field_validator
 
 from router.classify.catalog import FieldInfo, parse_compliance_groups
 from router.classify.model import Category, Level
+from router.classify.prompts import DEFAULT_PROMPT_FIELD_PATTERN
 from router.classify.registry import REGISTRY
+from router.classify.special import KINDS, LANGUAGES, SpecialSettings, parse_term
 from router.config.base import StrictModel
 
 
@@ -30,6 +33,54 @@ DEFAULT_CATEGORY_LEVELS: dict[Category, Level] = {
 }
 
 
+class SpecialCategoryConfig(StrictModel):
+    """``classification.special_category``: the lexicons of the ``special_category`` detector."""
+
+    languages: list[str] = Field(default_factory=lambda: list(LANGUAGES),
+                                 description=f"lexicon languages used (of {', '.join(LANGUAGES)})")
+    extra_terms: dict[str, list[str]] = Field(
+        default_factory=dict, description="kind -> more terms ('word', 'stem*', '*stem*', or a phrase of those)")
+    disabled: list[str] = Field(default_factory=list, description=f"kinds not looked for (of {', '.join(KINDS)})")
+    person_context: bool = Field(
+        default=True, description="a term counts only in a sentence about a person (false: every term counts)")
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, v: list[str]) -> list[str]:
+        for lang in v:
+            if lang not in LANGUAGES:
+                raise ValueError(f"classification.special_category.languages: no lexicon for {lang!r} "
+                                 f"(known: {', '.join(LANGUAGES)})")
+        return v
+
+    @field_validator("disabled")
+    @classmethod
+    def _known_kinds(cls, v: list[str]) -> list[str]:
+        for kind in v:
+            if kind not in KINDS:
+                raise ValueError(f"classification.special_category.disabled: unknown kind {kind!r} "
+                                 f"(known: {', '.join(KINDS)})")
+        return v
+
+    @field_validator("extra_terms")
+    @classmethod
+    def _valid_terms(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for kind, terms in v.items():
+            if kind not in KINDS:
+                raise ValueError(f"classification.special_category.extra_terms: unknown kind {kind!r} "
+                                 f"(known: {', '.join(KINDS)})")
+            for i, term in enumerate(terms):
+                try:
+                    parse_term(term)
+                except ValueError as e:
+                    raise ValueError(f"classification.special_category.extra_terms.{kind}[{i}]: {e}") from None
+        return v
+
+    def settings(self) -> SpecialSettings:
+        return SpecialSettings(tuple(self.languages), {k: tuple(t) for k, t in self.extra_terms.items()},
+                               tuple(self.disabled), self.person_context)
+
+
 class ClassificationConfig(StrictModel):
     """How events are classified: catalog, detectors, which fields are scanned."""
 
@@ -45,6 +96,11 @@ class ClassificationConfig(StrictModel):
     prompt_fields: dict[str, list[str]] = Field(
         default_factory=lambda: {"*": ["Prompt__c"]},
         description="entity (or '*') -> fields that carry LLM prompts (names match ignoring case and '_')")
+    prompt_field_pattern: str | None = Field(
+        default=DEFAULT_PROMPT_FIELD_PATTERN,
+        description="RE2 pattern over a field name's words (lower case, space-separated: SystemPrompt__c -> "
+                    "'system prompt c'); a field it matches carries prompts, like prompt_fields (null: none)")
+    special_category: SpecialCategoryConfig = Field(default_factory=SpecialCategoryConfig)
     builtin_catalog: bool = Field(
         default=True, description="classify fields no catalog names by the built-in name catalog (Email, *Iban*, ...)")
     max_scan_chars: int = Field(
@@ -64,6 +120,16 @@ class ClassificationConfig(StrictModel):
         for name in v:
             if name not in REGISTRY:
                 raise ValueError(f"unknown detector {name!r} (known: {', '.join(sorted(REGISTRY))})")
+        return v
+
+    @field_validator("prompt_field_pattern")
+    @classmethod
+    def _prompt_field_pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re2.compile(v)
+            except re2.error as e:
+                raise ValueError(f"classification.prompt_field_pattern is not an RE2 pattern: {e}") from None
         return v
 
     @field_validator("fields")

@@ -21,23 +21,30 @@ from router.classify.detectors import (
 )
 from router.classify.prompts import PromptDetector
 from router.classify.secrets import SecretDetector
+from router.classify.special import SpecialCategoryDetector, SpecialSettings
 
 REGISTRY: dict[str, Callable[..., Any]] = {
     cls.name: cls
     for cls in (
         IbanDetector, PaymentCardDetector, EuVatDetector, DeIdnrDetector, FrNirDetector,
         EsDniDetector, ItCodiceFiscaleDetector, UsSsnDetector, GbNinoDetector, EmailDetector,
-        PhoneDetector, SecretDetector, PromptDetector,
+        PhoneDetector, SecretDetector, PromptDetector, SpecialCategoryDetector,
     )
 }
-"""Detector factories by name. Only ``phone`` takes an option (``regions``)."""
+"""Detector factories by name. ``phone`` takes ``regions``, ``special_category`` its settings."""
 
 
-def build_detectors(names: Iterable[str], *, phone_regions: Iterable[str] = ("US",)) -> tuple[Detector, ...]:
+def build_detectors(names: Iterable[str], *, phone_regions: Iterable[str] = ("US",),
+                    special: SpecialSettings | None = None) -> tuple[Detector, ...]:
     """Instantiate the named detectors in order. Unknown names raise KeyError naming the name."""
     out: list[Detector] = []
     for name in names:
         factory = REGISTRY[name]
-        detector: Detector = factory(regions=phone_regions) if name == "phone" else factory()
+        if name == "phone":
+            detector: Detector = factory(regions=phone_regions)
+        elif name == "special_category":
+            detector = factory(special)
+        else:
+            detector = factory()
         out.append(detector)
     return tuple(out)

@@ -18,6 +18,7 @@ VALID = {
     "phone": "call +44 20 7946 0958 after 5",
     "secret": "aws key AKIAIOSFODNN7EXAMPLE in the ticket",
     "prompt": "You are a sales assistant.\nUse {{account_name}} in the reply.",
+    "special_category": "Spoke with Mrs Jones: she was diagnosed with diabetes in May.",
 }
 INVALID = {
     "iban": "please pay GR17 0110 1050 0000 1054 7023 795 today",  # wrong check digits
@@ -33,6 +34,7 @@ INVALID = {
     "phone": "order 12345 shipped",
     "secret": "the password policy changed",
     "prompt": "You are a great customer, thanks!",
+    "special_category": "Customer sells diabetes test strips to pharmacies.",  # a product, not a person's health
 }
 
 

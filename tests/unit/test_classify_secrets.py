@@ -150,3 +150,16 @@ def test_a_secret_is_reported_by_name_only() -> None:
     result = DEFAULT.classify(event(Description="password=" + "S3cr3t!x9"))
     assert result.fields(Category.SECRET) == ("Description",)
     assert "S3cr3t" not in repr(result)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "password=" * (n // 9),                 # an assignment key with no value, repeated
+    lambda n: "xoxb-" * (n // 5),                     # a gitleaks keyword, repeated
+    lambda n: "postgres://u:" * (n // 13),            # URL credentials never closed by '@'
+    lambda n: '"api_key": "' + "a" * n,               # an unterminated quoted value
+], ids=["assignments", "keywords", "url", "quoted"])
+def test_time_grows_linearly(make: Any) -> None:
+    from tests.unit.test_classify_linear import MAX_RATIO, _ratio
+
+    ratio = _ratio(lambda t: SECRET.prefilter(t) and SECRET.confirm(t), make)
+    assert ratio < MAX_RATIO, f"8x input took {ratio:.1f}x the time"

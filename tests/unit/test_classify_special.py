@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -156,3 +157,16 @@ def test_a_long_text_examines_a_bounded_number_of_candidates() -> None:
     text = "She has diabetes. " * 5_000
     assert SPECIAL.kinds(text) == {"health"}
     assert not SPECIAL.kinds("Customer sells diabetes test strips. " * 5_000)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "diabetes " * (n // 9),                      # a candidate in every word
+    lambda n: "She has " + "x" * n + " diabetes",          # one long word, no sentence end
+    lambda n: "krebs" * (n // 5),                          # an infix stem, repeated in one word
+    lambda n: "trade " * (n // 6) + "union",               # a phrase's first word, repeated
+], ids=["dense", "long-word", "infix-run", "phrase-prefix"])
+def test_time_grows_linearly(make: Callable[[int], str]) -> None:
+    from tests.unit.test_classify_linear import MAX_RATIO, _ratio
+
+    ratio = _ratio(lambda t: SPECIAL.prefilter(t) and SPECIAL.confirm(t), make)
+    assert ratio < MAX_RATIO, f"8x input took {ratio:.1f}x the time"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from router.classify.catalog import FieldInfo, parse_compliance_groups
 from router.classify.model import Category, Level
@@ -11,6 +13,28 @@ from router.classify.prompts import DEFAULT_PROMPT_FIELD_PATTERN
 from router.classify.registry import REGISTRY
 from router.classify.special import KINDS, LANGUAGES, SpecialSettings, parse_term
 from router.config.base import StrictModel
+from router.residency.countries import GROUPS
+
+_ID_COUNTRIES: dict[str, tuple[str, ...]] = {
+    name: tuple(getattr(factory, "countries", ())) for name, factory in REGISTRY.items()}
+"""Detector name -> the countries whose national number it finds (empty: not a national number)."""
+NATIONAL_ID_COUNTRIES = frozenset(c for countries in _ID_COUNTRIES.values() for c in countries)
+_COUNTRY_ALIASES = {"UK": "GB", "EL": "GR"}
+
+
+def _national_id_countries(tokens: list[str]) -> set[str]:
+    """The countries ``classification.national_ids`` names (codes, aliases, EU/EEA groups)."""
+    out: set[str] = set()
+    for token in tokens:
+        key = _COUNTRY_ALIASES.get(token.upper(), token.upper())
+        out |= GROUPS.get(key, {key})
+    return out
+
+
+def detectors_for_national_ids(tokens: list[str]) -> list[str]:
+    """Every built-in detector, but of the national-number ones only those of ``tokens``."""
+    wanted = _national_id_countries(tokens)
+    return sorted(name for name, countries in _ID_COUNTRIES.items() if not countries or wanted & set(countries))
 
 
 class FieldRule(StrictModel):
@@ -87,7 +111,14 @@ class ClassificationConfig(StrictModel):
     catalog: str | None = Field(default=None, description="FieldDefinition export (.csv or .json)")
     fields: dict[str, FieldRule] = Field(
         default_factory=dict, description="inline catalog: 'Entity.Field' or '*.Field' -> rule")
-    detectors: list[str] = Field(default_factory=lambda: sorted(REGISTRY))
+    detectors: list[str] = Field(
+        default_factory=lambda: sorted(REGISTRY),
+        description="detectors run on scanned values, by name (default: every built-in one, the national-number "
+                    "detectors as national_ids selects)")
+    national_ids: list[str] = Field(
+        default_factory=lambda: ["EU", "EEA", "GB", "CH", "US"],
+        description="whose national personal and tax numbers are looked for, when 'detectors' is left default: "
+                    "ISO alpha-2 codes (DE, PL, GB or UK, CH, US, ...) or the groups EU and EEA (default: all)")
     phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR"])
     free_text_fields: dict[str, list[str]] = Field(
         default_factory=lambda: {"*": ["Description", "Comments", "Subject", "Body", "Notes__c"]},
@@ -113,6 +144,26 @@ class ClassificationConfig(StrictModel):
                     "the event incomplete")
     default_level: Level = Level.INTERNAL
     category_levels: dict[Category, Level] = Field(default_factory=lambda: dict(DEFAULT_CATEGORY_LEVELS))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detectors_by_country(cls, data: Any) -> Any:
+        """Default ``detectors`` to every built-in one, national numbers as ``national_ids`` says."""
+        if isinstance(data, dict) and "detectors" not in data and isinstance(data.get("national_ids"), list) \
+                and all(isinstance(t, str) for t in data["national_ids"]):
+            data = {**data, "detectors": detectors_for_national_ids(data["national_ids"])}
+        return data
+
+    @field_validator("national_ids")
+    @classmethod
+    def _known_countries(cls, v: list[str]) -> list[str]:
+        for token in v:
+            key = _COUNTRY_ALIASES.get(token.upper(), token.upper())
+            if key not in GROUPS and key not in NATIONAL_ID_COUNTRIES:
+                known = ", ".join([*sorted(GROUPS), *sorted(NATIONAL_ID_COUNTRIES)])
+                raise ValueError(f"classification.national_ids: no national-number detectors for {token!r} "
+                                 f"(known: {known})")
+        return [token.upper() for token in v]
 
     @field_validator("detectors")
     @classmethod

@@ -25,6 +25,7 @@ Detectors are registered by name in :data:`router.classify.registry.REGISTRY` an
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -123,8 +124,9 @@ def _text(data: bytes) -> str:
 
 
 def _any_of(hints: Iterable[bytes]) -> str:
-    """An RE2 pattern matching any of the lower-case ASCII ``hints`` in any case."""
-    escaped = (re2.escape(h.decode("ascii")) for h in hints)
+    """An RE2 pattern matching any of the lower-case UTF-8 ``hints`` in any case (RE2 folds
+    case in UTF-8 too)."""
+    escaped = (re2.escape(h.decode("utf-8")) for h in hints)
     return "(?i:" + "|".join(escaped) + ")"
 
 
@@ -160,6 +162,9 @@ class BaseDetector:
     category: ClassVar[Category]
     min_length: ClassVar[int]
     digit_gated: ClassVar[bool] = False
+    countries: ClassVar[tuple[str, ...]] = ()
+    """ISO 3166 alpha-2 codes of the countries whose national number this detector finds (empty
+    for detectors of no one country); ``classification.national_ids`` selects by them."""
     timestamp_clean: ClassVar[bool] = False
     """True when the detector cannot confirm anything in a :data:`_TIMESTAMP` text (a detector must
     be checked against it, tests/unit/test_classify_timestamps.py, before it says so)."""
@@ -286,14 +291,205 @@ class EuVatDetector(_CandidateDetector):
         return bool(vat.is_valid(candidate))
 
 
-class DeIdnrDetector(_CandidateDetector):
-    """German Steuer-ID (11 digits), validated by ``stdnum.de.idnr``."""
+# -- national numbers: validation plus context ---------------------------------------------------
+#
+# A bare run of 9-13 digits with a mod-10 or mod-11 check passes one validator in ten or so by
+# chance, and several national numbers share a length (11 digits: DE, PL, NO, BE, EE, LT, HR, GR,
+# LV). Such a candidate counts only with context: a keyword naming the number near it (``BSN``,
+# ``PESEL``, ``personnummer``, ...), or a print of the number that names its type (``1234.56.782``
+# for a BSN, ``756.1234.5678.97`` for an AHV number), or the text being that number alone (a field
+# holding an id) when the number is one of the strongly checked ones and no stronger one also
+# reads it. A keyword of another national number near it vetoes the last two.
+
+_KEYWORD_BEFORE = 48  # bytes before a candidate's start in which a keyword counts
+_KEYWORD_AFTER = 24   # bytes after its end
+_MAX_CHECKS = 64      # candidates validated per detector and text; more count as found
+_CANDIDATE_MAX = 32   # bytes of the longest candidate (13 digits and 12 separators, ...)
+_WORD = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+"""Bytes RE2's ``\\b`` counts as word characters."""
+_KEYWORDS: dict[str, set[str]] = {}
+"""Keyword (scanned copy, lower case) -> names of the national-id detectors it names."""
+_KEYWORD_SCAN: list[tuple[Callable[[bytes], Iterator[tuple[int, int]]], int]] = []
+"""The compiled keyword scan and its longest keyword in bytes, built on first use."""
+_ALONE: list[type[NationalIdDetector]] = []
+"""Detectors that accept a text that is the number alone, strongest first."""
+
+
+def _keyword_pattern(words: Iterable[str]) -> str:
+    """An RE2 pattern for any of ``words`` in any case, on word edges where a word starts or ends
+    with an ASCII letter or digit (RE2's ``\\b`` is ASCII)."""
+    ordered = sorted({scanned_copy(w).lower() for w in words}, key=lambda w: (-len(w), w))
+    edges = (("\\b" if w[0].isascii() and w[0].isalnum() else "") + re2.escape(w)
+             + ("\\b" if w[-1].isascii() and w[-1].isalnum() else "") for w in ordered)
+    return "(?i:" + "|".join(edges) + ")"
+
+
+def _keyword_scan() -> tuple[Callable[[bytes], Iterator[tuple[int, int]]], int]:
+    if not _KEYWORD_SCAN:
+        _KEYWORD_SCAN.append((spans(linear(_keyword_pattern(_KEYWORDS))), max(len(utf8(w)) for w in _KEYWORDS)))
+    return _KEYWORD_SCAN[0]
+
+
+class _Keywords:
+    """The national-id keywords in one text: found once, asked per candidate (bisect on starts)."""
+
+    __slots__ = ("ends", "longest", "names", "starts")
+
+    def __init__(self, data: bytes) -> None:
+        scan, self.longest = _keyword_scan()
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.names: list[set[str]] = []
+        for start, end in scan(data):
+            names = _KEYWORDS.get(_text(data[start:end]).lower())
+            if names:
+                self.starts.append(start)
+                self.ends.append(end)
+                self.names.append(names)
+
+    def windows(self, name: str, size: int) -> Iterator[tuple[int, int]]:
+        """Disjoint byte ranges holding every candidate (of at most :data:`_CANDIDATE_MAX` bytes)
+        that a keyword of ``name`` is near."""
+        lo = hi = -1
+        for start, end, names in zip(self.starts, self.ends, self.names, strict=True):
+            if name not in names:
+                continue
+            a, b = max(0, start - _KEYWORD_AFTER - _CANDIDATE_MAX), min(size, end + _KEYWORD_BEFORE + _CANDIDATE_MAX)
+            if a > hi:
+                if hi > lo:
+                    yield lo, hi
+                lo = a
+            hi = max(hi, b)
+        if hi > lo:
+            yield lo, hi
+
+    def near(self, start: int, end: int, name: str) -> int:
+        """1 when a keyword of ``name`` is near ``[start, end)``, -1 when only others are, else 0."""
+        verdict = 0
+        i = bisect_left(self.starts, start - _KEYWORD_BEFORE - self.longest)
+        while i < len(self.starts) and self.starts[i] <= end + _KEYWORD_AFTER:
+            if self.ends[i] >= start - _KEYWORD_BEFORE:
+                if name in self.names[i]:
+                    return 1
+                verdict = -1
+            i += 1
+        return verdict
+
+
+def _digit_run(n: int) -> str:
+    """An RE2 pattern for ``n`` digits, each pair separated by at most one of `` ./-``."""
+    return rf"\b\d(?:[ ./-]?\d){{{n - 1}}}\b"
+
+
+_SPACE = "[\\t\\n\\v\\f\\r ]"
+_TRAIL = "[\\t\\n\\v\\f\\r .,;]"
+_SPACES = b" \t\n\v\f\r"
+
+
+class NationalIdDetector(_CandidateDetector):
+    """A national personal or tax number: ``candidate_pattern`` finds candidates, ``check``
+    validates one (python-stdnum), and a valid candidate counts only with context (see above):
+
+    - a keyword of ``keywords`` (matched in any case, on word edges) within 48 bytes before it or
+      24 after it;
+    - else, unless a keyword of another national number is that near, ``native_pattern`` (the
+      print that names the type) matching the whole candidate, or ``alone_rank`` > 0 and the
+      text being the candidate alone (white space and a final ``.,;`` aside) and no detector of a
+      higher ``alone_rank`` also validating it.
+
+    The screen is therefore not the candidate pattern but what context needs: one of the
+    keywords, the native print, or the whole text being a candidate. Most texts with digits hold
+    none of these, and a union of many counted digit patterns would make RE2's automaton large."""
+
+    candidate_pattern: ClassVar[str]
+    keywords: ClassVar[tuple[str, ...]] = ()
+    native_pattern: ClassVar[str | None] = None
+    alone_rank: ClassVar[int] = 0
+    category = Category.GOVERNMENT_ID
+    timestamp_clean = True  # tests/unit/test_classify_timestamps.py runs every registered detector
+    _each: ClassVar[tuple[Callable[[bytes], Iterator[tuple[int, int]]], ...]]
+    """The candidate pattern's spans (in tuples: a bare function would bind as a method)."""
+    _whole: ClassVar[tuple[Callable[[bytes], bool], ...]]
+    """True when the candidate pattern matches the whole of its argument."""
+    _natives: ClassVar[tuple[Callable[[bytes], Iterator[tuple[int, int]]], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if "candidate_pattern" in cls.__dict__:
+            screens = [_keyword_pattern(cls.keywords)] if cls.keywords else []
+            if cls.native_pattern is not None:
+                screens.append(rf"\b(?:{cls.native_pattern})\b")
+                cls._natives = (spans(linear(screens[-1])),)
+            if cls.alone_rank > 0:
+                screens.append(rf"^{_SPACE}*(?:{cls.candidate_pattern}){_TRAIL}*$")
+            cls.screen_pattern = "|".join(f"(?:{p})" for p in screens)
+            cls._each = (spans(linear(cls.candidate_pattern)),)
+            cls._whole = (finder(linear(rf"^(?:{cls.candidate_pattern})$")),)
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            if "countries" not in cls.__dict__:
+                cls.countries = (cls.name[:2].upper(),)
+            for word in cls.keywords:
+                _KEYWORDS.setdefault(scanned_copy(word).lower(), set()).add(cls.name)
+            _KEYWORD_SCAN.clear()
+            if cls.alone_rank > 0:
+                _ALONE.append(cls)
+                _ALONE.sort(key=lambda c: -c.alone_rank)
+
+    def match(self, data: bytes) -> bool:
+        # Context first, validation (python-stdnum, tens of microseconds) only for a candidate with it.
+        # Candidates are looked for only where context is: near this detector's keywords (RE2 finds
+        # loosely separated digit runs in time that grows faster than the text when called once per
+        # match over a long one), at native prints, or as the whole text.
+        # A text with more than _MAX_CHECKS candidates in context counts as found without checking
+        # the rest: decoys cannot hide a number, and time stays linear.
+        keywords = _Keywords(data)
+        name, size = self.name, len(data)
+        checks = 0
+        for lo, hi in keywords.windows(name, size):
+            for at, until in self._each[0](data[lo:hi]):
+                start, end = lo + at, lo + until
+                if (start and data[start - 1] in _WORD) or (end < size and data[end] in _WORD):
+                    continue  # the window cut a longer run
+                if keywords.near(start, end, name) > 0:
+                    checks += 1
+                    if checks > _MAX_CHECKS or _safe(self.check, _text(data[start:end])):
+                        return True
+        for each in self._natives:
+            for start, end in each(data):
+                if keywords.near(start, end, name) >= 0:
+                    checks += 1
+                    if checks > _MAX_CHECKS or _safe(self.check, _text(data[start:end])):
+                        return True
+        if self.alone_rank > 0:
+            start, end = len(data) - len(data.lstrip(_SPACES)), len(data.rstrip(_SPACES + b".,;"))
+            if end > start and self._whole[0](data[start:end]) and keywords.near(start, end, name) >= 0:
+                candidate = _text(data[start:end])
+                return _safe(self.check, candidate) and not self._outranked(candidate)
+        return False
+
+    def _outranked(self, candidate: str) -> bool:
+        """A detector of a higher ``alone_rank`` validates ``candidate`` too."""
+        for other in _ALONE:
+            if other.alone_rank <= self.alone_rank:
+                return False
+            if _safe(other().check, candidate):
+                return True
+        return False
+
+
+class DeIdnrDetector(NationalIdDetector):
+    """German Steuer-ID (11 digits), validated by ``stdnum.de.idnr``. Printed ``12 345 678 901``, or
+    alone in a text, it counts without a keyword (alone, only when no more strongly checked
+    11-digit number reads it too); inside other text a bare 11-digit run needs a keyword (a
+    PESEL or a Norwegian number passes this check about one time in fifty)."""
 
     name = "de_idnr"
-    timestamp_clean = True
-    category = Category.GOVERNMENT_ID
     min_length = 11
-    screen_pattern = r"\b\d{2} ?\d{3} ?\d{3} ?\d{3}\b"
+    candidate_pattern = _digit_run(11)
+    native_pattern = r"\d{2} \d{3} \d{3} \d{3}"
+    alone_rank = 1
+    keywords = ("steuer-id", "steuerid", "steuer-idnr", "steueridentifikationsnummer", "identifikationsnummer",
+                "steuerliche identifikationsnummer", "idnr", "id-nr", "german tax id", "tax identification number")
 
     def check(self, candidate: str) -> bool:
         return bool(idnr.is_valid(candidate))
@@ -304,6 +500,7 @@ class FrNirDetector(_CandidateDetector):
 
     name = "fr_nir"
     timestamp_clean = True
+    countries = ("FR",)
     category = Category.GOVERNMENT_ID
     min_length = 15
     screen_pattern = r"\b[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}\b"
@@ -317,6 +514,7 @@ class EsDniDetector(_CandidateDetector):
 
     name = "es_dni"
     timestamp_clean = True
+    countries = ("ES",)
     category = Category.GOVERNMENT_ID
     min_length = 9
     screen_pattern = r"\b\d{8}-?[A-Za-z]\b"
@@ -331,6 +529,7 @@ class ItCodiceFiscaleDetector(_CandidateDetector):
 
     name = "it_codicefiscale"
     timestamp_clean = True
+    countries = ("IT",)
     category = Category.GOVERNMENT_ID
     min_length = 16
     digit_gated = False  # letters and digits mixed (omocodia replaces digits by letters)
@@ -347,6 +546,7 @@ class UsSsnDetector(_CandidateDetector):
 
     name = "us_ssn"
     timestamp_clean = True
+    countries = ("US",)
     category = Category.GOVERNMENT_ID
     min_length = 11  # the dashes are required
     screen_pattern = r"\b\d{3}-\d{2}-\d{4}\b"
@@ -372,6 +572,7 @@ class GbNinoDetector(_CandidateDetector):
 
     name = "gb_nino"
     timestamp_clean = True
+    countries = ("GB",)
     category = Category.GOVERNMENT_ID
     min_length = 9
     screen_pattern = r"\b[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]\b"

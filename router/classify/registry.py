@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from router.classify.detectors import (
-    DeIdnrDetector,
     Detector,
     EmailDetector,
     EsDniDetector,
@@ -19,6 +18,7 @@ from router.classify.detectors import (
     PhoneDetector,
     UsSsnDetector,
 )
+from router.classify.identifiers import NATIONAL_IDS
 from router.classify.prompts import PromptDetector
 from router.classify.secrets import SecretDetector
 from router.classify.special import SpecialCategoryDetector, SpecialSettings
@@ -26,11 +26,11 @@ from router.classify.special import SpecialCategoryDetector, SpecialSettings
 REGISTRY: dict[str, Callable[..., Any]] = {
     cls.name: cls
     for cls in (
-        IbanDetector, PaymentCardDetector, EuVatDetector, DeIdnrDetector, FrNirDetector,
+        IbanDetector, PaymentCardDetector, EuVatDetector, FrNirDetector,
         EsDniDetector, ItCodiceFiscaleDetector, UsSsnDetector, GbNinoDetector, EmailDetector,
         PhoneDetector, SecretDetector, PromptDetector, SpecialCategoryDetector,
     )
-}
+} | {cls.name: cls for cls in NATIONAL_IDS}
 """Detector factories by name. ``phone`` takes ``regions``, ``special_category`` its settings."""
 
 

@@ -1,6 +1,7 @@
 import pytest
 
 from router.classify.registry import REGISTRY, build_detectors
+from tests.unit.test_classify_identifiers import BROKEN, SAMPLES
 
 pytestmark = pytest.mark.unit
 
@@ -36,6 +37,9 @@ INVALID = {
     "prompt": "You are a great customer, thanks!",
     "special_category": "Customer sells diabetes test strips to pharmacies.",  # a product, not a person's health
 }
+# The national numbers: each after its keyword (tests/unit/test_classify_identifiers.py).
+VALID.update({name: f"{keyword} {number}" for name, (keyword, number) in SAMPLES.items() if name not in VALID})
+INVALID.update({name: f"{SAMPLES[name][0]} {number}" for name, number in BROKEN.items() if name not in INVALID})
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

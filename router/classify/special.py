@@ -67,9 +67,11 @@ _WORDS = spans(_WORD)
 _SENTENCE_ENDS = (b". ", b"! ", b"? ", b";", b"\n")
 """What ends a sentence ("30.000 members" does not)."""
 _COMMON = frozenset({"called", "leave", "note", "member", "members", "party", "view", "views", "opinion",
-                     "about", "after", "before", "with", "from", "under", "between", "person", "persons"})
+                     "about", "after", "before", "with", "from", "under", "between", "person", "persons", "está",
+                     "tiene", "dans", "sur", "avec", "pour", "für", "mit", "von", "van", "voor", "met", "della",
+                     "alla", "nella", "come", "comme", "como", "als", "analysis", "test", "mutation"})
 """Words of a phrase that the screen does not key on (common in CRM text): "called in sick" is
-screened by "sick"."""
+screened by "sick", "gait analysis" by "gait"."""
 _KEY = 5
 _MIN_WORDS = 4
 """Letters of a term's longest word that the screen looks for."""
@@ -188,7 +190,7 @@ class _Lexicon:
         acronyms: set[str] = set()
         for term in (t for terms in (*self.exact.values(), *self.prefix.values()) for t in terms):
             words = [p.text for p in term.parts if p.text not in _COMMON] or [term.parts[0].text]
-            longest = max(words, key=len)
+            longest = next((w for w in words if len(w) >= 4), max(words, key=len))  # the first word that says much
             (acronyms if len(longest) <= 3 else keys).add(longest[:_KEY])
         for term in self.infix:
             keys.add(max((p.text for p in term.parts), key=len)[:_KEY])
@@ -246,11 +248,15 @@ class SpecialCategoryDetector(BaseDetector):
 
     def _in_window(self, window: bytes) -> Iterator[str]:
         low = [window[a:b].decode("utf-8", "replace").casefold().replace(_APOSTROPHE, "'") for a, b in _WORDS(window)]
-        languages = self._languages(low)
+        folded = window.lower()
+        infixes = [t for t in self._lex.infix if t.parts[0].text.encode() in folded]
+        languages: frozenset[str] | None = None
         lemmas: dict[tuple[str, str], str] = {}
         for i, word in enumerate(low):
-            for term in self._candidates(word):
-                if (not term.lang or term.lang in languages) and self._term_at(term, low, i, lemmas) and (
+            for term in self._candidates(word, infixes):
+                if term.lang and languages is None:
+                    languages = self._languages(low)
+                if (not term.lang or term.lang in (languages or ())) and self._term_at(term, low, i, lemmas) and (
                         not self.person_context or self._about_person(term.lang, low, lemmas)):
                     yield term.kind
 
@@ -261,14 +267,14 @@ class SpecialCategoryDetector(BaseDetector):
         best = max(scores.values(), default=0)
         return frozenset(lang for lang, n in scores.items() if n == best)
 
-    def _candidates(self, word: str) -> Iterator[_Term]:
+    def _candidates(self, word: str, infixes: list[_Term]) -> Iterator[_Term]:
         lex = self._lex
         if word[:3] in lex.starts:
             yield from lex.exact.get(word, ())
             for n in lex.prefix_lengths:
                 if n <= len(word):
                     yield from lex.prefix.get(word[:n], ())
-        for term in lex.infix:
+        for term in infixes:
             if term.parts[0].text in word:
                 yield term
 

@@ -251,7 +251,42 @@ class IbanDetector(_CandidateDetector):
         return False
 
 
+# Context of weak matches (cards, phones): words that introduce a reference number, and words that
+# name a card or a phone. A reference word in the 32 bytes before a run makes it a reference
+# unless a word naming the kind is within 48 bytes before or 24 after it.
+_REFERENCE_WORDS = linear(r"(?i:\b(?:order|orders|invoice|inv|ref|refs|reference|tracking|ticket|case|po|p\.o|"
+                          r"bestellung|bestellnummer|bestell-nr|auftrag|auftragsnummer|rechnung|rechnungsnummer|"
+                          r"lieferschein|vorgang|commande|facture|référence|dossier|pedido|factura|referencia|"
+                          r"ordine|fattura|riferimento|pratica|bestelling|bestelnummer|factuur|referentie|"
+                          r"kenmerk|zaak)\b)")
+_CARD_WORDS = linear(r"(?i:\b(?:card|cards|credit|debit|visa|mastercard|master card|amex|american express|"
+                     r"diners|discover|maestro|cc|pan|cvv|cvc|karte|kreditkarte|kartennummer|carte|tarjeta|carta|"
+                     r"kaart|kaartnummer|creditcard)\b)")
+_PHONE_WORDS = linear(r"(?i:\b(?:tel|phone|telephone|call|mobile|mob|cell|fax|whatsapp|telefon|telefonnummer|"
+                      r"handy|mobil|rufnummer|téléphone|portable|teléfono|telefono|móvil|movil|cellulare|"
+                      r"telefoon|mobiel|bel)\b)")
+_REFERENCE_BEFORE = 32
+_CONTEXT_BEFORE, _CONTEXT_AFTER = 48, 24
+_RUN_DATE = (r"(?:(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])"
+             r"|(?:0?[1-9]|[12]\d|3[01])[-./](?:0?[1-9]|1[0-2])[-./](?:19|20)\d\d"
+             r"|(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:19|20)\d\d)")
+_DATE_BEFORE = finder(linear(rf"\b{_RUN_DATE}[ ,;:()]{{0,3}}$"))
+_DATE_AFTER = finder(linear(rf"^[ ,;:()]{{0,3}}{_RUN_DATE}\b"))
+
+
+def _words_near(words: Pattern, data: bytes, start: int, end: int) -> bool:
+    return words.search(data[max(0, start - _CONTEXT_BEFORE):end + _CONTEXT_AFTER]) is not None
+
+
+def _reference(data: bytes, start: int) -> bool:
+    """A reference word in the bytes just before ``start``."""
+    return _REFERENCE_WORDS.search(data[max(0, start - _REFERENCE_BEFORE):start]) is not None
+
+
 _CARD_IIN = linear(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2))")
+_CARD_RUNS = spans(linear(r"\b\d+(?:[ -]\d+)*\b"))
+"""Maximal runs of digit groups, each joined to the next by one space or dash."""
+_CARD_GROUPINGS = frozenset({(4, 6, 5), (4, 6, 4)})  # Amex, Diners; else groups of 4 and a last of 1-4
 
 
 def _is_card(candidate: str) -> bool:
@@ -259,18 +294,53 @@ def _is_card(candidate: str) -> bool:
     return 13 <= len(digits) <= 19 and _CARD_IIN.search(digits.encode()) is not None and luhn.is_valid(digits)
 
 
-class PaymentCardDetector(_CandidateDetector):
+def _card_numbers(run: bytes) -> list[bytes]:
+    """The card-shaped numbers of a run: the run itself when it is 13-19 digits, or grouped in
+    4s (the last group 1-4) or 4-6-5 / 4-6-4 with one separator throughout; each group when
+    every group is 13-19 digits (a list of numbers). Otherwise none: a run of mixed separators or
+    other groupings is a date and a reference, a phone number, an id."""
+    if 13 <= len(run) <= 19 and run.isdigit():
+        return [run]
+    separators = {c for c in run if c in b" -"}
+    if len(separators) != 1:
+        return []
+    groups = run.split(bytes(separators))
+    if all(13 <= len(g) <= 19 for g in groups):
+        return groups
+    sizes = tuple(len(g) for g in groups)
+    total = sum(sizes)
+    if sizes in _CARD_GROUPINGS or (13 <= total <= 19 and all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4):
+        return [b"".join(groups)]
+    return []
+
+
+class PaymentCardDetector(BaseDetector):
     """Payment card numbers: a known issuer prefix (Visa, Mastercard, Amex, Diners, Discover,
-    UnionPay), 13-19 digits and a valid Luhn check (``stdnum.luhn``)."""
+    UnionPay), 13-19 digits and a valid Luhn check (``stdnum.luhn``), printed as cards are (see
+    :func:`_card_numbers`), and not a reference: a run next to a date or after a reference word
+    (order, invoice, ticket, Bestellnummer, commande, pedido, ordine, bestelling, ...) counts only
+    with a card word near it (card, Visa, Kartennummer, carte, tarjeta, ...)."""
 
     name = "payment_card"
     timestamp_clean = True
     category = Category.FINANCIAL
     min_length = 13
+    digit_gated = True
     screen_pattern = r"\b(?:\d[ -]?){12,18}\d\b"
 
-    def check(self, candidate: str) -> bool:
-        return bool(_is_card(candidate))
+    def match(self, data: bytes) -> bool:
+        size = len(data)
+        for start, end in _CARD_RUNS(data):
+            if end - start < 13:
+                continue
+            numbers = [n for n in _card_numbers(data[start:end]) if _is_card(n.decode("ascii"))]
+            if not numbers:
+                continue
+            suspect = (_reference(data, start) or _DATE_BEFORE(data[max(0, start - 16):start])
+                       or _DATE_AFTER(data[end:min(size, end + 16)]))
+            if not suspect or _words_near(_CARD_WORDS, data, start, end):
+                return True
+        return False
 
 
 # -- government ids --------------------------------------------------------------------------
@@ -642,6 +712,10 @@ def _parses_valid(candidate: str, region: str) -> bool:
 class PhoneDetector(BaseDetector):
     """Phone numbers found by ``phonenumbers.PhoneNumberMatcher`` with leniency VALID.
 
+    A candidate not written with ``+`` is skipped when it is the tail of a code (after ``-``,
+    ``/``, ``#`` or ``_`` glued to a letter or digit) or follows a reference word (order,
+    invoice, ticket, ...) with no phone word (tel, phone, call, Telefon, ...) near it.
+
     Numbers in international form (``+44 ...``) are found whatever the region; national forms are
     tried against each configured region in turn. The matcher runs only on a candidate of 7-17
     digits that already parses as a valid number, plus a few characters of context: never on a
@@ -667,8 +741,10 @@ class PhoneDetector(BaseDetector):
             if found is None or found[1] in tried:
                 continue
             offset, raw = found
-            tried.add(raw)
             candidate = raw.decode("ascii")
+            if not candidate.startswith("+") and self._reference(data, hint_start + offset, hint_end):
+                continue
+            tried.add(raw)
             # A leading + makes the region irrelevant to parsing: one try is enough.
             regions = self.regions[:1] if candidate.startswith("+") else self.regions
             start = hint_start + offset if offset else max(0, hint_start - 4)  # no date in the context
@@ -679,6 +755,14 @@ class PhoneDetector(BaseDetector):
                 for _ in phonenumbers.PhoneNumberMatcher(window, region, leniency=leniency):
                     return True
         return False
+
+    @staticmethod
+    def _reference(data: bytes, start: int, end: int) -> bool:
+        """The candidate at ``start`` is the tail of a code (``SO-2024-123456``, ``INV/2025550143``)
+        or follows a reference word with no phone word near."""
+        if start >= 2 and data[start - 1] in b"-/#_" and data[start - 2] in _WORD:
+            return True
+        return _reference(data, start) and not _words_near(_PHONE_WORDS, data, start, end)
 
 
 # A date or date-time as CRM records carry them (Salesforce ``2026-11-28T10:00:00.000Z`` and

@@ -192,11 +192,22 @@ _ASSIGNMENT = linear(
     r"[^\S\n]{0,3}(?:=>|:=|=|:)[^\S\n]{0,3}"
     r"(?:\"([^\"\n]{1,256})\"|'([^'\n]{1,256})'|([^\s'\",;]{1,256}))"
 )
+# Prose: "the password is X", "das Passwort lautet X", "le mot de passe provisoire est X", ...
+# (up to five words between the key and the verb); and a key followed directly by a random-looking
+# token ("auth token 9f2c7e1a...").
+_PROSE_KEYS = (r"pass(?:word|wort)|kennwort|mot de passe|contrase(?:ñ|n)a|clave|wachtwoord|senha|pwd|pin|"
+               r"(?:api|access|secret|auth|private) ?(?:key|token)|token|secret")
+_PROSE = linear(rf"(?i)\b(?:{_PROSE_KEYS})\b(?:[^\S\n]+[\pL'-]+){{0,5}}?[^\S\n]+"
+                r"(?:is|was|are|lautet|ist|war|est|était|es|era|è|sono|luidt|:)[^\S\n]+['\"«]?([^\s,;'\"»]{6,256})")
+_KEYED_TOKEN = linear(rf"(?i)\b(?:{_PROSE_KEYS})[^\S\n]*[:=]?[^\S\n]+([A-Za-z0-9+/_.~-]{{16,256}})")
+_MIXED = linear(r"[A-Za-z][^A-Za-z]*\d|\d[^\d]*[A-Za-z]")
 _URL_CREDENTIALS = linear(r"\b[A-Za-z][A-Za-z0-9+.-]{1,30}://[^\s:/@]{1,128}:([^\s/@]{1,256})@[A-Za-z0-9\[]")
 _AUTHORIZATION = linear(r"(?i)\bauthorization['\"]?\s{0,3}[:=]\s{0,3}['\"]?(?:bearer|basic|token|digest)\s+"
                         r"([A-Za-z0-9._~+/=-]{12,})")
 _PLAIN_WORD = linear(r"^[A-Za-z][a-z]*$")
 _MIN_SECRET = 6
+_TOKEN_ENTROPY = 3.0
+"""Bits per character a bare token after a key name needs (gitleaks' threshold for many tokens)."""
 
 
 def _is_jwt(token: bytes) -> bool:
@@ -225,6 +236,21 @@ def _has_assignment(data: bytes) -> bool:
     return False
 
 
+def _has_prose_secret(data: bytes) -> bool:
+    """A password-like value named in a sentence: letters and digits mixed, not a placeholder."""
+    for m in _PROSE.finditer(data):
+        value = m.group(1).rstrip(b".!?)")
+        if (len(value) >= _MIN_SECRET and _MIXED.search(value) is not None
+                and not is_placeholder(value.decode("utf-8", "replace"))):
+            return True
+    for m in _KEYED_TOKEN.finditer(data):
+        value = m.group(1).rstrip(b".")
+        if (_MIXED.search(value) is not None and _entropy(value) >= _TOKEN_ENTROPY
+                and not is_placeholder(value.decode("utf-8", "replace"))):
+            return True
+    return False
+
+
 def _has_url_credentials(data: bytes) -> bool:
     for m in _URL_CREDENTIALS.finditer(data):
         password = m.group(1).decode("utf-8", "replace")
@@ -233,7 +259,8 @@ def _has_url_credentials(data: bytes) -> bool:
     return False
 
 
-_OWN_SCREEN = "|".join((_PRIVATE_KEY, r"(?i:" + _KEY_NAMES + r")", r"://[^\s:/@]{1,128}:", r"(?i:authorization)",
+_OWN_SCREEN = "|".join((_PRIVATE_KEY, r"(?i:" + _KEY_NAMES + r")", r"(?i:" + _PROSE_KEYS + r")",
+                        r"://[^\s:/@]{1,128}:", r"(?i:authorization)",
                         r"eyJ"))
 """What this module's own checks need to see at all (their screen)."""
 _OWN = linear(_OWN_SCREEN)
@@ -295,7 +322,7 @@ class SecretDetector(BaseDetector):
     def match(self, data: bytes) -> bool:
         if _OWN.search(data) is not None and (
                 _PRIVATE_KEY_FOUND.search(data) is not None or _has_assignment(data)
-                or _has_url_credentials(data) or _has_authorization(data)
+                or _has_url_credentials(data) or _has_authorization(data) or _has_prose_secret(data)
                 or any(_is_jwt(m.group(0)) for m in _JWT.finditer(data))):
             return True
         return any(rule.hits(data) for rule in _candidate_rules(data))

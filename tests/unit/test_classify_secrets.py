@@ -56,6 +56,14 @@ def event(**values: Any) -> ChangeEvent:
     "wachtwoord = " + "Tulp!2025",
     "credenziali del portale, password: " + "Roma#2024",
     "db password = hunter2hunter2",
+    # in a sentence
+    "The Wi-Fi password for the site visit is " + "Kaffee2026Bremen" + ", please delete after use.",
+    "Das Passwort lautet " + "Sommer2026!Hafen" + ", bitte nach dem ersten Login ändern.",
+    "Le mot de passe provisoire est " + "Printemps#2026" + ", à changer.",
+    "La contraseña temporal es " + "Verano2026!Mar" + ".",
+    "La password temporanea è " + "Autunno2026!Lago" + ".",
+    "Het tijdelijke wachtwoord is " + "Winter2026!Dijk" + ".",
+    "account SID AC3f9e2b7c1d4a8e6f0b5c9d2e7a1f4b8c, auth token " + "9f2c7e1a4b8d3f6e0a5c9b2d7e1f4a8c",
 ])
 def test_credentials_are_found(text: str) -> None:
     assert found(text), text
@@ -80,6 +88,12 @@ def test_credentials_are_found(text: str) -> None:
     "Le client a oublié son mot de passe.",
     "postgres://app:${PGPASSWORD}@db:5432/crm",
     "Authorization: Bearer <token>",
+    "The password policy is strict.",
+    "The password is reset weekly.",
+    "Your password was changed on 2026-11-28.",
+    "The token is expired",
+    "API key rotation is scheduled for Q3 2026",
+    "Das Passwort ist abgelaufen, Kunde bittet um Reset.",
 ])
 def test_masked_placeholder_and_prose_values_are_not_secrets(text: str) -> None:
     assert not found(text), text

@@ -258,7 +258,7 @@ _REFERENCE_WORDS = linear(r"(?i:\b(?:order|orders|invoice|inv|ref|refs|reference
                           r"bestellung|bestellnummer|bestell-nr|auftrag|auftragsnummer|rechnung|rechnungsnummer|"
                           r"lieferschein|vorgang|commande|facture|référence|dossier|pedido|factura|referencia|"
                           r"ordine|fattura|riferimento|pratica|bestelling|bestelnummer|factuur|referentie|"
-                          r"kenmerk|zaak)\b)")
+                          r"kenmerk|zaak|build|version|release|revision)\b)")
 _CARD_WORDS = linear(r"(?i:\b(?:card|cards|credit|debit|visa|mastercard|master card|amex|american express|"
                      r"diners|discover|maestro|cc|pan|cvv|cvc|karte|kreditkarte|kartennummer|carte|tarjeta|carta|"
                      r"kaart|kaartnummer|creditcard)\b)")
@@ -283,15 +283,34 @@ def _reference(data: bytes, start: int) -> bool:
     return _REFERENCE_WORDS.search(data[max(0, start - _REFERENCE_BEFORE):start]) is not None
 
 
-_CARD_IIN = linear(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|6(?:011|5|4[4-9]|2))")
+_PLUS = ord("+")
 _CARD_RUNS = spans(linear(r"\b\d+(?:[ -]\d+)*\b"))
 """Maximal runs of digit groups, each joined to the next by one space or dash."""
 _CARD_GROUPINGS = frozenset({(4, 6, 5), (4, 6, 4)})  # Amex, Diners; else groups of 4 and a last of 1-4
 
 
+def _card_scheme(digits: str) -> bool:
+    """An issuer prefix and a length that scheme issues: Visa 4 (13, 16, 19), Mastercard 51-55 and
+    2221-2720 (16), Amex 34/37 (15), Diners 30/36/38/39 (14-19), Discover 6011/644-649/65 and
+    UnionPay 62 (16-19)."""
+    n = len(digits)
+    if n < 13 or n > 19:
+        return False
+    if digits[0] == "4":
+        return n in (13, 16, 19)
+    two, four = int(digits[:2]), int(digits[:4])
+    if 51 <= two <= 55 or 2221 <= four <= 2720:
+        return n == 16
+    if two in (34, 37):
+        return n == 15
+    if two in (30, 36, 38, 39):
+        return n >= 14
+    return (four == 6011 or two in (62, 65) or 644 <= int(digits[:3]) <= 649) and n >= 16
+
+
 def _is_card(candidate: str) -> bool:
     digits = _digits(candidate)
-    return 13 <= len(digits) <= 19 and _CARD_IIN.search(digits.encode()) is not None and luhn.is_valid(digits)
+    return _card_scheme(digits) and luhn.is_valid(digits)
 
 
 def _card_numbers(run: bytes) -> list[bytes]:
@@ -315,11 +334,12 @@ def _card_numbers(run: bytes) -> list[bytes]:
 
 
 class PaymentCardDetector(BaseDetector):
-    """Payment card numbers: a known issuer prefix (Visa, Mastercard, Amex, Diners, Discover,
-    UnionPay), 13-19 digits and a valid Luhn check (``stdnum.luhn``), printed as cards are (see
-    :func:`_card_numbers`), and not a reference: a run next to a date or after a reference word
-    (order, invoice, ticket, Bestellnummer, commande, pedido, ordine, bestelling, ...) counts only
-    with a card word near it (card, Visa, Kartennummer, carte, tarjeta, ...)."""
+    """Payment card numbers: a known issuer prefix and a length its scheme issues
+    (:func:`_card_scheme`) and a valid Luhn check (``stdnum.luhn``), printed as cards are (see
+    :func:`_card_numbers`), not after ``+`` (a phone number), and not a reference: a run next to a
+    date, after a reference word (order, invoice, ticket, Bestellnummer, commande, pedido, ordine,
+    bestelling, ...) or near a national-number keyword (a CNP, an AMKA: 13 digits pass Luhn one
+    time in ten) counts only with a card word near it (card, Visa, Kartennummer, carte, ...)."""
 
     name = "payment_card"
     timestamp_clean = True
@@ -331,13 +351,13 @@ class PaymentCardDetector(BaseDetector):
     def match(self, data: bytes) -> bool:
         size = len(data)
         for start, end in _CARD_RUNS(data):
-            if end - start < 13:
+            if end - start < 13 or (start and data[start - 1] == _PLUS):
                 continue
             numbers = [n for n in _card_numbers(data[start:end]) if _is_card(n.decode("ascii"))]
             if not numbers:
                 continue
             suspect = (_reference(data, start) or _DATE_BEFORE(data[max(0, start - 16):start])
-                       or _DATE_AFTER(data[end:min(size, end + 16)]))
+                       or _DATE_AFTER(data[end:min(size, end + 16)]) or _Keywords(data).near(start, end, self.name))
             if not suspect or _words_near(_CARD_WORDS, data, start, end):
                 return True
         return False
@@ -474,6 +494,8 @@ class NationalIdDetector(_CandidateDetector):
     candidate_pattern: ClassVar[str]
     keywords: ClassVar[tuple[str, ...]] = ()
     native_pattern: ClassVar[str | None] = None
+    alone_pattern: ClassVar[str | None] = None
+    """The shape a text alone must have (default: ``candidate_pattern``)."""
     alone_rank: ClassVar[int] = 0
     category = Category.GOVERNMENT_ID
     timestamp_clean = True  # tests/unit/test_classify_timestamps.py runs every registered detector
@@ -489,11 +511,12 @@ class NationalIdDetector(_CandidateDetector):
             if cls.native_pattern is not None:
                 screens.append(rf"\b(?:{cls.native_pattern})\b")
                 cls._natives = (spans(linear(screens[-1])),)
+            alone = cls.alone_pattern or cls.candidate_pattern
             if cls.alone_rank > 0:
-                screens.append(rf"^{_SPACE}*(?:{cls.candidate_pattern}){_TRAIL}*$")
+                screens.append(rf"^{_SPACE}*(?:{alone}){_TRAIL}*$")
             cls.screen_pattern = "|".join(f"(?:{p})" for p in screens)
             cls._each = (spans(linear(cls.candidate_pattern)),)
-            cls._whole = (finder(linear(rf"^(?:{cls.candidate_pattern})$")),)
+            cls._whole = (finder(linear(rf"^(?:{alone})$")),)
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
             if "countries" not in cls.__dict__:
@@ -587,7 +610,7 @@ class EsDniDetector(_CandidateDetector):
     countries = ("ES",)
     category = Category.GOVERNMENT_ID
     min_length = 9
-    screen_pattern = r"\b\d{8}-?[A-Za-z]\b"
+    screen_pattern = r"\b\d(?: ?\d){7}[ -]?[A-Za-z]\b"
 
     def check(self, candidate: str) -> bool:
         return bool(dni.is_valid(candidate))
@@ -611,7 +634,7 @@ class ItCodiceFiscaleDetector(_CandidateDetector):
 
 
 class UsSsnDetector(_CandidateDetector):
-    """US social security numbers written ``ddd-dd-dddd``, validated by ``stdnum.us.ssn``
+    """US social security numbers written ``ddd-dd-dddd`` or ``ddd dd dddd``, validated by ``stdnum.us.ssn``
     (rejects area 000/666/9xx, zero group or serial, and known advertising numbers)."""
 
     name = "us_ssn"
@@ -619,7 +642,7 @@ class UsSsnDetector(_CandidateDetector):
     countries = ("US",)
     category = Category.GOVERNMENT_ID
     min_length = 11  # the dashes are required
-    screen_pattern = r"\b\d{3}-\d{2}-\d{4}\b"
+    screen_pattern = r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"
 
     def check(self, candidate: str) -> bool:
         return bool(ssn.is_valid(candidate))
@@ -645,7 +668,7 @@ class GbNinoDetector(_CandidateDetector):
     countries = ("GB",)
     category = Category.GOVERNMENT_ID
     min_length = 9
-    screen_pattern = r"\b[A-Za-z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]\b"
+    screen_pattern = r"\b[A-Za-z] ?[A-Za-z](?: ?\d){6} ?[A-Da-d]\b"
 
     def check(self, candidate: str) -> bool:
         return bool(_is_nino(candidate))
@@ -675,6 +698,9 @@ class EmailDetector(BaseDetector):
 _PHONE_HINT_PATTERN = r"(?:\+|\b)\d(?:[ \-./()]{0,3}\d){6,}"
 _PHONE_HINT = linear(_PHONE_HINT_PATTERN)
 _PHONE_HINTS = spans(_PHONE_HINT)
+_NATIONAL_PRINT = finder(linear(r"^(?:\d{6}[-+]\d{4}|\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}"
+                                 r"|\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}|\d{4}\.\d{2}\.\d{3}|\d{3}\.\d{4}\.\d{4}\.\d{2})$"))
+_CAPS_BEFORE = finder(linear(r"(?:^|[^A-Za-z0-9])[A-Z]{2,4}\d{0,2} $"))
 _PHONE_MAX_DIGITS = 17  # E.164 allows 15 digits, plus a trunk or exit prefix
 _PHONE_MAX_HINT = 1 + _PHONE_MAX_DIGITS + 3 * (_PHONE_MAX_DIGITS - 1)
 _PHONE_MIN_DIGITS = 7
@@ -736,13 +762,14 @@ class PhoneDetector(BaseDetector):
     def match(self, data: bytes) -> bool:
         leniency = phonenumbers.Leniency.VALID
         tried: set[bytes] = set()
+        keywords: list[_Keywords] = []  # the national-number keywords, found on first need
         for hint_start, hint_end in _PHONE_HINTS(data):
             found = _phone_candidate(data[hint_start:hint_end])
             if found is None or found[1] in tried:
                 continue
             offset, raw = found
             candidate = raw.decode("ascii")
-            if not candidate.startswith("+") and self._reference(data, hint_start + offset, hint_end):
+            if not candidate.startswith("+") and self._reference(data, hint_start + offset, hint_end, keywords):
                 continue
             tried.add(raw)
             # A leading + makes the region irrelevant to parsing: one try is enough.
@@ -757,12 +784,26 @@ class PhoneDetector(BaseDetector):
         return False
 
     @staticmethod
-    def _reference(data: bytes, start: int, end: int) -> bool:
-        """The candidate at ``start`` is the tail of a code (``SO-2024-123456``, ``INV/2025550143``)
-        or follows a reference word with no phone word near."""
+    def _reference(data: bytes, start: int, end: int, keywords: list[_Keywords]) -> bool:
+        """The candidate at ``[start, end)`` is no phone number by its context: the tail of a code
+        (``SO-2024-123456``, ``INV/2025550143``); printed as a national number is
+        (``850730-0332``, ``536-90-4399``, ``1112.22.333``); after an all-capitals token such as an
+        IBAN's bank code or a VAT prefix (``BARC 0473 ...``, ``FR 05 ...``); the whole text as one
+        bare run of 9 or more digits (an id in a field of its own); or after a reference word
+        (order, invoice, build, ...) or near a national-number keyword, with no phone word near."""
         if start >= 2 and data[start - 1] in b"-/#_" and data[start - 2] in _WORD:
             return True
-        return _reference(data, start) and not _words_near(_PHONE_WORDS, data, start, end)
+        if _NATIONAL_PRINT(data[start:end]) or _CAPS_BEFORE(data[max(0, start - 6):start]):
+            return True
+        if start == 0 and end == len(data) and end >= 9 and data.isdigit():
+            return True
+        if _words_near(_PHONE_WORDS, data, start, end):
+            return False
+        if _reference(data, start):
+            return True
+        if not keywords:
+            keywords.append(_Keywords(data))  # once per text
+        return keywords[0].near(start, end, "phone") < 0
 
 
 # A date or date-time as CRM records carry them (Salesforce ``2026-11-28T10:00:00.000Z`` and

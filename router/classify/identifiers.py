@@ -79,16 +79,18 @@ _SE = r"\b\d(?:[ +-]?\d){9}(?:(?:[ +-]?\d){2})?\b"  # 10 or 12 digits; '+' marks
 
 
 def _define(name: str, valid: Callable[[str], Any], screen: str, min_length: int, keywords: tuple[str, ...],
-            *, native: str | None = None, alone_rank: int = 0, doc: str) -> type[NationalIdDetector]:
+            *, native: str | None = None, alone: str | None = None, alone_rank: int = 0,
+            doc: str) -> type[NationalIdDetector]:
     """A :class:`NationalIdDetector` subclass named ``name`` (``<cc>_<module>``)."""
 
     def check(self: NationalIdDetector, candidate: str) -> bool:
-        return bool(valid(candidate))
+        return bool(valid(candidate.replace(" ", "")))  # a space typed inside (or a no-break one)
 
     title = "".join(part.title() for part in name.split("_")) + "Detector"
     namespace = {"name": name, "countries": ("CZ", "SK") if name == "cz_rc" else (name[:2].upper(),),
                  "min_length": min_length, "candidate_pattern": screen,
-                 "keywords": keywords, "native_pattern": native, "alone_rank": alone_rank, "check": check,
+                 "keywords": keywords, "native_pattern": native, "alone_pattern": alone, "alone_rank": alone_rank,
+                 "check": check,
                  "__doc__": doc, "__module__": __name__, "__qualname__": title}
     return cast("type[NationalIdDetector]", type(title, (NationalIdDetector,), namespace))
 
@@ -110,7 +112,8 @@ def _pps_person(candidate: str) -> bool:
 NATIONAL_IDS: tuple[type[NationalIdDetector], ...] = (
     DeIdnrDetector,
     _define("at_vnr", at_vnr.is_valid, _D10, 10,
-            ("versicherungsnummer", "sozialversicherungsnummer", "svnr", "sv-nummer", "sv-nr", "vsnr"),
+            ("versicherungsnummer", "sozialversicherungsnummer", "svnr", "sv-nummer", "sv-nr", "vsnr",
+             "austrian social security"),
             doc="Austrian social security number (10 digits, serial, check digit, birth date)."),
     _define("at_tin", at_tin.is_valid, _D9, 9, ("abgabenkontonummer", "steuernummer", "st.-nr", "stnr"),
             doc="Austrian tax number (Abgabenkontonummer: tax office and subject, check digit)."),
@@ -124,6 +127,7 @@ NATIONAL_IDS: tuple[type[NationalIdDetector], ...] = (
             native=r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}",
             doc="Belgian BIS number (persons not in the national register; mod-97 check)."),
     _define("bg_egn", bg_egn.is_valid, _D10, 10, ("егн", "egn", "единен граждански номер"),
+            alone=r"\d{10}", alone_rank=2,
             doc="Bulgarian personal number (EGN: birth date, serial, check digit)."),
     _define("bg_pnf", bg_pnf.is_valid, _D10, 10, ("лнч", "lnch", "pnf", "личен номер на чужденец"),
             doc="Bulgarian personal number of a foreigner (LNCh, check digit)."),
@@ -133,22 +137,22 @@ NATIONAL_IDS: tuple[type[NationalIdDetector], ...] = (
             native=r"756\.\d{4}\.\d{4}\.\d{2}", alone_rank=6,
             doc="Swiss social security number (AHV/AVS, 756 and an EAN-13 check)."),
     _define("cz_rc", cz_rc.is_valid, _RC, 9,
-            ("rodné číslo", "rodne cislo", "rodného čísla", "rodné č", "birth number"),
+            ("rodné číslo", "rodne cislo", "rodného čísla", "rodné č", "birth number"), native=r"\d{6}/\d{3,4}",
             doc="Czech and Slovak birth number (rodné číslo: birth date, serial, mod-11 check)."),
     _define("de_stnr", de_stnr.is_valid, r"\b\d(?:[ ./-]?\d){9,12}\b", 10,
             ("steuernummer", "steuer-nr", "st.-nr", "stnr"),
             doc="German tax number (Steuernummer: the regional formats; no check digit)."),
     _define("dk_cpr", dk_cpr.is_valid, _D10, 10, ("cpr", "cpr-nummer", "cpr-nr", "cpr number"),
-            alone_rank=2,
             doc="Danish CPR number (birth date and serial; no check digit since 2007)."),
     _define("ee_ik", ee_ik.is_valid, _D11, 11, ("isikukood", "personal identification code"),
             doc="Estonian personal identification code (isikukood: sex, birth date, serial, check)."),
-    _define("es_nie", es_nie.is_valid, r"\b[XYZxyz][ -]?\d{7}[ -]?[A-Za-z]\b", 9,
+    _define("es_nie", es_nie.is_valid, r"\b[XYZxyz][ -]?\d(?: ?\d){6}[ -]?[A-Za-z]\b", 9,
             ("nie", "número de identidad de extranjero", "numero de identidad de extranjero",
              "número de identificación de extranjero", "tarjeta de residencia"),
             native=r"[XYZ]-?\d{7}-?[A-Z]",
             doc="Spanish foreigner number (NIE: X, Y or Z, 7 digits and a check letter)."),
-    _define("fi_hetu", fi_hetu.is_valid, r"\b\d{6}[-+A-FU-Ya-fu-y]\d{3}[0-9A-Ya-y]\b", 11,
+    _define("fi_hetu", fi_hetu.is_valid,
+            r"\b\d(?: ?\d){5} ?[-+A-FU-Ya-fu-y] ?\d(?: ?\d){2} ?[0-9A-Ya-y]\b", 11,
             ("henkilötunnus", "hetu", "henkilotunnus", "personbeteckning", "personal identity code"),
             native=r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]",
             doc="Finnish personal identity code (HETU: birth date, century sign, serial, check character)."),
@@ -158,7 +162,7 @@ NATIONAL_IDS: tuple[type[NationalIdDetector], ...] = (
             ("numéro fiscal", "numero fiscal", "numéro d'identification fiscale", "référence fiscale", "spi",
              "nif"),
             doc="French tax number of a person (numéro fiscal / SPI, 13 digits, check)."),
-    _define("gb_nhs", gb_nhs.is_valid, _D10, 10, ("nhs", "nhs number", "nhs no"),
+    _define("gb_nhs", gb_nhs.is_valid, _D10, 10, ("nhs", "nhs number", "nhs no"), native=r"\d{3} \d{3} \d{4}",
             doc="UK NHS number (patients in England, Wales, Isle of Man; mod-11 check)."),
     _define("gb_utr", gb_utr.is_valid, _D10, 10, ("utr", "unique taxpayer reference", "taxpayer reference"),
             doc="UK Unique Taxpayer Reference (10 digits, check digit)."),
@@ -166,10 +170,10 @@ NATIONAL_IDS: tuple[type[NationalIdDetector], ...] = (
             doc="Greek social security number (AMKA: birth date, serial, Luhn check)."),
     _define("hr_oib", hr_oib.is_valid, _D11, 11, ("oib", "osobni identifikacijski broj"),
             doc="Croatian personal identification number (OIB, ISO 7064 mod 11,10)."),
-    _define("ie_pps", _pps_person, r"\b\d{7}[A-Wa-w][ABWTXabwtx]?\b", 8,
-            ("pps", "ppsn", "pps number", "personal public service"),
+    _define("ie_pps", _pps_person, r"\b\d(?: ?\d){6} ?[A-Wa-w][ABWTXabwtx]?\b", 8,
+            ("pps", "ppsn", "pps number", "personal public service"), native=r"\d{7}[A-W][ABWTX]?",
             doc="Irish Personal Public Service number (7 digits, check letter; individuals)."),
-    _define("is_kennitala", _kennitala_person, _D10, 10, ("kennitala", "kt."),
+    _define("is_kennitala", _kennitala_person, _D10, 10, ("kennitala", "kt."), alone=r"\d{6}-\d{4}", alone_rank=3,
             doc="Icelandic personal identity code (kennitala of a person: birth date, check digit)."),
     _define("lt_asmens", lt_asmens.is_valid, _D11, 11, ("asmens kodas", "asmens kodą", "asmens kodo"),
             doc="Lithuanian personal code (asmens kodas: sex, birth date, serial, check)."),
@@ -178,7 +182,7 @@ NATIONAL_IDS: tuple[type[NationalIdDetector], ...] = (
             doc="Latvian personal code (personas kods, as validated by stdnum.lv.pvn; persons only)."),
     _define("nl_bsn", nl_bsn.is_valid, _D9, 9,
             ("bsn", "burgerservicenummer", "sofinummer", "sofi-nummer", "citizen service number"),
-            native=r"\d{4}\.\d{2}\.\d{3}", alone_rank=3,
+            native=r"\d{4}\.\d{2}\.\d{3}",
             doc="Dutch citizen service number (BSN, 9 digits, eleven-test)."),
     _define("nl_onderwijsnummer", nl_onderwijsnummer.is_valid, _D9, 9, ("onderwijsnummer", "education number"),
             doc="Dutch education number (pupils without a BSN; eleven-test variant)."),
@@ -195,15 +199,16 @@ NATIONAL_IDS: tuple[type[NationalIdDetector], ...] = (
             doc="Portuguese citizen card number (civil identification number, version, check)."),
     _define("pt_nif", _first(pt_nif.is_valid, "123"), _D9, 9,
             ("nif", "contribuinte", "número de identificação fiscal", "numero de identificacao fiscal"),
+            alone=r"[123]\d{8}", alone_rank=1,
             doc="Portuguese tax number of a person (NIF starting 1-3, check digit)."),
-    _define("ro_cnp", ro_cnp.is_valid, _D13, 13, ("cnp", "cod numeric personal"),
+    _define("ro_cnp", ro_cnp.is_valid, _D13, 13, ("cnp", "cod numeric personal"), alone_rank=3,
             doc="Romanian personal numeric code (CNP: sex, birth date, county, serial, check)."),
     _define("se_personnummer", se_personnummer.is_valid, _SE, 10,
             ("personnummer", "personnr", "person number", "personal number", "samordningsnummer",
              "personal identity number"),
-            alone_rank=4,
+            alone=r"(?:\d{2})?\d{6}[-+]\d{4}", alone_rank=4,
             doc="Swedish personal identity number (birth date, serial, Luhn check)."),
-    _define("si_emso", si_emso.is_valid, _D13, 13, ("emšo", "emso", "enotna matična številka"),
+    _define("si_emso", si_emso.is_valid, _D13, 13, ("emšo", "emso", "enotna matična številka"), alone_rank=2,
             doc="Slovenian unique master citizen number (EMŠO: birth date, register, serial, check)."),
     _define("si_ddv", si_ddv.is_valid, _D8, 8, ("davčna številka", "davcna stevilka", "davčna št"),
             doc="Slovenian tax number (davčna številka, 8 digits, check digit)."),

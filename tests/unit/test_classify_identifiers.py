@@ -64,8 +64,9 @@ SAMPLES = {
 }
 NAMES = sorted(SAMPLES)
 # Printed so that the print alone names the type, or strongly checked enough to count alone.
-NATIVE = {"be_bis", "be_nn", "ch_ssn", "es_nie", "fi_hetu", "nl_bsn"}
-ALONE = NATIVE | {"de_idnr", "dk_cpr", "no_fodselsnummer", "pl_pesel", "se_personnummer"}
+NATIVE = {"be_bis", "be_nn", "ch_ssn", "cz_rc", "es_nie", "fi_hetu", "gb_nhs", "ie_pps", "nl_bsn"}
+ALONE = NATIVE | {"bg_egn", "de_idnr", "is_kennitala", "no_fodselsnummer", "pl_pesel", "pt_nif", "ro_cnp",
+                  "se_personnummer", "si_emso"}
 
 
 SCANNER = Scanner(build_detectors(sorted(REGISTRY), phone_regions=["GB", "DE"]))

@@ -100,3 +100,33 @@ def test_phone_numbers_are_found(text: str) -> None:
 ])
 def test_references_are_not_phone_numbers(text: str) -> None:
     assert not _phone(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Kunden uppgav personnummer 880320-0016 i samtalet.",  # a national number, with its keyword
+    "Klient podał PESEL 44051401359 podczas rozmowy.",
+    "880320-0016",                                          # printed as a birth number is
+    "Olivia sent the SSN 536-90-4399 for the refund.",
+    "GB75 BARC 0473 9181 0740 77",                          # part of an IBAN
+    "VAT FR 05 924969041",
+    "04300282908",                                          # a bare id alone in a field
+    "Pilot ran on version 3.8.1 (Build 2026.09.1187).",
+])
+def test_national_numbers_and_codes_are_not_phone_numbers(text: str) -> None:
+    assert not _phone(text)
+
+
+def test_a_phone_word_keeps_a_phone_number_near_other_numbers() -> None:
+    assert _phone("PESEL on file; phone 030 1234567")
+    assert _phone("+4915180650462")
+
+
+@pytest.mark.parametrize("text", [
+    "Telefon +4915180650462",                               # after '+': a phone number
+    "Romanian CNP 2620521448475 for the refund",            # a national-number keyword near
+    "2711210307658",                                        # Mastercard's 2-series issues 16 digits only
+])
+def test_numbers_that_pass_luhn_but_are_no_cards(text: str) -> None:
+    digits = "".join(c for c in text if c.isdigit())
+    assert luhn.is_valid(digits)
+    assert not _card(text)

@@ -17,6 +17,7 @@ def main() -> None:
     ap.add_argument("--group", required=True)
     ap.add_argument("--txid", required=True)
     ap.add_argument("--idle", type=float, default=None)
+    ap.add_argument("--commit-max-records", type=int, default=5000, help="records per transaction at most")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     engine = TransactionalEngine(
@@ -28,6 +29,7 @@ def main() -> None:
             batch_size=100,
             commit_interval_ms=50,
             session_timeout_ms=6000,
+            commit_max_records=args.commit_max_records,
         ),
         CopyProcessor(args.dest),
     )

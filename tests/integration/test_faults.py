@@ -1,0 +1,318 @@
+"""Faults on the real cluster: the router killed or frozen at named steps of its transaction, a
+destination that cannot take writes, SIGTERM mid-batch. Each test asserts the invariants by ground
+truth: every ingress record (read from the ingress topic itself) lands exactly once by source
+position, with one audit record, the audit chains verify, and every output opens only under its
+topic's jurisdiction (``collect`` opens each record with the key of the topic it sits in).
+
+The router is made to fail through its fault points (``ROUTER_FAULT``, router/pipeline/faults.py):
+it logs ``FAULT <step> #<n> <action>`` to stderr and then kills or stops itself, so a test knows
+the fault landed at that step. Tests marked ``faults`` run in ``make test-faults``; the others are
+the representative subset in ``make test``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+from tests.integration.router_env import RouterEnv, make_env, router_cmd
+from tests.integration.test_router_e2e import load_samples, run_router
+from tests.integration.test_router_resilience import _exactly_once
+from tests.kafka_util import read_topic
+
+pytestmark = pytest.mark.integration
+
+STEPS = ("after_begin", "after_produce", "after_send_offsets", "before_commit", "after_commit")
+SUBSET = {"before_commit", "after_commit"}
+"""Kill steps that also run in ``make test``; every step runs in ``make test-faults``."""
+
+
+class RouterProcess:
+    """One ``residency-router run`` subprocess whose stderr lines are collected as they come."""
+
+    def __init__(self, env: RouterEnv, instance: str = "a", idle: float = 20.0, fault: str | None = None,
+                 log_level: str = "WARNING") -> None:
+        cmd = router_cmd(env, instance, idle)
+        cmd[cmd.index("--log-level") + 1] = log_level
+        child_env = dict(os.environ)
+        child_env.pop("ROUTER_FAULT", None)
+        if fault:
+            child_env["ROUTER_FAULT"] = fault
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env)
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._stdout: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(self.proc.stderr, self.lines), daemon=True),
+                         threading.Thread(target=self._read, args=(self.proc.stdout, self._stdout), daemon=True)]
+        for t in self._readers:
+            t.start()
+
+    def _read(self, stream: Any, into: list[str]) -> None:
+        for line in stream:
+            with self._changed:
+                into.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_line(self, pattern: str, timeout: float = 120) -> str:
+        """The first stderr line matching ``pattern``; fails after ``timeout`` or when the process
+        ends without printing one."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    if rx.search(line):
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not any(t.is_alive() for t in self._readers)):
+                    tail = "".join(self.lines[-30:])
+                    raise AssertionError(f"no stderr line matching {pattern!r} (exit {self.proc.poll()}):\n{tail}")
+                self._changed.wait(min(left, 1.0))
+
+    def wait(self, timeout: float = 240) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        for t in self._readers:
+            t.join(timeout=10)
+        return rc
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def routers() -> Iterator[list[RouterProcess]]:
+    """Router processes started by a test; any still alive at the end are killed."""
+    started: list[RouterProcess] = []
+    yield started
+    for r in started:
+        if r.proc.poll() is None:
+            os.kill(r.proc.pid, signal.SIGCONT)  # a stopped process must run to die cleanly
+        r.kill()
+
+
+def _start(routers: list[RouterProcess], env: RouterEnv, **kw: Any) -> RouterProcess:
+    r = RouterProcess(env, **kw)
+    routers.append(r)
+    return r
+
+
+@pytest.mark.parametrize(
+    "step", [pytest.param(s, marks=() if s in SUBSET else pytest.mark.faults) for s in STEPS]
+)
+def test_sigkill_at_a_transaction_step_then_restart_is_exactly_once(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, routers: list[RouterProcess], step: str
+) -> None:
+    env = make_env(kafka_cluster, kafka_admin, tmp_path)
+    n = 1500
+    load_samples(env, n=n, seed=21)
+    # The second transaction: the first has committed, so the restart resumes from a real offset.
+    first = _start(routers, env, fault=f"{step}:kill@2")
+    first.wait_for_line(rf"^FAULT {step} #2 kill\b")
+    assert first.wait(timeout=60) == -signal.SIGKILL, first.stderr[-2000:]
+    committed_before = len(read_topic(env.bootstrap, env.audit_topic))
+    assert 0 < committed_before < n, "the kill must land after one commit and before the end"
+    run_router(env, idle=8)
+    _exactly_once(env, n)
+
+
+@pytest.mark.faults
+def test_sigkill_in_a_rebalance_then_the_other_instance_finishes_exactly_once(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, routers: list[RouterProcess]
+) -> None:
+    env = make_env(kafka_cluster, kafka_admin, tmp_path, ingress_partitions=4)
+    n = 3000
+    load_samples(env, n=n, seed=22)
+    # #1 is the first assignment; #2 is the revocation when the second instance joins.
+    a = _start(routers, env, instance="a", fault="in_rebalance:kill@2")
+    a.wait_for_line(r"^FAULT in_rebalance #1 ")
+    b = _start(routers, env, instance="b", idle=10)
+    a.wait_for_line(r"^FAULT in_rebalance #2 kill\b")
+    assert a.wait(timeout=60) == -signal.SIGKILL
+    assert b.wait(timeout=300) == 0, b.stderr[-2000:]
+    _exactly_once(env, n)
+
+
+def test_sigterm_mid_batch_finishes_the_transaction_and_exits_zero(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, routers: list[RouterProcess]
+) -> None:
+    env = make_env(kafka_cluster, kafka_admin, tmp_path)
+    n = 1500
+    load_samples(env, n=n, seed=23)
+    # Frozen after producing the second batch, so SIGTERM arrives with a transaction open.
+    r = _start(routers, env, fault="after_produce:stop@2", idle=60)
+    r.wait_for_line(r"^FAULT after_produce #2 stop\b")
+    _wait_until_stopped(r.proc.pid)
+    os.kill(r.proc.pid, signal.SIGTERM)
+    os.kill(r.proc.pid, signal.SIGCONT)
+    assert r.wait(timeout=120) == 0, r.stderr[-2000:]
+    committed = len(read_topic(env.bootstrap, env.audit_topic))
+    assert 0 < committed < n, "SIGTERM must stop the run before the end of the input"
+    run_router(env, idle=8)
+    _exactly_once(env, n)
+
+
+def _wait_until_stopped(pid: int, timeout: float = 30) -> None:
+    """Until the kernel reports ``pid`` stopped (state T)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state in {"T", "t"}:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not stop in {timeout} s")
+
+
+def _set_topic_config(admin: Any, topic: str, key: str, value: str) -> None:
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic,
+                         incremental_configs=[ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    for fut in admin.incremental_alter_configs([res]).values():
+        fut.result()
+
+
+@pytest.mark.faults
+def test_a_zombie_frozen_before_its_commit_cannot_duplicate_or_fork_the_audit_chain(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, routers: list[RouterProcess]
+) -> None:
+    """Instance a freezes (SIGSTOP) with a transaction open, just before committing it. Instance b
+    takes its partitions once a's session times out, reading the chain tails while a's transaction
+    is still open. a is then resumed before its transaction times out and commits (or is fenced):
+    either way each record lands once and every chain has one unbroken sequence."""
+    from tests.integration.test_router_resilience import _wait_for_members
+
+    env = make_env(kafka_cluster, kafka_admin, tmp_path, ingress_partitions=2)
+    n = 1500
+    load_samples(env, n=n, seed=25)
+    group = env.config.pipeline.group_id  # type: ignore[union-attr]
+    a = _start(routers, env, instance="a", fault="before_commit:stop@2", idle=20)
+    a.wait_for_line(r"^FAULT before_commit #2 stop\b")
+    _wait_until_stopped(a.proc.pid)
+    b = _start(routers, env, instance="b", idle=20)
+    # a is evicted after session.timeout.ms; b then owns every partition and reads the tails.
+    _wait_for_members(kafka_admin, group, 1)
+    os.kill(a.proc.pid, signal.SIGCONT)  # within transaction.timeout.ms of a's freeze
+    assert b.wait(timeout=300) == 0, b.stderr[-2000:]
+    a.wait(timeout=300)  # fenced (non-zero) or done (0): both are fine, its output is what counts
+    _exactly_once(env, n)
+
+
+# -- broker faults: a cluster of the module's own, so that killing brokers disturbs no other test --
+
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, Any]]:
+    """(cluster for make_env, admin client, DevCluster) of a 3-node dev cluster for this module."""
+    from confluent_kafka.admin import AdminClient
+
+    from router.devtools.devcluster.launcher import DevCluster
+    from tests.conftest import KafkaTestCluster
+
+    if os.environ.get("ROUTER_TEST_BOOTSTRAP") or os.environ.get("ROUTER_TEST_CLUSTER"):
+        pytest.skip("broker faults need the project's own dev cluster (they kill and restart its nodes)")
+    state = tmp_path_factory.mktemp("faultcluster")
+    dev = DevCluster(state)
+    try:
+        info = dev.up()
+        cluster = KafkaTestCluster(info.bootstrap, {n.node_id: n.rack for n in info.nodes}, "devcluster", state)
+        yield cluster, AdminClient(cluster.client_config()), dev
+    finally:
+        dev.down()
+
+
+def _wait_for_isr(admin: Any, topic: str, size: int, timeout: float = 60) -> None:
+    """Until every partition of ``topic`` has exactly ``size`` in-sync replicas."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic, timeout=10).topics.get(topic)
+        if md is not None and md.error is None and md.partitions and all(
+                len(p.isrs) == size for p in md.partitions.values()):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{topic} did not reach {size} in-sync replicas per partition in {timeout} s")
+
+
+def _audited(env: RouterEnv) -> int:
+    return len(read_topic(env.bootstrap, env.audit_topic, timeout=30))
+
+
+def _wait_for_progress(env: RouterEnv, beyond: int, timeout: float = 120, router: RouterProcess | None = None) -> int:
+    """Until more than ``beyond`` audit records are committed; returns how many."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = _audited(env)
+        if now > beyond:
+            return now
+        time.sleep(0.5)
+    tail = router.stderr[-3000:] if router is not None else ""
+    raise AssertionError(f"no commit beyond {beyond} audit records in {timeout} s\n{tail}")
+
+
+@pytest.mark.faults
+def test_min_insync_replicas_unmet_stalls_with_a_clear_reason_and_resumes(
+    own_cluster: tuple[Any, Any, Any], tmp_path: Path, routers: list[RouterProcess]
+) -> None:
+    cluster, admin, dev = own_cluster
+    eu = cluster.brokers_in("eu-")
+    if len(eu) < 2:
+        pytest.skip("needs two eu-* brokers (eu topics with two replicas)")
+    env = make_env(cluster, admin, tmp_path)
+    blocked = f"crm.eu.contact.{env.suffix}"
+    _set_topic_config(admin, blocked, "min.insync.replicas", "2")
+    dev.kill_node(eu[1])  # the destination keeps one in-sync replica of the two it needs
+    try:
+        _wait_for_isr(admin, blocked, 1)
+        n = 600
+        load_samples(env, n=n, seed=24)
+        r = _start(routers, env, idle=20, log_level="INFO")
+        line = r.wait_for_line(re.escape(blocked), timeout=240)
+        assert re.search(r"NOT_ENOUGH_REPLICAS|min\.insync\.replicas|_MSG_TIMED_OUT", r.stderr), line
+        assert r.proc.poll() is None, "the router stalls; it does not exit"
+        assert _audited(env) < n
+    finally:
+        dev.start_node(eu[1])
+    assert r.wait(timeout=300) == 0, r.stderr[-2000:]
+    _exactly_once(env, n)
+
+
+@pytest.mark.faults
+def test_coordinators_and_leaders_killed_in_turn_lose_and_duplicate_nothing(
+    own_cluster: tuple[Any, Any, Any], tmp_path: Path, routers: list[RouterProcess]
+) -> None:
+    """SIGKILL the group coordinator's broker mid-run, then every broker in turn (a rolling restart
+    that takes down the transaction coordinator and each partition leader), the router running
+    throughout; each broker is back before the next goes."""
+    cluster, admin, dev = own_cluster
+    env = make_env(cluster, admin, tmp_path)
+    n = 400
+    load_samples(env, n=400, seed=26)
+    r = _start(routers, env, idle=30, log_level="INFO")
+    group = env.config.pipeline.group_id  # type: ignore[union-attr]
+    seen = _wait_for_progress(env, 0, router=r)
+    coordinator = admin.describe_consumer_groups([group], request_timeout=30)[group].result().coordinator.id
+    order = [coordinator] + [b for b in sorted(cluster.racks) if b != coordinator]
+    for i, broker in enumerate(order):
+        dev.kill_node(broker)
+        load_samples(env, n=300, seed=100 + i)  # new input while the broker is down
+        n += 300
+        seen = _wait_for_progress(env, seen, timeout=180, router=r)  # the router goes on with a broker down
+        dev.start_node(broker)
+        load_samples(env, n=100, seed=200 + i)
+        n += 100
+    assert r.wait(timeout=400) == 0, r.stderr[-2000:]
+    _exactly_once(env, n)

@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -355,17 +355,7 @@ class DevCluster:
             )
             node_dirs.append(node_dir)
 
-        jvm = [
-            java,
-            f"-Xmx{heap_mb}m",
-            f"-Xms{min(heap_mb, 256)}m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={artifacts.LOG4J_CONFIG}",
-            "-cp",
-            arts.classpath,
-        ]
+        jvm = _jvm(java, heap_mb, arts.classpath)
         for node_dir in node_dirs:
             fmt = subprocess.run(  # noqa: S603 - argument list built from our own paths
                 [
@@ -397,16 +387,7 @@ class DevCluster:
                     state_dir, dict(enumerate(zip(proxy_ports, client_ports, strict=True), start=1)), control_port
                 )
             for i, (rack, node_dir) in enumerate(zip(racks, node_dirs, strict=True)):
-                console = (node_dir / "console.log").open("wb")
-                proc = subprocess.Popen(  # noqa: S603
-                    [*jvm, f"-Dkafka.logs.dir={node_dir / 'logs'}", "kafka.Kafka", str(node_dir / "server.properties")],
-                    stdout=console,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    cwd=node_dir,
-                )
-                console.close()
+                proc = _launch(jvm, node_dir)
                 nodes.append(
                     NodeInfo(
                         i + 1,
@@ -548,6 +529,70 @@ class DevCluster:
                     f"broker {n.node_id} (rack {n.rack}) exited during start-up.{hint} Last lines of {log}:\n{text}"
                 )
 
+    # -- one node (fault tests) ------------------------------------------------------------
+    def kill_node(self, node_id: int) -> None:
+        """SIGKILL one node (broker and controller), as a crash would; :meth:`start_node` brings it
+        back with its data. For fault tests."""
+        info = self._require()
+        node = self._node(info, node_id)
+        if _pid_alive(node.pid, info.state_dir):
+            os.kill(node.pid, signal.SIGKILL)
+            for _ in range(100):
+                _reap(node.pid)
+                if not _pid_alive(node.pid, info.state_dir):
+                    return
+                time.sleep(0.1)
+            raise DevClusterError(f"node {node_id} (pid {node.pid}) did not die after SIGKILL")
+
+    def start_node(self, node_id: int, *, heap_mb: int = DEFAULT_HEAP_MB, timeout: float = 120.0) -> ClusterInfo:
+        """Start a stopped node again on its own ports and data, and return once the cluster
+        reports every node registered."""
+        info = self._require()
+        node = self._node(info, node_id)
+        if _pid_alive(node.pid, info.state_dir):
+            raise DevClusterError(f"node {node_id} is running (pid {node.pid})")
+        arts = artifacts.resolve(offline=True)
+        proc = _launch(_jvm(artifacts.java_binary(), heap_mb, arts.classpath), Path(node.dir))
+        nodes = tuple(replace(n, pid=proc.pid) if n.node_id == node_id else n for n in info.nodes)
+        info = replace(info, nodes=nodes)
+        self._save(info)
+        self._wait_registered(info, timeout)
+        loaded = self.load()
+        assert loaded is not None
+        return loaded
+
+    def _require(self) -> ClusterInfo:
+        info = self.load()
+        if info is None:
+            raise DevClusterError(f"no cluster is recorded in {self.state_dir}; run `devcluster up` first")
+        return info
+
+    @staticmethod
+    def _node(info: ClusterInfo, node_id: int) -> NodeInfo:
+        for n in info.nodes:
+            if n.node_id == node_id:
+                return n
+        raise DevClusterError(f"no node {node_id} (nodes: {', '.join(str(n.node_id) for n in info.nodes)})")
+
+    def _wait_registered(self, info: ClusterInfo, timeout: float) -> None:
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep CLI start fast
+
+        admin = AdminClient({"bootstrap.servers": info.bootstrap, "log_level": 0, "logger": _silent_logger()})
+        expected = {n.node_id for n in info.nodes}
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            self._check_alive(info)
+            try:
+                seen = {node.id for node in admin.describe_cluster(request_timeout=5).result().nodes}
+                if seen == expected:
+                    return
+                last = f"registered: {sorted(seen)}"
+            except Exception as err:
+                last = str(err)
+            time.sleep(0.5)
+        raise DevClusterError(f"the restarted node did not register within {timeout:.0f}s ({last})")
+
     # -- down -----------------------------------------------------------------------------
     def down(self, *, keep: bool = False, timeout: float = 30.0) -> ClusterInfo | None:
         """Stop every node (SIGTERM, then SIGKILL after ``timeout``); remove state unless ``keep``."""
@@ -588,6 +633,35 @@ class DevCluster:
 
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+
+def _jvm(java: str, heap_mb: int, classpath: str) -> list[str]:
+    """The JVM command line shared by the storage tool and the brokers."""
+    return [
+        java,
+        f"-Xmx{heap_mb}m",
+        f"-Xms{min(heap_mb, 256)}m",
+        "-XX:+UseSerialGC",
+        "-XX:TieredStopAtLevel=1",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={artifacts.LOG4J_CONFIG}",
+        "-cp",
+        classpath,
+    ]
+
+
+def _launch(jvm: list[str], node_dir: Path) -> subprocess.Popen[bytes]:
+    """Start one node from its ``server.properties``, detached, console output appended to its
+    ``console.log``."""
+    with (node_dir / "console.log").open("ab") as console:
+        return subprocess.Popen(  # noqa: S603 - argument list built from our own paths
+            [*jvm, f"-Dkafka.logs.dir={node_dir / 'logs'}", "kafka.Kafka", str(node_dir / "server.properties")],
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=node_dir,
+        )
 
 
 def _pick_ports(wanted: int, port_base: int | None) -> list[int]:

@@ -866,7 +866,8 @@ class Scanner:
     def hits(self, text: str) -> tuple[Detector, ...]:
         """The detectors that confirm a match in ``text`` (read as its :func:`scanned_copy`), in
         configuration order."""
-        text = scanned_copy(text)
+        if not text.isascii():  # inline: most texts are ASCII and their own scanned copy
+            text = scanned_copy(text)
         size = len(text)
         data = utf8(text)
         if self._timestamps_clean and size <= _TIMESTAMP_MAX and text[4:5] == "-" and _IS_TIMESTAMP(data):

@@ -5,6 +5,26 @@ Only the Admin API is used: ``describe_cluster`` for the live brokers and their 
 metadata replica list is the union of the current and target replicas (adding replicas included),
 so a replica being moved abroad counts as a violation from the moment the move starts. The Python
 client exposes neither observers nor the adding/removing split, so neither is reported separately.
+
+The controller. librdkafka sends both ``DescribeCluster`` and ``DescribeTopics`` (Metadata
+requests) to the broker its last metadata named as the controller (admin requests default to
+``RD_KAFKA_ADMIN_TARGET_CONTROLLER``; confluent-kafka-python 2.x has no option to pick another
+broker). In KRaft that "controller" is any live broker the cluster chose, and librdkafka learns a
+new one only from a later metadata response: after that broker dies, both calls fail with
+``_TIMED_OUT`` ("Timed out waiting for controller") until the client's periodic metadata refresh,
+minutes later. ``list_topics`` is a Metadata request to any broker that is up, and its response
+updates the client's controller id; it has replica lists but no racks (the Python metadata has no
+rack), so it cannot replace ``describe_cluster``. :func:`snapshot` therefore, on a timeout, asks
+``list_topics`` once (any live broker answers; the controller id moves to a live broker) and
+repeats the two describe calls; :class:`PlacementWatch` also recreates its admin client after
+``recreate_admin_after`` consecutive failed checks.
+
+Offline brokers (see :mod:`router.placement.model`): :class:`PlacementWatch` remembers the rack of
+every broker a successful snapshot listed, and passes brokers that have since dropped out as
+offline with that rack. At start-up (:func:`check_startup`) there is no memory: a broker that hosts
+a replica of a required topic and is down then is unknown, and start-up refuses, naming it.
+``DescribeCluster`` can list fenced brokers (KIP-1073, ``include_fenced_brokers``), but
+confluent-kafka-python 2.x does not expose that option.
 """
 
 from __future__ import annotations
@@ -13,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -56,6 +76,30 @@ def _broker_id(replica: Any) -> int:
     return int(replica if isinstance(replica, int) else replica.id)
 
 
+def _code(err: KafkaException) -> Any:
+    first = err.args[0] if err.args else None
+    return first.code() if isinstance(first, KafkaError) else None
+
+
+def _describe(
+    admin: Any, names: list[str], timeout: float,
+) -> tuple[dict[int, str | None], dict[str, dict[int, tuple[int, ...]]]]:
+    desc = admin.describe_cluster(request_timeout=timeout).result()
+    brokers = {int(n.id): (n.rack or None) for n in desc.nodes}
+    found: dict[str, dict[int, tuple[int, ...]]] = {}
+    if names:
+        futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
+        for name, future in futures.items():
+            try:
+                td = future.result()
+            except KafkaException as err:
+                if _code(err) == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    continue
+                raise
+            found[name] = {int(p.id): tuple(_broker_id(r) for r in p.replicas) for p in td.partitions}
+    return brokers, found
+
+
 def snapshot(
     admin: Any, topics: Iterable[str], *, timeout: float = DEFAULT_TIMEOUT_S,
     clock: Clock = time.monotonic,
@@ -63,23 +107,23 @@ def snapshot(
     """Read live brokers (id -> rack) and the replica lists of ``topics`` from the cluster.
 
     A topic the cluster does not know is left out of ``ClusterSnapshot.topics`` (verify reports it
-    MISSING). Raises :class:`PlacementUnavailableError` when the cluster cannot be read.
+    MISSING). When the describe calls time out (the broker the client takes for the controller is
+    gone, see the module docstring), one ``list_topics`` request to any live broker moves the
+    client's controller id and the describe calls run once more; so one call can take up to about
+    four times ``timeout``. Raises :class:`PlacementUnavailableError` when the cluster cannot be
+    read.
     """
     names = sorted(set(topics))
     try:
-        desc = admin.describe_cluster(request_timeout=timeout).result()
-        brokers = {int(n.id): (n.rack or None) for n in desc.nodes}
-        found: dict[str, dict[int, tuple[int, ...]]] = {}
-        if names:
-            futures = admin.describe_topics(TopicCollection(names), request_timeout=timeout)
-            for name, future in futures.items():
-                try:
-                    td = future.result()
-                except KafkaException as err:
-                    if err.args and err.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        continue
-                    raise
-                found[name] = {int(p.id): tuple(_broker_id(r) for r in p.replicas) for p in td.partitions}
+        try:
+            brokers, found = _describe(admin, names, timeout)
+        except KafkaException as err:
+            if _code(err) != KafkaError._TIMED_OUT:
+                raise
+            log.info("placement describe calls timed out (the client's controller may be down); "
+                     "refreshing metadata from any live broker and retrying error=%r", str(err))
+            admin.list_topics(timeout=timeout)
+            brokers, found = _describe(admin, names, timeout)
     except KafkaException as err:
         raise PlacementUnavailableError(
             f"could not read topic placement from the cluster: {err}; check clusters.default."
@@ -95,7 +139,10 @@ def check_startup(
 
     Returns the report when all are in place; raises :class:`PlacementError` listing every
     violation (topic, partition, broker, rack, jurisdiction, and how to fix it) otherwise, and
-    :class:`PlacementUnavailableError` when the cluster cannot be read.
+    :class:`PlacementUnavailableError` when the cluster cannot be read. There is no memory of
+    earlier racks here: a replica on a broker that is down at start-up (not registered with the
+    cluster) is a violation naming that broker; start it, or reassign the replica, then start the
+    router. Pass the returned ``report.brokers`` to :class:`PlacementWatch` as ``known_racks``.
     """
     required = requirements_of(config)
     report = verify(snapshot(admin, required, timeout=timeout), required, config.jurisdiction_of_rack)
@@ -120,6 +167,18 @@ class PlacementWatch:
     lookup with no lock. A failed check keeps the last verdict until it is ``max_verdict_age_s``
     old; after that, and before the first successful check, every topic is not permitted and
     :attr:`reason` says why.
+
+    Offline brokers: the watch remembers the rack of every broker a successful check (or
+    ``known_racks``, e.g. the start-up report's brokers) listed. A remembered broker missing from a
+    later snapshot is offline with its last-known rack, and its replicas count as placed in that
+    rack's jurisdiction: an offline broker receives no data, and when it returns the cluster
+    reports its rack again, which replaces the memory, so a broker that comes back with a rack of
+    another jurisdiction is a violation at the next check (the same detect-only window as any
+    reassignment). A broker never listed stays unknown: a violation (fail closed). Offline brokers
+    are logged once per change (WARNING when one goes, INFO when it returns).
+
+    A stuck admin client: after ``recreate_admin_after`` consecutive failed checks the watch asks
+    ``admin_factory`` (when given) for a new client, which bootstraps afresh.
     """
 
     def __init__(
@@ -133,8 +192,16 @@ class PlacementWatch:
         timeout: float = DEFAULT_TIMEOUT_S,
         clock: Clock = time.monotonic,
         snapshot_fn: Callable[..., ClusterSnapshot] = snapshot,
+        known_racks: Mapping[int, str | None] | None = None,
+        admin_factory: Callable[[], Any] | None = None,
+        recreate_admin_after: int = 3,
     ) -> None:
         self._admin = admin
+        self._admin_factory = admin_factory
+        self.recreate_admin_after = max(1, recreate_admin_after)
+        self._failures = 0
+        self._racks: dict[int, str | None] = dict(known_racks or {})
+        self._offline: dict[int, str | None] = {}
         self._requirements = dict(requirements)
         self._j_of_rack = jurisdiction_of_rack
         self.recheck_interval_s = recheck_interval_s
@@ -149,7 +216,11 @@ class PlacementWatch:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_config(cls, config: RouterConfig, admin: Any, **kwargs: Any) -> PlacementWatch:
+    def from_config(cls, config: RouterConfig, admin: Any, *, bootstrap: str | None = None,
+                    **kwargs: Any) -> PlacementWatch:
+        """A watch over every topic ``config`` requires; a stuck admin client is replaced by
+        ``admin_for(config, bootstrap)`` unless ``admin_factory`` is given."""
+        kwargs.setdefault("admin_factory", lambda: admin_for(config, bootstrap))
         return cls(admin, requirements_of(config), config.jurisdiction_of_rack,
                    recheck_interval_s=config.placement.recheck_interval_s,
                    max_verdict_age_s=config.placement.max_verdict_age_s, **kwargs)
@@ -171,9 +242,14 @@ class PlacementWatch:
                                   clock=self._clock)
         except PlacementUnavailableError as err:
             self._last_error = str(err)
-            log.warning("placement check failed error=%r verdict_expires_at=%s", str(err),
-                        self._state.expires_at)
+            self._failures += 1
+            log.warning("placement check failed error=%r consecutive_failures=%d "
+                        "verdict_expires_at=%s", str(err), self._failures, self._state.expires_at)
+            if self._admin_factory is not None and self._failures % self.recreate_admin_after == 0:
+                self._recreate_admin()
             return None
+        self._failures = 0
+        snap = self._with_offline(snap)
         report = verify(snap, self._requirements, self._j_of_rack)
         previous = self._state.report
         self._state = _State({t: p.placed_in for t, p in report.topics.items()},
@@ -187,6 +263,37 @@ class PlacementWatch:
             elif p.ok and was_ok is False:
                 log.info("placement restored topic=%s required=%s", name, p.required)
         return report
+
+    def _recreate_admin(self) -> None:
+        assert self._admin_factory is not None
+        try:
+            admin = self._admin_factory()
+        except Exception as err:  # keep the old client; the next failures retry
+            log.warning("placement admin client could not be recreated error=%r", str(err))
+            return
+        self._admin = admin
+        log.warning("placement admin client recreated after %d consecutive failed checks",
+                    self._failures)
+
+    def _with_offline(self, snap: ClusterSnapshot) -> ClusterSnapshot:
+        """``snap`` with remembered brokers it does not list as offline; the listed brokers'
+        racks replace the memory. Logs each broker that goes offline or returns, once."""
+        offline = {b: rack for b, rack in self._racks.items() if b not in snap.brokers}
+        self._racks.update(snap.brokers)
+        for b in sorted(offline.keys() - self._offline.keys()):
+            log.warning("placement broker %d offline (last seen in rack %s, jurisdiction %s); "
+                        "its replicas count in that jurisdiction until it returns", b,
+                        offline[b], self._j_of_rack(offline[b]))
+        for b in sorted(self._offline.keys() - offline.keys()):
+            log.info("placement broker %d back online rack=%s jurisdiction=%s", b,
+                     snap.brokers.get(b), self._j_of_rack(snap.brokers.get(b)))
+        self._offline = offline
+        return replace(snap, offline=offline)
+
+    @property
+    def offline_brokers(self) -> Mapping[int, str | None]:
+        """Brokers missing from the last successful check, with their last-known rack."""
+        return dict(self._offline)
 
     def maybe_refresh(self, now: float | None = None) -> bool:
         """Run a check if one is due at ``now`` (default: the clock); True if one ran."""

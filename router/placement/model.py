@@ -4,7 +4,18 @@ A :class:`ClusterSnapshot` is what the cluster said about its brokers and the re
 of the topics asked for, at one moment. :func:`verify` turns a snapshot and the configured
 requirements into a :class:`PlacementReport`; it is deterministic and fails closed: a broker
 without a rack, a rack that maps to no jurisdiction, and a replica on a broker the cluster did not
-list (offline or unknown) all count as violations.
+list and that the snapshot does not remember (never seen, or seen by no earlier check) all count as
+violations.
+
+Offline brokers. A broker that is down (crashed, fenced) drops out of the cluster's broker list,
+and with it its rack. The caller that watches the cluster over time (``PlacementWatch``) remembers
+the rack each broker had in its last successful snapshot and passes the brokers that have gone
+missing as ``ClusterSnapshot.offline``: their replicas count as placed in that last-known rack's
+jurisdiction. This is sound because an offline broker receives no data; when it returns, the
+cluster lists it with its rack again and that live rack replaces the memory, so a broker that
+comes back with a rack of another jurisdiction is a violation at the next check: the same
+detect-only window (one re-check interval) as a replica reassigned abroad. A broker never seen
+with a rack stays unknown and fails closed.
 """
 
 from __future__ import annotations
@@ -49,11 +60,14 @@ class ClusterSnapshot:
     ``brokers`` maps every live broker id to its ``broker.rack`` (None when unset). ``topics``
     maps each existing topic that was asked for to ``{partition: replica broker ids}``; a topic
     asked for but absent from ``topics`` does not exist. ``taken_at`` is on the caller's clock.
+    ``offline`` maps brokers the cluster did not list but an earlier snapshot did to the rack they
+    were last seen with (see the module docstring); a broker in ``brokers`` is never offline.
     """
 
     brokers: Mapping[int, str | None]
     topics: Mapping[str, Mapping[int, tuple[int, ...]]]
     taken_at: float
+    offline: Mapping[int, str | None] = field(default_factory=dict)
 
 
 class Verdict(StrEnum):
@@ -71,15 +85,24 @@ class Violation:
     partition: int
     broker: int
     rack: str | None
-    """The broker's rack; None when the broker has none or is not in the cluster's broker list."""
+    """The broker's rack (for an offline broker the rack it was last seen with); None when the
+    broker has none or is neither listed by the cluster nor remembered."""
     jurisdiction: str | None
     """The jurisdiction the broker's rack maps to; None when it maps to none."""
     broker_known: bool = True
-    """False when the broker is in the replica list but not in the cluster's broker list."""
+    """False when the broker is in the replica list but neither in the cluster's broker list nor
+    remembered as offline: its rack is unknown."""
+    offline: bool = False
+    """True when the broker is not in the cluster's broker list and ``rack`` is its last-known one."""
 
     def describe(self) -> str:
         if not self.broker_known:
-            where = "not in the cluster's broker list (offline or unknown), so in no jurisdiction"
+            where = ("not registered with the cluster: offline and never seen with a rack by this "
+                     "process, or no such broker; so in no jurisdiction. Start the broker so that "
+                     "it registers with its broker.rack, or reassign the replica")
+        elif self.offline:
+            where = (f"offline, last seen in rack {self.rack or '(none)'}, jurisdiction "
+                     f"{self.jurisdiction or 'none'}")
         elif self.rack is None:
             where = "no rack, so in no jurisdiction"
         else:
@@ -98,10 +121,17 @@ class TopicPlacement:
     jurisdictions: frozenset[str | None] = frozenset()
     """Every jurisdiction (None: none) that some replica of the topic sits in."""
     violations: tuple[Violation, ...] = ()
+    offline: Mapping[int, str | None] = field(default_factory=dict)
+    """Offline brokers holding a replica of the topic, with the rack each was last seen in."""
 
     @property
     def ok(self) -> bool:
         return self.verdict is Verdict.OK
+
+    def offline_note(self) -> str:
+        """``broker 2 offline (last seen in rack eu-central-1a)``, one per offline broker; or ''."""
+        return "; ".join(f"broker {b} offline (last seen in rack {r or '(none)'})"
+                         for b, r in sorted(self.offline.items()))
 
     @property
     def placed_in(self) -> str | None:
@@ -114,7 +144,10 @@ class TopicPlacement:
     def describe(self) -> str:
         """One human line per problem; names topic, partition and broker, never data."""
         if self.verdict is Verdict.OK:
-            return f"topic {self.topic}: every replica is in jurisdiction {self.required}"
+            note = self.offline_note()
+            return (f"topic {self.topic}: every replica is in jurisdiction {self.required}"
+                    + (f" ({note}; its replicas count in that rack's jurisdiction until it "
+                       "returns)" if note else ""))
         if self.verdict is Verdict.MISSING:
             return (f"topic {self.topic} (jurisdiction {self.required}) does not exist; "
                     "create it with `residency-router topics create`")
@@ -136,6 +169,8 @@ class PlacementReport:
     brokers: Mapping[int, str | None]
     broker_jurisdictions: Mapping[int, str | None]
     taken_at: float
+    offline: Mapping[int, str | None] = field(default_factory=dict)
+    """Brokers the cluster did not list, with the rack they were last seen in (not in ``brokers``)."""
 
     @property
     def ok(self) -> bool:
@@ -178,9 +213,12 @@ def verify(
     """Check each ``topic -> required jurisdiction`` against the snapshot.
 
     A topic is OK only if it exists, has at least one partition, and every replica of every
-    partition is on a listed broker whose rack maps to the required jurisdiction.
+    partition is on a listed broker whose rack maps to the required jurisdiction, or on an
+    offline broker (``snapshot.offline``) whose last-known rack does.
     """
     broker_j = {b: jurisdiction_of_rack(rack) for b, rack in snapshot.brokers.items()}
+    offline = {b: rack for b, rack in snapshot.offline.items() if b not in snapshot.brokers}
+    offline_j = {b: jurisdiction_of_rack(rack) for b, rack in offline.items()}
     out: dict[str, TopicPlacement] = {}
     for topic, required in requirements.items():
         parts = snapshot.topics.get(topic)
@@ -189,22 +227,29 @@ def verify(
             continue
         violations: list[Violation] = []
         seen: set[str | None] = set()
+        on_offline: dict[int, str | None] = {}
         for partition in sorted(parts):
             replicas = parts[partition]
             if not replicas:  # no replica list at all: nothing proves it is in place
                 violations.append(Violation(partition, -1, None, None, broker_known=False))
                 seen.add(None)
             for broker in replicas:
-                known = broker in snapshot.brokers
-                j = broker_j.get(broker)
+                if broker in snapshot.brokers:
+                    rack, j, known, is_offline = snapshot.brokers[broker], broker_j[broker], True, False
+                elif broker in offline:
+                    rack, j, known, is_offline = offline[broker], offline_j[broker], True, True
+                    on_offline[broker] = rack
+                else:
+                    rack, j, known, is_offline = None, None, False, False
                 seen.add(j)
                 if j != required:
-                    violations.append(Violation(partition, broker, snapshot.brokers.get(broker), j, known))
+                    violations.append(Violation(partition, broker, rack, j, known, is_offline))
         out[topic] = TopicPlacement(
             topic, required, Verdict.VIOLATION if violations else Verdict.OK,
             {p: tuple(parts[p]) for p in sorted(parts)}, frozenset(seen), tuple(violations),
+            on_offline,
         )
-    return PlacementReport(out, dict(snapshot.brokers), broker_j, snapshot.taken_at)
+    return PlacementReport(out, dict(snapshot.brokers), broker_j, snapshot.taken_at, offline)
 
 
 def plan_assignment(brokers_of_jurisdiction: Sequence[int], partitions: int, rf: int) -> list[list[int]]:

@@ -65,6 +65,42 @@ def test_replica_on_a_broker_absent_from_the_cluster_is_a_violation() -> None:
     assert not report.permitted("t", "eu")
 
 
+def test_replica_on_an_offline_broker_counts_in_its_last_known_rack() -> None:
+    live = {1: "eu-west-1a", 3: "us-east-1a"}
+    report = verify(ClusterSnapshot(live, {"t": {0: (1, 2)}}, 100.0, offline={2: "eu-central-1a"}),
+                    {"t": "eu"}, j_of_rack)
+    t = report.topics["t"]
+    assert t.verdict is Verdict.OK
+    assert report.permitted("t", "eu")
+    assert report.offline == {2: "eu-central-1a"}
+    assert "broker 2 offline (last seen in rack eu-central-1a)" in t.describe()
+
+
+def test_offline_broker_last_seen_abroad_is_a_violation_marked_offline() -> None:
+    live = {1: "eu-west-1a"}
+    report = verify(ClusterSnapshot(live, {"t": {0: (1, 3)}}, 100.0, offline={3: "us-east-1a"}),
+                    {"t": "eu"}, j_of_rack)
+    (v,) = report.topics["t"].violations
+    assert (v.broker, v.rack, v.jurisdiction, v.broker_known, v.offline) == (3, "us-east-1a", "us", True, True)
+    assert "broker 3 (offline, last seen in rack us-east-1a, jurisdiction us)" in report.message()
+
+
+def test_a_listed_broker_is_never_offline_its_live_rack_decides() -> None:
+    # broker 2 is listed again with a us rack: the stale eu memory must not count
+    brokers = {1: "eu-west-1a", 2: "us-east-1b"}
+    report = verify(ClusterSnapshot(brokers, {"t": {0: (1, 2)}}, 100.0, offline={2: "eu-central-1a"}),
+                    {"t": "eu"}, j_of_rack)
+    (v,) = report.topics["t"].violations
+    assert (v.broker, v.rack, v.jurisdiction, v.offline) == (2, "us-east-1b", "us", False)
+    assert report.offline == {}
+
+
+def test_unregistered_broker_message_says_what_to_do() -> None:
+    text = verify(snap({"t": {0: (1, 9)}}), {"t": "eu"}, j_of_rack).message()
+    assert "broker 9 (not registered with the cluster" in text
+    assert "Start the broker" in text
+
+
 def test_missing_topic_is_reported_and_not_permitted() -> None:
     report = verify(snap({}), {"crm.eu.lead": "eu"}, j_of_rack)
     assert report.topics["crm.eu.lead"].verdict is Verdict.MISSING

@@ -174,7 +174,10 @@ class RouterApp:
         origins = {topic: spec.origin.jurisdiction for topic, spec in ingress_map.items()}
         evaluator = evaluator_for(cfg, self.config_dir, ingress=ingress_map)
 
-        self.watch = PlacementWatch.from_config(cfg, admin)
+        # the start-up check's brokers seed the watch's rack memory: a broker that dies before the
+        # watch's first check still counts in its rack (router/placement/kafka.py)
+        self.watch = PlacementWatch.from_config(cfg, admin, bootstrap=self.client_props["bootstrap.servers"],
+                                                known_racks=report.brokers)
         self.watch.refresh()
         self.watch.start()
 

@@ -22,15 +22,15 @@ records commit in one transaction): given ``group_id``, such chains are answered
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from router.audit.chain import ChainTail, checked_tail
 from router.audit.record import AuditDecodeError, AuditRecord, ChainId, chain_key, decode_audit
 from router.errors import RouterError
+from router.kafka_read import committed_reader, partitions_of
 
 TAIL_WINDOW = 10
 """Offsets read back from the end at first; widened (x4) while a chain asked for is not found,
@@ -45,28 +45,12 @@ class AuditReadError(RouterError):
 
 
 def _consumer(consumer_config: Mapping[str, Any], group_id: str | None = None) -> Any:
-    conf: dict[str, Any] = {"group.id": f"residency-router-audit-{uuid.uuid4().hex}", **consumer_config}
-    if group_id is not None:
-        conf["group.id"] = group_id  # only to read its committed offsets: never joins, never commits
-    conf.update({
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
-    })
-    return Consumer(conf)
+    return committed_reader(consumer_config, group_prefix="residency-router-audit", group_id=group_id)
 
 
 def _partitions(consumer: Any, topic: str, timeout: float) -> list[int]:
-    try:
-        md = consumer.list_topics(topic, timeout=timeout)
-    except KafkaException as err:
-        raise AuditReadError(f"could not read metadata of audit topic {topic!r}: {err}") from None
-    t = md.topics.get(topic)
-    if t is None or t.error is not None or not t.partitions:
-        why = t.error.str() if t is not None and t.error is not None else "it does not exist"
-        raise AuditReadError(f"audit topic {topic!r} cannot be read: {why} (check audit.topic in the config)")
-    return sorted(t.partitions)
+    return partitions_of(consumer, topic, timeout, what="audit topic", hint="check audit.topic in the config",
+                         error=AuditReadError)
 
 
 def _watermarks(consumer: Any, topic: str, partition: int, timeout: float) -> tuple[int, int]:

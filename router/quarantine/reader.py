@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from router.errors import ReasonCode, RouterError
+from router.kafka_read import committed_reader, partitions_of
 from router.quarantine.record import QuarantineDecodeError, QuarantineRecord, decode_quarantine
 
 
@@ -294,34 +294,15 @@ LogAppendTime may lag the router's), then filters by ``quarantined_at`` exactly.
 
 
 def _consumer(consumer_config: Mapping[str, Any]) -> Any:
-    from confluent_kafka import Consumer  # noqa: PLC0415 - the pure part loads without a client
-
-    conf: dict[str, Any] = {"group.id": f"residency-router-quarantine-{uuid.uuid4().hex}", **consumer_config}
-    conf.update({
-        "isolation.level": "read_committed",
-        "enable.auto.commit": False,
-        "enable.partition.eof": True,
-        "auto.offset.reset": "earliest",
-    })
-    return Consumer(conf)
+    return committed_reader(consumer_config, group_prefix="residency-router-quarantine")
 
 
 def topic_partitions(consumer: Any, topic: str, timeout: float) -> list[int]:
     """The partitions of ``topic``; :class:`QuarantineReadError` if it does not exist."""
-    from confluent_kafka import KafkaException  # noqa: PLC0415
-
-    try:
-        md = consumer.list_topics(topic, timeout=timeout)
-    except KafkaException as err:
-        raise QuarantineReadError(f"could not read metadata of quarantine topic {topic!r}: {err}") from None
-    t = md.topics.get(topic)
-    if t is None or t.error is not None or not t.partitions:
-        why = t.error.str() if t is not None and t.error is not None else "it does not exist"
-        raise QuarantineReadError(
-            f"quarantine topic {topic!r} cannot be read: {why} (check policy.quarantine_topic and 'topics' in the "
-            "config, and that `residency-router topics create` ran)"
-        )
-    return sorted(t.partitions)
+    return partitions_of(
+        consumer, topic, timeout, what="quarantine topic", error=QuarantineReadError,
+        hint="check policy.quarantine_topic and 'topics' in the config, and that `residency-router topics create` ran",
+    )
 
 
 def _starts(consumer: Any, topic: str, parts: list[int], *, since_ms: int | None, from_end: bool,

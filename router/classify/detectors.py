@@ -633,19 +633,34 @@ class ItCodiceFiscaleDetector(_CandidateDetector):
         return bool(codicefiscale.is_valid(candidate.upper()))
 
 
+_SSN_WORDS = linear(r"(?i:\b(?:ssn|ssns|social security|soc sec|soc\. sec)\b)")
+
+
 class UsSsnDetector(_CandidateDetector):
     """US social security numbers written ``ddd-dd-dddd`` or ``ddd dd dddd``, validated by ``stdnum.us.ssn``
-    (rejects area 000/666/9xx, zero group or serial, and known advertising numbers)."""
+    (rejects area 000/666/9xx, zero group or serial, and known advertising numbers). The spaced
+    print is validated as the dashed one (``stdnum.us.ssn`` strips dashes only). As with cards, a
+    number after a reference word (order, invoice, ticket, ...) counts only with an SSN word near
+    it (SSN, social security, ...)."""
 
     name = "us_ssn"
     timestamp_clean = True
     countries = ("US",)
     category = Category.GOVERNMENT_ID
-    min_length = 11  # the dashes are required
+    min_length = 11  # the separators are required
     screen_pattern = r"\b\d{3}-\d{2}-\d{4}\b|\b\d{3} \d{2} \d{4}\b"
 
+    def match(self, data: bytes) -> bool:
+        for m in self.pattern.finditer(data):
+            if not _safe(self.check, _text(m.group(0))):
+                continue
+            start, end = m.start(), m.end()
+            if not _reference(data, start) or _words_near(_SSN_WORDS, data, start, end):
+                return True
+        return False
+
     def check(self, candidate: str) -> bool:
-        return bool(ssn.is_valid(candidate))
+        return bool(ssn.is_valid(candidate.replace(" ", "-")))
 
 
 _NINO = linear(r"^[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\d{6}[A-D]$")

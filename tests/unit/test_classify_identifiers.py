@@ -246,3 +246,25 @@ def test_a_classifier_without_a_country_does_not_find_its_number() -> None:
 
     assert classify(ClassificationConfig(national_ids=["PL"])) == {"detector:pl_pesel"}
     assert classify(ClassificationConfig(national_ids=["DE", "NL"])) == set()
+
+
+# US SSNs (detector us_ssn): 536-90-4399 is python-stdnum's own valid example (stdnum.us.ssn).
+@pytest.mark.parametrize("text", [
+    "Please update the account: SSN 536 90 4399.",  # spaces, as in the eval corpus (gen-0183, gen-0186)
+    "SSN 536-90-4399",
+    "536 90 4399",
+    "Order for SSN 536-90-4399 on file",  # a reference word, but the SSN word next to the number wins
+])
+def test_a_us_ssn_with_dashes_or_spaces_is_found(text: str) -> None:
+    assert "us_ssn" in _ids(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Order 536-90-4399 shipped",
+    "Invoice 536 90 4399",
+    "ticket 536-90-4399",
+    "SSN 078 05 1120",  # the Woolworth advertising number, rejected by stdnum.us.ssn
+    "SSN 536 90-4399",  # mixed separators: not how an SSN is printed
+])
+def test_a_us_ssn_shaped_reference_or_invalid_number_is_not_found(text: str) -> None:
+    assert "us_ssn" not in _ids(text)

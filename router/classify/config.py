@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import phonenumbers
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 from pydantic import Field, field_validator, model_validator
 
@@ -119,7 +120,10 @@ class ClassificationConfig(StrictModel):
         default_factory=lambda: ["EU", "EEA", "GB", "CH", "US"],
         description="whose national personal and tax numbers are looked for, when 'detectors' is left default: "
                     "ISO alpha-2 codes (DE, PL, GB or UK, CH, US, ...) or the groups EU and EEA (default: all)")
-    phone_regions: list[str] = Field(default_factory=lambda: ["US", "GB", "DE", "FR"])
+    phone_regions: list[str] = Field(
+        default_factory=lambda: ["US", "GB", "DE", "FR"],
+        description="regions (ISO alpha-2 codes phonenumbers supports, any case) in which national-format phone "
+                    "numbers are tried; numbers written with '+' are found whatever the regions (empty: US)")
     free_text_fields: dict[str, list[str]] = Field(
         default_factory=lambda: {"*": ["Description", "Comments", "Subject", "Body", "Notes__c"]},
         description="entity (or '*') -> fields always scanned by detectors, even when catalogued "
@@ -164,6 +168,15 @@ class ClassificationConfig(StrictModel):
                 raise ValueError(f"classification.national_ids: no national-number detectors for {token!r} "
                                  f"(known: {known})")
         return [token.upper() for token in v]
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_phone_regions(cls, v: list[str]) -> list[str]:
+        for region in v:
+            if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"classification.phone_regions: unknown region {region!r} (an ISO 3166 alpha-2 "
+                                 f"code phonenumbers supports, e.g. US, GB, DE)")
+        return [region.upper() for region in v]
 
     @field_validator("detectors")
     @classmethod

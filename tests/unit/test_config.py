@@ -124,3 +124,34 @@ def test_cross_check_errors_are_not_prefixed_with_root() -> None:
         parse_config(cfg)
     assert "(root)" not in str(info.value)
     assert "\n  topics[0] (crm.uk.contact)" in str(info.value)
+
+
+# -- classification.phone_regions ------------------------------------------------------------
+
+def test_phone_regions_in_lower_case_are_upper_cased_and_find_national_numbers() -> None:
+    from router.classify import Classifier
+    from router.classify.config import ClassificationConfig
+    from router.ingest.event import ChangeEvent, Operation, RawRecord, SourceSystem
+
+    config = ClassificationConfig(detectors=["phone"], phone_regions=["gb", "De"])
+    assert config.phone_regions == ["GB", "DE"]
+    # 020 7946 0958: an Ofcom number reserved for drama, a valid London number in national form.
+    event = ChangeEvent(SourceSystem.SALESFORCE, "Case", Operation.UPDATE, ("500x",),
+                        RawRecord(b"{}", "application/json"), values={"Description": "Call me at 020 7946 0958"})
+    assert {f.source for f in Classifier(config).classify(event).findings} == {"detector:phone"}
+
+
+@pytest.mark.parametrize("region", ["XX", "zz", "GBR", "", "001"])
+def test_an_unknown_phone_region_is_an_error_naming_the_setting_and_the_value(region: str) -> None:
+    from pydantic import ValidationError
+
+    from router.classify.config import ClassificationConfig
+
+    with pytest.raises(ValidationError, match=rf"classification\.phone_regions.*{region!r}"):
+        ClassificationConfig(phone_regions=["GB", region])
+
+
+def test_an_unknown_phone_region_in_a_config_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"phone_regions.*'XX'"):
+        parse_config(_base(classification={"phone_regions": ["GB", "XX"]}))
+    assert parse_config(_base(classification={"phone_regions": ["gb"]})).classification.phone_regions == ["GB"]

@@ -28,8 +28,9 @@ evaluation corpus (``eval/``) measures misses and false positives. ``person_cont
 counts every term. Limits: ~190-225 terms per language written for this project (not a
 third-party list); spelling mistakes, compounds not listed as ``*stem*``, other languages, and
 context beyond two sentences are missed; a business sentence naming a person's attribute without
-a business word ("the app for her diabetes") counts, and a person's attribute in a sentence with a
-business word and no pronoun ("customer bought a wheelchair") does not.
+a business word counts ("the app for her diabetes", "customer bought a wheelchair": "bought" is
+not a business word, "sells" is), and a person's attribute in a sentence with a business word and
+no pronoun ("Customer has diabetes and asked about the insurance product renewal") does not.
 
 Cost: the detector screens with one RE2 pattern (the first letters of each term's longest word),
 so it joins the scanner's one union pass; only a text with a candidate is split into words, and

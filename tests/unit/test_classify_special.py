@@ -170,3 +170,24 @@ def test_time_grows_linearly(make: Callable[[int], str]) -> None:
 
     ratio = _ratio(lambda t: SPECIAL.prefilter(t) and SPECIAL.confirm(t), make)
     assert ratio < MAX_RATIO, f"8x input took {ratio:.1f}x the time"
+
+
+# The limits docs/classification.md lists as verified examples (and the module docstring repeats):
+# a business sentence without a business word counts ("bought" is not one, "sells" is); a
+# business word with no person word vetoes the term.
+@pytest.mark.parametrize(("text", "found"), [
+    ("customer bought a wheelchair", True),
+    ("the app for her diabetes", True),
+    ("Customer sells asthma inhalers", False),
+    ("Customer has diabetes and asked about the insurance product renewal.", False),
+])
+def test_the_documented_limits_of_the_person_context_rule_hold(text: str, found: bool) -> None:
+    assert bool(SPECIAL.prefilter(text) and SPECIAL.confirm(text)) is found
+
+
+def test_the_module_docstring_does_not_say_a_purchase_without_a_business_word_is_vetoed() -> None:
+    import router.classify.special as special
+
+    doc = " ".join((special.__doc__ or "").split())
+    assert '("customer bought a wheelchair") does not' not in doc
+    assert '"customer bought a wheelchair": "bought" is not a business word' in doc

@@ -155,6 +155,38 @@ def parse_record(obj: Any, where: str) -> Record:
     return Record(str(obj["id"]), str(obj["lang"]), str(obj["part"]), str(obj["entity"]), fields, parsed, where)
 
 
+GENERATED_KEY = re.compile(r"<generated (rsa|openssh) private key>")
+"""A placeholder in the corpus for a private key block: no key is committed; each load puts a key
+generated for this run in its place (the labels say what the field holds either way)."""
+
+
+def _generated_key(kind: str, cache: dict[str, str] = {}) -> str:  # noqa: B006 - one key per kind and run
+    if kind not in cache:
+        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415
+
+        if kind == "rsa":
+            pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption())
+        else:
+            pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+        cache[kind] = pem.decode("ascii").strip()
+    return cache[kind]
+
+
+def _with_generated_keys(value: Any) -> Any:
+    """``value`` with every key placeholder replaced by a key generated for this run."""
+    if isinstance(value, str):
+        return GENERATED_KEY.sub(lambda m: _generated_key(m.group(1)), value) if "<generated " in value else value
+    if isinstance(value, dict):
+        return {k: _with_generated_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_generated_keys(v) for v in value]
+    return value
+
+
 def load_records(paths: Iterable[Path]) -> list[Record]:
     records: list[Record] = []
     seen: set[str] = set()
@@ -167,6 +199,8 @@ def load_records(paths: Iterable[Path]) -> list[Record]:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise CorpusError(f"{where}: not JSON ({exc.msg})") from None
+            if isinstance(obj, dict) and "fields" in obj:
+                obj["fields"] = _with_generated_keys(obj["fields"])
             record = parse_record(obj, where)
             if record.id in seen:
                 raise CorpusError(f"{where}: duplicate id {record.id!r}")

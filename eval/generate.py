@@ -719,8 +719,8 @@ def build_secrets(b: Builder, n: int) -> None:
         lambda: f"sk_live_{_token(rng, 24)}",
         lambda: f"AIza{_token(rng, 35, string.ascii_letters + string.digits + '_-')}",
         lambda: _jwt(rng),
-        lambda: "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA" + _token(rng, 64)
-        + "\n-----END RSA PRIVATE KEY-----",
+        # eval/evaluate.py puts a key generated per run in its place (the draw keeps the seeded stream)
+        lambda: "<generated rsa private key>" if _token(rng, 64) else "",
         lambda: f"password={_password(rng)}",
         lambda: f"Passwort: {_password(rng)}",
         lambda: f"mot de passe : {_password(rng)}",

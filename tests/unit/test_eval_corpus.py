@@ -258,3 +258,19 @@ def test_a_right_category_from_the_wrong_detector_is_a_detector_miss_and_false_p
     assert (s.checksum_ids.tp, s.checksum_ids.fp, s.checksum_ids.fn) == (0, 1, 1)
     assert not s.problems
     assert sorted((p.kind, p.key) for p in s.detector_problems) == [("false_positive", "eu_vat"), ("miss", "nl_bsn")]
+
+
+def test_no_private_key_is_committed_and_each_load_puts_a_generated_one_in_its_place() -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    committed = "".join(p.read_text(encoding="utf-8") for p in evaluate.corpus_paths())
+    assert "PRIVATE KEY-----" not in committed
+    assert committed.count("<generated ") >= 2
+    blocks = [v for r in RECORDS for v in r.fields.values() if isinstance(v, str) and "PRIVATE KEY-----" in v]
+    assert len(blocks) == committed.count("<generated ")
+    for text in blocks:
+        pem = text[text.index("-----BEGIN"):text.rindex("-----") + 5].encode()
+        if b"OPENSSH" in pem:
+            serialization.load_ssh_private_key(pem, password=None)
+        else:
+            serialization.load_pem_private_key(pem, password=None)

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from router.devtools.devcluster.launcher import DEFAULT_HEAP_MB, DEFAULT_RACKS, ClusterInfo, DevCluster
+from router.devtools.devcluster.secure import DEFAULT_PRINCIPALS
 
 
 def register(sub: Any) -> None:
@@ -43,6 +44,21 @@ def register(sub: Any) -> None:
         action="store_true",
         help="front each broker's client listener with a loopback fault proxy "
         "(replication is not proxied); switch faults with `devcluster proxy`",
+    )
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="TLS on every listener from a CA made for this cluster, SCRAM-SHA-512 (SASL_SSL) and client "
+        "certificates (SSL), the StandardAuthorizer with only User:admin as super user; credentials are "
+        "written under the state directory (0600), never printed. Not with --proxy",
+    )
+    up.add_argument(
+        "--principal",
+        action="append",
+        dest="principals",
+        metavar="NAME",
+        help="with --secure: create this principal (password and client certificate); repeat. "
+        f"admin is always created (default: {' '.join(DEFAULT_PRINCIPALS)})",
     )
     up.add_argument("--json", action="store_true", help="print one JSON object")
     up.set_defaults(handler=_up)
@@ -111,6 +127,12 @@ def _print(info: ClusterInfo, as_json: bool, headline: str) -> None:
         print(f"direct:    {info.direct_bootstrap} (bypasses the proxies)")
         for n in info.nodes:
             print(f"{n.node_id:>3}  clients -> 127.0.0.1:{n.proxy_port} -> {n.listener}")
+    if info.security is not None:
+        sec = info.security
+        print(f"security:  SASL_SSL + SCRAM-SHA-512 on bootstrap; SSL + client certificates on {info.mtls_bootstrap}")
+        print(f"           CA {sec.ca}; super user User:{sec.super_user}; StandardAuthorizer, deny without ACL")
+        print(f"principals: {', '.join(p.name for p in sec.principals)}")
+        print(f"           credentials (0600): {info.state_dir}/principals/<name>/{{password,client.crt,client.key}}")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -124,6 +146,8 @@ def _up(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         offline=args.offline,
         proxy=args.proxy,
+        secure=args.secure,
+        principals=args.principals,
     )
     source = (
         "Kafka artifacts: cache used, nothing downloaded"

@@ -14,6 +14,13 @@ connection after the bootstrap goes through the proxy; replication uses a separa
 listener and the controllers their ``CONTROLLER`` listener, neither proxied, so a fault set on the
 proxies separates the clients from the brokers only. ``direct_bootstrap`` (the ``INTERNAL``
 listeners) reaches the brokers around the proxies, e.g. to check what a partitioned client did.
+
+With ``secure=True`` (``devcluster up --secure``) every listener is TLS from a CA made for this
+cluster, clients authenticate with SCRAM-SHA-512 (``SASL_SSL``, the bootstrap) or a client
+certificate (``SSL``), and the ``StandardAuthorizer`` denies what no ACL allows; the layout and
+the credential files are described in :mod:`router.devtools.devcluster.secure`.
+:meth:`ClusterInfo.client_config` gives the librdkafka settings of a principal. The readiness
+check authenticates as the super user. Fault proxies and ``secure`` are not combined.
 """
 
 from __future__ import annotations
@@ -34,7 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from router.devtools.devcluster import artifacts
+from router.devtools.devcluster import secure as _secure
 from router.devtools.devcluster.errors import DevClusterError
+from router.devtools.devcluster.secure import SecurityInfo
 
 DEFAULT_RACKS: tuple[str, ...] = ("eu-west-1a", "eu-central-1a", "us-east-1a")
 DEFAULT_HEAP_MB = 512
@@ -64,14 +73,56 @@ class NodeInfo:
     """The port clients reach this broker on when a proxy fronts it (then advertised instead of ``port``)."""
     internal_port: int | None = None
     """The unproxied INTERNAL listener for replication, when a proxy fronts the client listener."""
+    protocol: str = "PLAINTEXT"
+    """Security protocol of the client listener on ``port``: ``PLAINTEXT``, or ``SASL_SSL`` when secured."""
+    mtls_port: int | None = None
+    """The ``SSL`` listener (client certificates required, also replication) of a secured node."""
 
     @property
     def listener(self) -> str:
-        return f"PLAINTEXT://127.0.0.1:{self.port}"
+        return f"{self.protocol}://127.0.0.1:{self.port}"
 
     @property
     def advertised(self) -> str:
-        return f"PLAINTEXT://127.0.0.1:{self.proxy_port if self.proxy_port is not None else self.port}"
+        return f"{self.protocol}://127.0.0.1:{self.proxy_port if self.proxy_port is not None else self.port}"
+
+    def listeners(self) -> list[dict[str, str]]:
+        """Every listener of the node: name, security protocol, ``host:port`` and what it serves."""
+        out = [
+            {
+                "name": self.protocol,
+                "protocol": self.protocol,
+                "address": f"127.0.0.1:{self.port}",
+                "serves": "clients, SCRAM-SHA-512" if self.protocol == "SASL_SSL" else "clients",
+            }
+        ]
+        if self.mtls_port is not None:
+            out.append(
+                {
+                    "name": "SSL",
+                    "protocol": "SSL",
+                    "address": f"127.0.0.1:{self.mtls_port}",
+                    "serves": "clients with certificates, replication",
+                }
+            )
+        if self.internal_port is not None:
+            out.append(
+                {
+                    "name": "INTERNAL",
+                    "protocol": "PLAINTEXT",
+                    "address": f"127.0.0.1:{self.internal_port}",
+                    "serves": "replication, direct clients",
+                }
+            )
+        out.append(
+            {
+                "name": "CONTROLLER",
+                "protocol": "SSL" if self.mtls_port is not None else "PLAINTEXT",
+                "address": f"127.0.0.1:{self.controller_port}",
+                "serves": "controllers",
+            }
+        )
+        return out
 
     @property
     def log_file(self) -> Path:
@@ -106,6 +157,34 @@ class ClusterInfo:
     running: dict[int, bool] = field(default_factory=dict)
     proxy: ProxyInfo | None = None
     proxy_running: bool = False
+    security: SecurityInfo | None = None
+    """Set for a cluster started with ``secure=True``: CA, super user, principals and their files."""
+
+    @property
+    def mtls_bootstrap(self) -> str | None:
+        """Bootstrap servers of the ``SSL`` (client certificate) listeners of a secured cluster."""
+        if self.security is None:
+            return None
+        return ",".join(f"127.0.0.1:{n.mtls_port}" for n in self.nodes)
+
+    def client_config(self, principal: str, via: _secure.Via = "scram") -> dict[str, str]:
+        """librdkafka settings that authenticate as ``principal`` (``scram`` over ``SASL_SSL`` or
+        ``mtls`` over ``SSL``); see :func:`router.devtools.devcluster.secure.client_config`."""
+        if self.security is None:
+            raise DevClusterError(f"the cluster in {self.state_dir} was started without --secure; it has no principals")
+        return _secure.client_config(
+            self.security,
+            principal,
+            via,
+            sasl_bootstrap=self.bootstrap,
+            mtls_bootstrap=self.mtls_bootstrap or "",
+        )
+
+    def admin_config(self) -> dict[str, str]:
+        """Settings of a client with every right: plain bootstrap, or the super user when secured."""
+        if self.security is None:
+            return {"bootstrap.servers": self.bootstrap}
+        return self.client_config(self.security.super_user, "scram")
 
     @property
     def direct_bootstrap(self) -> str:
@@ -137,6 +216,7 @@ class ClusterInfo:
                     "advertised_listener": n.advertised,
                     "proxy": None if n.proxy_port is None else f"127.0.0.1:{n.proxy_port}",
                     "internal_listener": None if n.internal_port is None else f"INTERNAL://127.0.0.1:{n.internal_port}",
+                    "listeners": n.listeners(),
                     "pid": n.pid,
                     "running": self.running.get(n.node_id, False),
                     "log": str(n.log_file),
@@ -151,6 +231,9 @@ class ClusterInfo:
                 "running": self.proxy_running,
                 "log": self.proxy.log,
             },
+            "security_protocol": "PLAINTEXT" if self.security is None else _secure.SASL_LISTENER,
+            "mtls_bootstrap": self.mtls_bootstrap,
+            "security": None if self.security is None else self.security.to_json(),
         }
 
     @staticmethod
@@ -164,6 +247,7 @@ class ClusterInfo:
             started_at=data["started_at"],
             artifacts_from_cache=data.get("artifacts_from_cache", False),
             proxy=ProxyInfo(**data["proxy"]) if data.get("proxy") else None,
+            security=SecurityInfo.from_state(data["security"]) if data.get("security") else None,
         )
 
 
@@ -254,6 +338,7 @@ class DevCluster:
             "started_at": info.started_at,
             "artifacts_from_cache": info.artifacts_from_cache,
             "proxy": asdict(info.proxy) if info.proxy is not None else None,
+            "security": info.security.to_state() if info.security is not None else None,
         }
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -269,29 +354,29 @@ class DevCluster:
         timeout: float = 180.0,
         offline: bool = False,
         proxy: bool = False,
+        secure: bool = False,
+        principals: Sequence[str] | None = None,
     ) -> ClusterInfo:
         """Start the cluster and return when it is usable (see the module docstring).
 
         ``proxy``: front each broker's client listener with a fault proxy (module docstring).
+        ``secure``: TLS, SCRAM and client certificates, the StandardAuthorizer; ``principals``
+        (default :data:`router.devtools.devcluster.secure.DEFAULT_PRINCIPALS`, the super user
+        ``admin`` always added) get a password and a client certificate each.
         """
         if not racks:
             raise DevClusterError("a dev cluster needs at least one node: give one --rack per node")
-        existing = self.load()
+        if secure and proxy:
+            raise DevClusterError(
+                "--secure and --proxy cannot be combined: the fault proxies front PLAINTEXT listeners only; "
+                "start a secured cluster without --proxy, or a proxied one without --secure"
+            )
+        if principals is not None and not secure:
+            raise DevClusterError("--principal needs --secure: a cluster without security has no principals")
+        names = _secure.principal_names(principals) if secure else ()
+        existing = self._running_as_asked(proxy=proxy, secure=secure, principals=principals, names=names)
         if existing is not None:
-            if existing.all_running:
-                if (existing.proxy is not None) != proxy:
-                    raise DevClusterError(
-                        f"a cluster recorded in {self.state_dir} runs "
-                        + ("with" if existing.proxy is not None else "without")
-                        + " proxies; run `devcluster down` first to start it "
-                        + ("with" if proxy else "without")
-                    )
-                return existing
-            if any(existing.running.values()) or existing.proxy_running:
-                raise DevClusterError(
-                    f"a cluster recorded in {self.state_dir} is partly running; run `devcluster down` first"
-                )
-            self._remove_state()
+            return existing
 
         java = artifacts.java_binary()
         artifacts.check_java(java)
@@ -299,9 +384,11 @@ class DevCluster:
 
         n = len(racks)
         # Without proxy: client, controller. With: proxy (what clients reach), controller, the
-        # broker's own client listener, INTERNAL, and the proxies' control port.
-        ports = _pick_ports(4 * n + 1 if proxy else 2 * n, port_base)
+        # broker's own client listener, INTERNAL, and the proxies' control port. Secured: SASL_SSL
+        # (client), controller, SSL (client certificates and replication).
+        ports = _pick_ports(4 * n + 1 if proxy else 3 * n if secure else 2 * n, port_base)
         client_ports, ctrl_ports = ports[:n], ports[n : 2 * n]
+        mtls_ports = ports[2 * n : 3 * n] if secure else []
         proxy_ports: list[int] = []
         internal_ports: list[int] = []
         control_port = 0
@@ -316,20 +403,31 @@ class DevCluster:
         cluster_id = _kafka_uuid()
         voters = ",".join(f"{i + 1}@127.0.0.1:{ctrl_ports[i]}" for i in range(n))
         rf = min(3, n)
-        node_dirs: list[Path] = []
-        for i, rack in enumerate(racks):
-            node_dir = Path(state_dir) / f"node-{i + 1}"
+        node_dirs = [Path(state_dir) / f"node-{i + 1}" for i in range(n)]
+        security = _secure.provision(Path(state_dir), names, node_dirs, cluster_id) if secure else None
+        for i, (rack, node_dir) in enumerate(zip(racks, node_dirs, strict=True)):
             (node_dir / "logs").mkdir(parents=True, exist_ok=True)
-            props = {
-                "process.roles": "broker,controller",
-                "node.id": str(i + 1),
-                "controller.quorum.voters": voters,
-                **_listener_props(
+            listener_props = (
+                _secure.broker_props(
+                    client_ports[i],
+                    mtls_ports[i],
+                    ctrl_ports[i],
+                    _secure.broker_keystore(node_dir),
+                    _secure.ca_path(Path(state_dir)),
+                )
+                if secure
+                else _listener_props(
                     client_ports[i],
                     ctrl_ports[i],
                     proxy_ports[i] if proxy else None,
                     internal_ports[i] if proxy else None,
-                ),
+                )
+            )
+            props = {
+                "process.roles": "broker,controller",
+                "node.id": str(i + 1),
+                "controller.quorum.voters": voters,
+                **listener_props,
                 "broker.rack": rack,
                 "log.dirs": str(node_dir / "data"),
                 "num.partitions": "1",
@@ -351,11 +449,11 @@ class DevCluster:
                 "delete.topic.enable": "true",
             }
             (node_dir / "server.properties").write_text(
-                "".join(f"{k}={v}\n" for k, v in props.items()), encoding="utf-8"
+                "".join(f"{k}={_escape_property(v)}\n" for k, v in props.items()), encoding="utf-8"
             )
-            node_dirs.append(node_dir)
 
         jvm = _jvm(java, heap_mb, arts.classpath)
+        scram = _secure.scram_format_args(security) if security is not None else []
         for node_dir in node_dirs:
             fmt = subprocess.run(  # noqa: S603 - argument list built from our own paths
                 [
@@ -368,6 +466,7 @@ class DevCluster:
                     "-c",
                     str(node_dir / "server.properties"),
                     "--ignore-formatted",
+                    *scram,
                 ],
                 capture_output=True,
                 text=True,
@@ -375,9 +474,10 @@ class DevCluster:
                 check=False,
             )
             if fmt.returncode != 0:
-                raise DevClusterError(
-                    f"formatting the storage of {node_dir.name} failed:\n{(fmt.stdout + fmt.stderr)[-2000:]}"
-                )
+                output = fmt.stdout + fmt.stderr
+                if security is not None:
+                    output = _secure.redact(output, security)
+                raise DevClusterError(f"formatting the storage of {node_dir.name} failed:\n{output[-2000:]}")
 
         nodes: list[NodeInfo] = []
         proxy_info: ProxyInfo | None = None
@@ -398,6 +498,8 @@ class DevCluster:
                         str(node_dir),
                         proxy_ports[i] if proxy else None,
                         internal_ports[i] if proxy else None,
+                        protocol=_secure.SASL_LISTENER if secure else "PLAINTEXT",
+                        mtls_port=mtls_ports[i] if secure else None,
                     )
                 )
             info = ClusterInfo(
@@ -409,6 +511,7 @@ class DevCluster:
                 started_at=time.time(),
                 artifacts_from_cache=arts.from_cache,
                 proxy=proxy_info,
+                security=security,
             )
             self._save(info)
             self._wait_ready(info, timeout)
@@ -422,6 +525,45 @@ class DevCluster:
                 "proxy_running": proxy_info is not None,
             }
         )
+
+    def _running_as_asked(
+        self, *, proxy: bool, secure: bool, principals: Sequence[str] | None, names: Sequence[str]
+    ) -> ClusterInfo | None:
+        """The recorded cluster if it runs as asked (``up`` is then a no-op); None after clearing a
+        stopped one's state; an error if it runs otherwise or only partly."""
+        existing = self.load()
+        if existing is None:
+            return None
+        if existing.all_running:
+            if (existing.proxy is not None) != proxy:
+                raise DevClusterError(
+                    f"a cluster recorded in {self.state_dir} runs "
+                    + ("with" if existing.proxy is not None else "without")
+                    + " proxies; run `devcluster down` first to start it "
+                    + ("with" if proxy else "without")
+                )
+            if (existing.security is not None) != secure:
+                raise DevClusterError(
+                    f"a cluster recorded in {self.state_dir} runs "
+                    + ("with" if existing.security is not None else "without")
+                    + " --secure; run `devcluster down` first to start it "
+                    + ("with" if secure else "without")
+                )
+            if existing.security is not None and principals is not None:
+                have = {p.name for p in existing.security.principals}
+                if missing := [n for n in names if n not in have]:
+                    raise DevClusterError(
+                        f"the secured cluster recorded in {self.state_dir} has no principal "
+                        + ", ".join(missing)
+                        + "; principals are created at format time: run `devcluster down` and `up` again"
+                    )
+            return existing
+        if any(existing.running.values()) or existing.proxy_running:
+            raise DevClusterError(
+                f"a cluster recorded in {self.state_dir} is partly running; run `devcluster down` first"
+            )
+        self._remove_state()
+        return None
 
     @staticmethod
     def _start_proxy(state_dir: str, routes: dict[int, tuple[int, int]], control_port: int) -> ProxyInfo:
@@ -463,7 +605,7 @@ class DevCluster:
     def _wait_ready(self, info: ClusterInfo, timeout: float) -> None:
         from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep CLI start fast
 
-        admin = AdminClient({"bootstrap.servers": info.bootstrap, "log_level": 0, "logger": _silent_logger()})
+        admin = AdminClient({**info.admin_config(), "log_level": 0, "logger": _silent_logger()})
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         expected = {n.node_id: n.rack for n in info.nodes}
@@ -577,7 +719,7 @@ class DevCluster:
     def _wait_registered(self, info: ClusterInfo, timeout: float) -> None:
         from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - keep CLI start fast
 
-        admin = AdminClient({"bootstrap.servers": info.bootstrap, "log_level": 0, "logger": _silent_logger()})
+        admin = AdminClient({**info.admin_config(), "log_level": 0, "logger": _silent_logger()})
         expected = {n.node_id for n in info.nodes}
         deadline = time.monotonic() + timeout
         last = "no answer yet"
@@ -698,6 +840,11 @@ def _listener_props(
         "inter.broker.listener.name": "INTERNAL",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
     }
+
+
+def _escape_property(value: str) -> str:
+    """``value`` as a Java properties value: a backslash is the escape character there."""
+    return value.replace("\\", "\\\\")
 
 
 def _reap(pid: int) -> None:

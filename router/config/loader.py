@@ -8,6 +8,7 @@ explanation instead of "unknown key".
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,8 +33,12 @@ REMOVED_KEYS: dict[str, str] = {
     "long as the shortest match of an enabled detector; classification.max_scan_chars bounds the work per event",
     "policy.rules[].encrypt": "it never took effect: every routed record is sealed whole, so there is no "
     "per-field encryption to ask for",
+    "clusters.*.secrets": "secrets are no longer written in the config: each credential under "
+    "clusters.<name>.security (sasl.password, sasl.client_secret, key_password) is read from an environment "
+    "variable or a file, as {env: VARIABLE} or {file: /path} (docs/security.md)",
 }
-"""Removed settings: dotted path (``[]`` for any list index) -> what happens instead / what replaced it."""
+"""Removed settings: dotted path (``[]`` for any list index, ``*`` for any mapping key, as a cluster's
+name) -> what happens instead / what replaced it."""
 
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -70,8 +75,16 @@ def _path(loc: tuple[int | str, ...]) -> str:
 def removed_key_explanation(loc: tuple[int | str, ...] | str, removed: Mapping[str, str] | None = None) -> str | None:
     """What replaced the removed key at ``loc`` (a location or its dotted path), or None if it never
     was a setting. List indexes match any index: ``pipeline.ingress[3].x`` is ``pipeline.ingress[].x``."""
-    path = loc if isinstance(loc, str) else _path(loc)
-    return (REMOVED_KEYS if removed is None else removed).get(_INDEX.sub("[]", path))
+    path = _INDEX.sub("[]", loc if isinstance(loc, str) else _path(loc))
+    table = REMOVED_KEYS if removed is None else removed
+    if path in table:
+        return table[path]
+    parts = path.split(".")
+    for key, why in table.items():
+        pattern = key.split(".")
+        if "*" in key and len(pattern) == len(parts) and all(map(fnmatch.fnmatchcase, parts, pattern)):
+            return why
+    return None
 
 
 def format_validation_error(
@@ -100,12 +113,19 @@ def format_validation_error(
     return "\n".join(lines)
 
 
-def parse_config(data: Any, source: str = "<memory>") -> RouterConfig:
-    """Validate an already-parsed mapping."""
+def parse_config(data: Any, source: str = "<memory>", *, config_dir: str | Path | None = None) -> RouterConfig:
+    """Validate an already-parsed mapping.
+
+    Relative file paths in settings that resolve them (``clusters.<name>.security`` files) are
+    taken relative to ``config_dir``; by default the directory of ``source`` when it names a file,
+    else the working directory."""
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping of keys")
+    if config_dir is None and not source.startswith("<"):
+        config_dir = Path(source).resolve().parent
+    context = {"config_dir": Path(config_dir)} if config_dir is not None else None
     try:
-        return RouterConfig.model_validate(data)
+        return RouterConfig.model_validate(data, context=context)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source, data)) from None
 
@@ -121,4 +141,4 @@ def load_config(path: str | Path) -> RouterConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {p} is not valid YAML: {err}") from None
-    return parse_config(data, str(p))
+    return parse_config(data, str(p), config_dir=p.resolve().parent)

@@ -97,7 +97,7 @@ def make_env(
          "replication_factor": 2 if len(eu_brokers) >= 2 else 1}
     )
     doc: dict[str, Any] = {
-        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap}},
+        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap, "allow_plaintext": True}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
         "topics": topics,
         "residency": {"countries": {"eu": ["EEA"], "us": ["US"]}},

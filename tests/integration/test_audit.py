@@ -97,7 +97,7 @@ def _tails(cluster: KafkaTestCluster, topic: str, sources: list[tuple[str, int]]
 def _config(tmp_path: Path, cluster: KafkaTestCluster, topic: str) -> Path:
     path = tmp_path / "router.yaml"
     path.write_text(json.dumps({  # JSON is YAML
-        "clusters": {"default": {"bootstrap": cluster.bootstrap}},
+        "clusters": {"default": {"bootstrap": cluster.bootstrap, "allow_plaintext": True}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
         "audit": {"topic": topic, "jurisdiction": "eu"},
     }))

@@ -53,7 +53,7 @@ def eu_and_us(kafka_cluster: Any) -> tuple[list[int], list[int]]:
 
 def config_for(kafka_cluster: Any, topics: dict[str, str], **extra: Any) -> RouterConfig:
     return parse_config({
-        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap}},
+        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap, "allow_plaintext": True}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
         "topics": [{"name": n, "jurisdiction": j} for n, j in topics.items()],
         **extra,
@@ -197,7 +197,7 @@ def test_topics_create_places_eu_topics_on_eu_brokers_only(
     cleanup_topics += [eu_topic, us_topic]
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump({
-        "clusters": {"default": {"bootstrap": "unused.invalid:9092"}},
+        "clusters": {"default": {"bootstrap": "unused.invalid:9092", "allow_plaintext": True}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
         "topics": [
             {"name": eu_topic, "jurisdiction": "eu", "partitions": 4, "replication_factor": 2},
@@ -227,7 +227,7 @@ def test_placement_command_exits_1_and_names_the_violation(
     topic = placed_topic("crm.eu", assignment=[[eu[0], us[0]]])
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump({
-        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap}},
+        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap, "allow_plaintext": True}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
         "topics": [{"name": topic, "jurisdiction": "eu"}],
     }), encoding="utf-8")
@@ -246,7 +246,7 @@ def test_topics_create_refuses_a_replication_factor_the_jurisdiction_cannot_hold
     cleanup_topics += [eu_topic, us_topic]
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump({
-        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap}},
+        "clusters": {"default": {"bootstrap": kafka_cluster.bootstrap, "allow_plaintext": True}},
         "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
         "topics": [
             {"name": eu_topic, "jurisdiction": "eu", "replication_factor": 1},

@@ -1,0 +1,420 @@
+"""How a Kafka client authenticates and encrypts: ``clusters.<name>.security``.
+
+The model is checked when the config loads (choices, combinations, no inline secret); credentials
+are read when a command builds its clients (:func:`security_properties`, called by
+:meth:`router.config.base.ClusterConfig.client_properties`, the one place every client's
+properties come from). Files are checked then (exists, readable, private files not readable by
+group or others) and environment variables must be set; every error names the setting and never
+carries a secret.
+
+- ``protocol``: ``SASL_SSL``, ``SSL`` or ``PLAINTEXT``. ``PLAINTEXT`` (also what an absent
+  ``security`` means) is refused unless the cluster says ``allow_plaintext: true``, and then a
+  WARNING naming the cluster is logged once per process.
+- TLS: ``ca_file`` (the CA that signed the brokers' certificates; absent: librdkafka's default
+  trust store), ``cert_file`` + ``key_file`` (+ ``key_password``) for a client certificate. Host
+  names are verified (``ssl.endpoint.identification.algorithm=https``) unless
+  ``dev_disable_hostname_verification: true``, which logs a WARNING once per process.
+- ``sasl``: ``SCRAM-SHA-256`` / ``SCRAM-SHA-512`` (``username``, ``password``) or ``OAUTHBEARER``
+  with the OIDC client-credentials flow librdkafka runs itself (``token_endpoint_url``,
+  ``client_id``, ``client_secret``, ``scope``).
+- A secret is ``{env: VARIABLE}`` or ``{file: path}``; a plain string is refused. Relative file
+  paths are resolved against the config file's directory when the config loads.
+
+:func:`explain_client_error` turns librdkafka's authentication and TLS errors into one line naming
+the setting to fix; :class:`ClientErrorReporter` is an ``error_cb`` that logs those lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from router.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Protocol = Literal["SASL_SSL", "SSL", "PLAINTEXT"]
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_INLINE_REFUSED = (
+    "an inline secret is not accepted in the config: pass it as {env: VARIABLE} (an environment "
+    "variable) or {file: /path/to/file} (a file only its owner can read)"
+)
+
+
+class _Strict(BaseModel):
+    # The same contract as router.config.base.StrictModel (which imports this module).
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """A relative path is relative to the config file's directory (``config_dir`` in the
+    validation context, set by the loader); without one it stays relative to the working directory."""
+    path = value.expanduser()
+    config_dir = (info.context or {}).get("config_dir") if isinstance(info.context, dict) else None
+    if not path.is_absolute() and config_dir is not None:
+        path = Path(config_dir) / path
+    return path
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+"""A file named in the config: relative paths resolve against the config file's directory."""
+
+
+class SecretRef(_Strict):
+    """Where a secret is read from at client-build time: an environment variable or a file."""
+
+    env: str | None = Field(default=None, pattern=_ENV_NAME, description="environment variable holding the secret")
+    file: ConfigPath | None = Field(default=None, description="file holding the secret (mode 600 or stricter)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' (an environment variable) or 'file' (a path)")
+        return self
+
+    def reveal(self, where: str, *, private: bool = True) -> SecretStr:
+        """The value, read now. ``where`` is the setting's dotted path, for errors."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError(f"{where}: environment variable {self.env} is not set or empty")
+            return SecretStr(value)
+        assert self.file is not None
+        raw = read_config_file(self.file, where, private=private)
+        try:
+            text = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}: file {self.file} is not UTF-8 text") from None
+        if not text:
+            raise ConfigError(f"{where}: file {self.file} is empty")
+        return SecretStr(text)
+
+
+def _no_inline_secret(value: Any) -> Any:
+    if isinstance(value, str):
+        raise ValueError(_INLINE_REFUSED)  # noqa: TRY004 - pydantic reports ValueError, a TypeError escapes
+    return value
+
+
+Secret = Annotated[SecretRef, BeforeValidator(_no_inline_secret)]
+"""A secret setting: ``{env: VARIABLE}`` or ``{file: path}``, never a plain string."""
+
+
+class ScramConfig(_Strict):
+    """SASL/SCRAM: a username and a password the brokers know."""
+
+    mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"]
+    username: str | SecretRef = Field(description="the SCRAM user (a string, or {env}/{file})")
+    password: Secret
+
+    @field_validator("username")
+    @classmethod
+    def _username_not_empty(cls, v: str | SecretRef) -> str | SecretRef:
+        if isinstance(v, str) and not v:
+            raise ValueError("must not be empty")
+        return v
+
+
+class OAuthBearerConfig(_Strict):
+    """SASL/OAUTHBEARER with the OIDC client-credentials flow librdkafka runs itself."""
+
+    mechanism: Literal["OAUTHBEARER"]
+    token_endpoint_url: str = Field(min_length=1, description="the identity provider's token endpoint (https)")
+    client_id: str = Field(min_length=1)
+    client_secret: Secret
+    scope: str | None = Field(default=None, min_length=1)
+
+    @field_validator("token_endpoint_url")
+    @classmethod
+    def _https(cls, v: str) -> str:
+        parts = urlsplit(v)
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+            raise ValueError("must be an https:// URL (http:// only for a loopback host)")
+        return v
+
+
+SaslConfig = Annotated[ScramConfig | OAuthBearerConfig, Field(discriminator="mechanism")]
+
+
+class SecurityConfig(_Strict):
+    """``clusters.<name>.security``: transport encryption and client authentication."""
+
+    protocol: Protocol
+    ca_file: ConfigPath | None = Field(default=None, description="PEM CA bundle that signed the brokers' certificates")
+    cert_file: ConfigPath | None = Field(default=None, description="PEM client certificate (mutual TLS)")
+    key_file: ConfigPath | None = Field(default=None, description="PEM private key of cert_file (mode 600)")
+    key_password: Secret | None = None
+    dev_disable_hostname_verification: bool = Field(
+        default=False, description="development only: accept a broker certificate issued for another host name"
+    )
+    sasl: SaslConfig | None = None
+
+    @model_validator(mode="after")
+    def _combinations(self) -> SecurityConfig:
+        tls = self.protocol in ("SSL", "SASL_SSL")
+        if self.protocol == "SASL_SSL" and self.sasl is None:
+            raise ValueError("protocol SASL_SSL needs 'sasl' (mechanism and credentials)")
+        if self.protocol != "SASL_SSL" and self.sasl is not None:
+            raise ValueError(f"'sasl' needs protocol SASL_SSL (protocol is {self.protocol})")
+        if not tls:
+            given = [k for k in ("ca_file", "cert_file", "key_file", "key_password") if getattr(self, k) is not None]
+            if self.dev_disable_hostname_verification:
+                given.append("dev_disable_hostname_verification")
+            if given:
+                raise ValueError(f"{', '.join(given)} need protocol SSL or SASL_SSL (protocol is PLAINTEXT)")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (the client certificate and its private key)")
+        if self.key_password is not None and self.key_file is None:
+            raise ValueError("key_password needs key_file")
+        return self
+
+
+# -- client properties ---------------------------------------------------------------------------
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(kind: str, cluster: str, message: str) -> None:
+    with _warned_lock:
+        if (kind, cluster) in _warned:
+            return
+        _warned.add((kind, cluster))
+    log.warning(message)
+
+
+def read_config_file(path: Path, where: str, *, private: bool) -> bytes:
+    """The bytes of a file the config names, checked: it exists, is a regular file this process can
+    read and, when ``private`` (keys, passwords), gives no permission to group or others."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: file {path} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"{where}: file {path} cannot be read ({err.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{where}: {path} is not a regular file")
+    if private and st.st_mode & 0o077:
+        raise ConfigError(
+            f"{where}: file {path} is accessible to group or others (mode {stat.S_IMODE(st.st_mode):o}); "
+            f"it holds a secret: restrict it to its owner (chmod 600 {path})"
+        )
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"{where}: file {path} cannot be read ({err.strerror})") from None
+
+
+def _check_file(path: Path, where: str, *, private: bool = False) -> str:
+    read_config_file(path, where, private=private)
+    return str(path)
+
+
+def _credential(value: str | SecretRef, where: str) -> str:
+    return value if isinstance(value, str) else value.reveal(where, private=False).get_secret_value()
+
+
+def security_properties(cluster: str, security: SecurityConfig | None, *, allow_plaintext: bool) -> dict[str, str]:
+    """The librdkafka security properties of ``clusters.<cluster>``, credentials read now.
+
+    Raises :class:`ConfigError` naming the setting when the connection would be PLAINTEXT without
+    ``allow_plaintext``, or a file or variable cannot be used. Secrets appear only in the returned
+    properties (for the Kafka client), never in an error or a log line.
+    """
+    at = f"clusters.{cluster}"
+    if security is None or security.protocol == "PLAINTEXT":
+        if not allow_plaintext:
+            raise ConfigError(
+                f"{at}.security.protocol: the connection would be PLAINTEXT (neither encrypted nor authenticated)"
+                f"{' because security is not set' if security is None else ''}: configure {at}.security with "
+                f"protocol SASL_SSL or SSL (docs/security.md), or for a development cluster set "
+                f"{at}.allow_plaintext: true"
+            )
+        _warn_once(
+            "plaintext", cluster,
+            f"cluster {cluster!r}: connecting in PLAINTEXT ({at}.allow_plaintext: true): traffic is neither "
+            "encrypted nor authenticated; use it for development clusters only",
+        )
+        return {"security.protocol": "PLAINTEXT"}
+
+    at = f"{at}.security"
+    props = {"security.protocol": security.protocol, "ssl.endpoint.identification.algorithm": "https"}
+    if security.dev_disable_hostname_verification:
+        props["ssl.endpoint.identification.algorithm"] = "none"
+        _warn_once(
+            "hostname", cluster,
+            f"cluster {cluster!r}: broker host names are not verified ({at}.dev_disable_hostname_verification: "
+            "true): any certificate the CA signed is accepted for any broker; use it for development clusters only",
+        )
+    if security.ca_file is not None:
+        props["ssl.ca.location"] = _check_file(security.ca_file, f"{at}.ca_file")
+    if security.cert_file is not None and security.key_file is not None:
+        props["ssl.certificate.location"] = _check_file(security.cert_file, f"{at}.cert_file")
+        props["ssl.key.location"] = _check_file(security.key_file, f"{at}.key_file", private=True)
+    if security.key_password is not None:
+        props["ssl.key.password"] = security.key_password.reveal(f"{at}.key_password").get_secret_value()
+    sasl = security.sasl
+    if isinstance(sasl, ScramConfig):
+        props["sasl.mechanism"] = sasl.mechanism
+        props["sasl.username"] = _credential(sasl.username, f"{at}.sasl.username")
+        props["sasl.password"] = sasl.password.reveal(f"{at}.sasl.password").get_secret_value()
+    elif isinstance(sasl, OAuthBearerConfig):
+        props["sasl.mechanism"] = "OAUTHBEARER"
+        props["sasl.oauthbearer.method"] = "oidc"
+        props["sasl.oauthbearer.token.endpoint.url"] = sasl.token_endpoint_url
+        props["sasl.oauthbearer.client.id"] = sasl.client_id
+        props["sasl.oauthbearer.client.secret"] = sasl.client_secret.reveal(
+            f"{at}.sasl.client_secret").get_secret_value()
+        if sasl.scope is not None:
+            props["sasl.oauthbearer.scope"] = sasl.scope
+    return props
+
+
+# -- the free client map -------------------------------------------------------------------------
+
+_REPLACEMENTS = {
+    "security.protocol": "security.protocol",
+    "ssl.ca.location": "security.ca_file",
+    "ssl.certificate.location": "security.cert_file",
+    "ssl.key.location": "security.key_file",
+    "ssl.key.password": "security.key_password",
+    "ssl.endpoint.identification.algorithm": "security.dev_disable_hostname_verification",
+    "sasl.mechanism": "security.sasl.mechanism",
+    "sasl.mechanisms": "security.sasl.mechanism",
+    "sasl.username": "security.sasl.username",
+    "sasl.password": "security.sasl.password",
+    "sasl.oauthbearer.token.endpoint.url": "security.sasl.token_endpoint_url",
+    "sasl.oauthbearer.client.id": "security.sasl.client_id",
+    "sasl.oauthbearer.client.secret": "security.sasl.client_secret",
+    "sasl.oauthbearer.scope": "security.sasl.scope",
+}
+
+
+def security_client_key(key: str) -> str | None:
+    """Why a ``client:`` property may not be set there (it belongs under ``security``), or None."""
+    if key not in _REPLACEMENTS and key != "security.protocol" and not key.startswith(("ssl.", "sasl.")):
+        return None
+    where = _REPLACEMENTS.get(key, "security")
+    secret = " ({env: VARIABLE} or {file: path})" if key.endswith(("password", "secret")) else ""
+    return (
+        f"client property {key!r} belongs under clusters.<name>.{where}{secret}, not under 'client' "
+        "(docs/security.md)"
+    )
+
+
+# -- librdkafka errors -> the setting to fix -----------------------------------------------------
+
+_RULES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
+    (re.compile(pattern, re.IGNORECASE), setting, advice)
+    for pattern, setting, advice in (
+        (r"connecting to a SSL listener\?", "protocol",
+         "the broker closed a PLAINTEXT connection, as a TLS listener does: set it to SSL or SASL_SSL "
+         "(or check the bootstrap port)"),
+        (r"connecting to a PLAINTEXT broker listener\?|wrong version number|packet length too long", "protocol",
+         "the client speaks TLS to a listener that does not: check it against the listener (and the bootstrap port)"),
+        (r"hostname mismatch|IP address mismatch", "ca_file",
+         "the broker's certificate does not name the host the client connected to: use host names the "
+         "certificate names in bootstrap (dev_disable_hostname_verification is for development only)"),
+        (r"certificate verify failed|could not be verified|unable to get local issuer|self.signed certificate",
+         "ca_file",
+         "the broker's TLS certificate could not be verified: name the PEM file of the CA that signed the "
+         "brokers' certificates, and use bootstrap host names the certificates name"),
+        (r"ssl\.ca\.location failed", "ca_file", "the CA file could not be loaded (PEM certificates expected)"),
+        (r"ssl\.key\.location failed", "key_file",
+         "the client's private key could not be loaded: check key_file (PEM) and, for an encrypted key, key_password"),
+        (r"ssl\.certificate\.location failed", "cert_file",
+         "the client certificate could not be loaded (PEM expected)"),
+        (r"alert (certificate required|bad certificate|unknown ca|certificate unknown|certificate revoked"
+         r"|certificate expired|access denied)", "cert_file",
+         "the broker refused the client's certificate: give cert_file and key_file signed by a CA the brokers trust"),
+        (r"unsupported SASL mechanism", "sasl.mechanism", "the broker does not offer this SASL mechanism"),
+        (r"OIDC|token endpoint|oauthbearer", "sasl.client_secret",
+         "the OAUTHBEARER token could not be obtained: check sasl.token_endpoint_url, sasl.client_id and "
+         "sasl.client_secret"),
+        (r"SASL authentication (error|failed)|Authentication failed|invalid credentials", "sasl.password",
+         "the broker refused the SASL credentials: check sasl.username and sasl.password (and sasl.mechanism)"),
+        (r"SSL handshake failed", "ca_file",
+         "the TLS handshake with the broker failed: check ca_file, cert_file/key_file and protocol"),
+    )
+)
+_AUTH_CODES = {"_SSL", "_AUTHENTICATION"}
+
+
+def _error_text(error: object) -> tuple[str, str]:
+    """(code name, message) of a KafkaError, a KafkaException holding one, or a plain string."""
+    args = getattr(error, "args", None)
+    if args and hasattr(args[0], "str") and hasattr(args[0], "name"):
+        error = args[0]
+    if hasattr(error, "str") and hasattr(error, "name"):
+        return str(error.name()), str(error.str())
+    return "", str(error)
+
+
+def explain_client_error(error: object, cluster: str = "default") -> ConfigError | None:
+    """A one-line :class:`ConfigError` naming the ``clusters.<cluster>.security`` setting to fix for a
+    librdkafka TLS or authentication error, or None when the error is not one of those.
+
+    ``error`` is what an ``error_cb`` receives (a ``KafkaError``), a ``KafkaException`` or a
+    librdkafka log line. The librdkafka text is kept at the end (it names the broker, never a secret).
+    """
+    code, text = _error_text(error)
+    line = " ".join(text.split())
+    for pattern, setting, advice in _RULES:
+        if pattern.search(line):
+            return ConfigError(f"clusters.{cluster}.security.{setting}: {advice} (librdkafka: {line})")
+    if code in _AUTH_CODES:
+        setting = "sasl.password" if code == "_AUTHENTICATION" else "ca_file"
+        return ConfigError(
+            f"clusters.{cluster}.security.{setting}: the broker connection failed to authenticate (librdkafka: {line})"
+        )
+    return None
+
+
+class ClientErrorReporter:
+    """An ``error_cb`` for a Kafka client: each TLS or authentication error is logged as one ERROR
+    line naming the setting to fix (once per setting, as librdkafka repeats it on every reconnect),
+    and the first is kept in :attr:`first` for a caller that wants to raise it.
+
+    Callbacks are served by the client's ``poll()``/``consume()``; an ``AdminClient`` serves them only
+    when its ``poll()`` is called, so attach this only to a client that is polled.
+    """
+
+    def __init__(self, cluster: str = "default") -> None:
+        self.cluster = cluster
+        self.first: ConfigError | None = None
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, error: Any) -> None:
+        explained = explain_client_error(error, self.cluster)
+        if explained is None:
+            code, text = _error_text(error)
+            log.warning("kafka client error cluster=%s code=%s error=%s", self.cluster, code, text)
+            return
+        key = str(explained).split(":", 1)[0]
+        with self._lock:
+            if self.first is None:
+                self.first = explained
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        log.error("%s", explained)

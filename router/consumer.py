@@ -39,7 +39,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from router.envelope import EnvelopeError, Opener, SealContext
+from router.envelope import EnvelopeError, Opener, ReplayGuard, SealContext
+from router.envelope.replay import DEFAULT_WINDOW
 from router.errors import RouterError
 from router.keys.errors import KeyUnavailable
 from router.keys.protocol import PublicKeys
@@ -54,6 +55,9 @@ class Verified:
     offset: int
     ctx: SealContext
     plaintext: bytes = field(repr=False)
+    replay_protected: bool = False
+    """True for a version-2 envelope: its record key and source position were checked (a replay
+    within ``replay_window`` offsets is a :class:`Rejected` ``Replayed``); False for version 1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class RegionalConsumer:
         *,
         key_retry_attempts: int = 5,
         key_retry_backoff_s: float = 0.1,
+        replay_window: int = DEFAULT_WINDOW,
     ) -> None:
         import confluent_kafka  # noqa: PLC0415 - keep the pure part importable without a client
 
@@ -85,6 +90,7 @@ class RegionalConsumer:
         self._opener = opener
         self._retries = key_retry_attempts
         self._backoff = key_retry_backoff_s
+        self._replay = ReplayGuard(replay_window) if replay_window else None  # 0: no replay check
         self._topic_partition = confluent_kafka.TopicPartition
         self._kafka_error = confluent_kafka.KafkaException
         self._no_offset = confluent_kafka.KafkaError._NO_OFFSET
@@ -119,7 +125,7 @@ class RegionalConsumer:
             raise RouterError("the config has no 'keys' section: the consumer needs the jurisdiction's key")
         if jurisdiction not in config.keys.jurisdictions:
             raise RouterError(f"jurisdiction {jurisdiction!r} has no key under keys.jurisdictions")
-        props = config.clusters[cluster].client_properties()
+        props = config.clusters[cluster].client_properties(cluster)
         if bootstrap:
             props["bootstrap.servers"] = bootstrap
         props["group.id"] = group_id
@@ -202,8 +208,11 @@ class RegionalConsumer:
                     topic=topic,
                     partition=partition,
                     expected_jurisdiction=self.jurisdiction,
+                    key=m.key(),
                 )
-                return Verified(topic, partition, offset, opened.ctx, opened.plaintext)
+                if self._replay is not None:
+                    self._replay.check(topic, partition, offset, opened)
+                return Verified(topic, partition, offset, opened.ctx, opened.plaintext, opened.replay_protected)
             except EnvelopeError as err:  # UnknownKey included: not retriable, the record is refused
                 return Rejected(topic, partition, offset, err)
             except KeyUnavailable as err:

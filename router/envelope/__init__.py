@@ -10,21 +10,30 @@ from router.envelope.errors import (
     EnvelopeError,
     HeaderMismatch,
     MalformedEnvelope,
+    RecordKeyMismatch,
+    Replayed,
+    ReplayReason,
     Tampered,
     UnknownKey,
     WrongJurisdiction,
     WrongPartition,
     WrongTopic,
 )
-from router.envelope.seal import Opener, Sealer, clear_headers
+from router.envelope.replay import ReplayGuard
+from router.envelope.seal import KEY_UNCHECKED, Opener, Sealer, clear_headers
 
 __all__ = [
+    "KEY_UNCHECKED",
     "BadSignature",
     "EnvelopeError",
     "HeaderMismatch",
     "MalformedEnvelope",
     "OpenedRecord",
     "Opener",
+    "RecordKeyMismatch",
+    "ReplayGuard",
+    "ReplayReason",
+    "Replayed",
     "SealContext",
     "SealedRecord",
     "Sealer",

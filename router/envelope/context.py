@@ -15,6 +15,11 @@ class SealContext:
     fields may hold CRM field values: ``event_id`` is a keyed digest of the connector's event id
     (``eid:<hex>``) or the source position ``topic:partition:offset``,
     ``categories`` are classification category names (``pii.email``), not values.
+
+    ``record_key_digest`` (frame version 2) is :func:`router.envelope.frame.key_digest` of the
+    Kafka key the record is produced with: SHA-256 of the key (the router's key is itself a keyed
+    digest, :meth:`router.keys.digest.DigestKeys.record_key`), or b"" for a record without a key.
+    Version 1 frames cannot bind it (it decodes as b"").
     """
 
     event_id: str
@@ -29,6 +34,7 @@ class SealContext:
     entity: str
     operation: str
     schema_id: int | None = None
+    record_key_digest: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +47,19 @@ class SealedRecord:
 
 @dataclass(frozen=True, slots=True)
 class OpenedRecord:
-    """A record that passed every check. ``plaintext`` is hidden from ``repr``."""
+    """A record that passed every check. ``plaintext`` is hidden from ``repr``.
+
+    ``version`` is the frame version: 2 binds the record key and promises one record per source
+    position (replay-protected, :class:`router.envelope.replay.ReplayGuard`); 1 does neither.
+    """
 
     plaintext: bytes = field(repr=False)
     ctx: SealContext
     kek: KeyRef
     signing_key: KeyRef
+    version: int = 1
+
+    @property
+    def replay_protected(self) -> bool:
+        """True when the frame promises one record per source position (version 2 and later)."""
+        return self.version >= 2

@@ -11,6 +11,8 @@ versions, never payload bytes or key material; the record's bytes stay reachable
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from router.errors import EnvelopeError
 from router.keys.errors import UnknownKey
 
@@ -19,6 +21,9 @@ __all__ = [
     "EnvelopeError",
     "HeaderMismatch",
     "MalformedEnvelope",
+    "RecordKeyMismatch",
+    "ReplayReason",
+    "Replayed",
     "Tampered",
     "UnknownKey",
     "WrongJurisdiction",
@@ -53,3 +58,36 @@ class Tampered(EnvelopeError):
 
 class HeaderMismatch(Tampered):
     """A clear header disagrees with the signed envelope (edited, missing, repeated or unknown)."""
+
+
+class RecordKeyMismatch(Tampered):
+    """The Kafka record key is not the one a version-2 envelope was sealed for (changed, added or
+    removed after sealing)."""
+
+
+class ReplayReason(StrEnum):
+    """Why :class:`Replayed` refused an authentic record (stable strings, e.g. for metrics)."""
+
+    DUPLICATE = "DUPLICATE"
+    """Its source position was already delivered at another offset of the same partition."""
+    OUT_OF_ORDER = "OUT_OF_ORDER"
+    """An older source position of a source whose newer record was already delivered in the same
+    partition (a stale record produced again)."""
+
+
+class Replayed(EnvelopeError):
+    """An authentic version-2 record produced into its partition a second time (within the
+    reader's replay window). ``reason`` says which check refused it."""
+
+    def __init__(
+        self,
+        reason: ReplayReason,
+        detail: str,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        self.reason = reason
+        super().__init__(f"{reason.value}: {detail}", topic=topic, partition=partition, offset=offset, raw=raw)

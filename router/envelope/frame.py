@@ -1,12 +1,15 @@
-"""The envelope's fixed binary frame, version 1 (normative text: ``docs/envelope.md``).
+"""The envelope's fixed binary frame, versions 1 and 2 (normative text: ``docs/envelope.md``).
 
 All integers are big-endian. ``str8``/``str16`` are a u8/u16 byte length then UTF-8 bytes;
 ``bytes16`` is a u16 length then bytes. ::
 
     header (the AES-GCM associated data)
-      magic "RRE" | version u8 = 1 | flags u8 (0: per-record signature, 1: manifest)
+      magic "RRE" | version u8 (1 or 2) | flags u8 (0: per-record signature, 1: manifest)
       event_id str16 | source_topic str8 | source_partition i32 | source_offset i64
-      dest_topic str8 | dest_partition i32 | jurisdiction str8 | classification_level str8
+      dest_topic str8 | dest_partition i32
+      version 2 only: record_key_digest (u8 length 0 or 32, then bytes: SHA-256 of the Kafka
+                      record key the record is produced with; length 0: produced without a key)
+      jurisdiction str8 | classification_level str8
       categories: count u8, then str8 each | entity str8 | operation str8 | schema_id i32 (-1: none)
       kek_id str8 | kek_version u32 | wrapped_dek bytes16 | signing_key_id str8 | signing_key_version u32
     nonce 12 bytes | ciphertext_len u32 | ciphertext (AES-256-GCM, includes the 16-byte tag)
@@ -15,19 +18,29 @@ All integers are big-endian. ``str8``/``str16`` are a u8/u16 byte length then UT
              signature 64 bytes: Ed25519 over MANIFEST_DOMAIN || root || leaf_count u32
              where root is the Merkle root (router.envelope.merkle) the proof of
              leaf SHA-256(0x00 || body) leads to
+
+Version 2 also promises what version 1 did not: a writer seals at most one record per source
+position (source_topic, source_partition, source_offset), so that position is the record's
+sequence in its destination partition (:class:`router.envelope.replay.ReplayGuard`).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from hashlib import sha256
 
 from router.envelope.context import SealContext
 from router.envelope.errors import MalformedEnvelope
 from router.keys.protocol import KeyRef
 
 MAGIC = b"RRE"
-VERSION = 1
+VERSION_1 = 1
+VERSION_2 = 2
+VERSION = VERSION_2
+"""The version the router writes. Readers accept :data:`VERSIONS`."""
+VERSIONS = (VERSION_1, VERSION_2)
+KEY_DIGEST_BYTES = 32
 SIGNING_DOMAIN = b"residency-router/envelope/v1\x00"
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -59,6 +72,7 @@ class Frame:
     body: bytes
     signature: bytes
     flags: int = 0
+    version: int = VERSION_1
     leaf_index: int = 0
     leaf_count: int = 1
     proof: tuple[bytes, ...] = ()
@@ -78,8 +92,16 @@ def _str16(s: str, what: str) -> bytes:
     return _U16.pack(len(b)) + b
 
 
-def encode_context(ctx: SealContext) -> bytes:
-    """The context block of the header. Raises MalformedEnvelope for out-of-range fields."""
+def key_digest(key: bytes | None) -> bytes:
+    """What a version-2 frame binds of the Kafka record key: SHA-256 of its bytes, or b"" for a
+    record produced without a key (null). An empty key (b"") is a key: its digest is bound."""
+    return b"" if key is None else sha256(key).digest()
+
+
+def encode_context(ctx: SealContext, version: int = VERSION) -> bytes:
+    """The context block of the header for frame ``version``. Raises MalformedEnvelope for
+    out-of-range fields."""
+    key_field = _key_field(ctx, version)
     if not ctx.event_id:
         raise MalformedEnvelope("event_id is empty")
     if not 0 <= ctx.source_partition <= _INT32_MAX or not 0 <= ctx.dest_partition <= _INT32_MAX:
@@ -92,7 +114,7 @@ def encode_context(ctx: SealContext) -> bytes:
         raise MalformedEnvelope(f"at most {MAX_CATEGORIES} categories")
     eid = ctx.event_id.encode("utf-8")
     if len(eid) > 0xFFFF:
-        return _encode_context_checked(ctx)  # raises MalformedEnvelope naming the field
+        return _encode_context_checked(ctx, version)  # raises MalformedEnvelope naming the field
     cats = ctx.categories
     if type(cats) is not tuple:  # not hashable as given: encode without the cache
         segments = _segments(ctx)
@@ -107,7 +129,8 @@ def encode_context(ctx: SealContext) -> bytes:
             _SEGMENTS[key] = segments
     src, dest, tail = segments
     return b"".join((_U16.pack(len(eid)), eid, src, _POS.pack(ctx.source_partition, ctx.source_offset), dest,
-                     _I32.pack(ctx.dest_partition), tail, _I32.pack(-1 if ctx.schema_id is None else ctx.schema_id)))
+                     _I32.pack(ctx.dest_partition), key_field, tail,
+                     _I32.pack(-1 if ctx.schema_id is None else ctx.schema_id)))
 
 
 _SEGMENTS: dict[tuple[str, str, str, str, tuple[str, ...], str, str], tuple[bytes, bytes, bytes]] = {}
@@ -137,8 +160,25 @@ def _segments(ctx: SealContext) -> tuple[bytes, bytes, bytes]:
     return bytes((len(src),)) + src, bytes((len(dest),)) + dest, b"".join(tail)
 
 
-def _encode_context_checked(ctx: SealContext) -> bytes:
+def _key_field(ctx: SealContext, version: int) -> bytes:
+    """The record key digest as ``version`` encodes it (nothing in version 1)."""
+    kd = ctx.record_key_digest
+    if version == VERSION_2:
+        if len(kd) not in (0, KEY_DIGEST_BYTES):
+            raise MalformedEnvelope(f"record_key_digest must be 0 or {KEY_DIGEST_BYTES} bytes")
+        return bytes((len(kd),)) + kd
+    if version == VERSION_1:
+        if kd:
+            raise MalformedEnvelope("record_key_digest needs frame version 2 (version 1 cannot bind it)")
+        return b""
+    raise MalformedEnvelope(f"envelope version {version} is not supported")
+
+
+def _encode_context_checked(ctx: SealContext, version: int = VERSION) -> bytes:
     """:func:`encode_context` field by field, each length checked with its own message."""
+    key_field = _key_field(ctx, version)
+    if not ctx.event_id:
+        raise MalformedEnvelope("event_id is empty")
     return b"".join(
         (
             _str16(ctx.event_id, "event_id"),
@@ -146,6 +186,7 @@ def _encode_context_checked(ctx: SealContext) -> bytes:
             _POS.pack(ctx.source_partition, ctx.source_offset),
             _str8(ctx.dest_topic, "dest_topic"),
             _I32.pack(ctx.dest_partition),
+            key_field,
             _str8(ctx.jurisdiction, "jurisdiction"),
             _str8(ctx.classification_level, "classification_level"),
             bytes((len(ctx.categories),)),
@@ -165,13 +206,15 @@ def encode_header(
     *,
     context: bytes | None = None,
     flags: int = 0,
+    version: int = VERSION,
 ) -> bytes:
-    """The header (AEAD associated data); ``context`` may be passed if already encoded."""
+    """The header (AEAD associated data); ``context`` may be passed if already encoded (for the
+    same ``version``)."""
     return b"".join(
         (
             MAGIC,
-            bytes((VERSION, flags)),
-            encode_context(ctx) if context is None else context,
+            bytes((version, flags)),
+            encode_context(ctx, version) if context is None else context,
             encode_header_tail(kek, wrapped_dek, signing_key),
         )
     )
@@ -223,20 +266,32 @@ def decode(value: bytes) -> Frame:  # noqa: PLR0912, PLR0915 (one linear parse r
     buf = bytes(value)
     if buf[:3] != MAGIC:
         raise MalformedEnvelope("not a residency-router envelope (bad magic)")
-    if len(buf) < 5 or buf[3] != VERSION:
-        version = buf[3] if len(buf) > 3 else None
-        raise MalformedEnvelope(f"envelope version {version} is not supported (this reader knows {VERSION})")
+    version = buf[3] if len(buf) > 3 else None
+    if len(buf) < 5 or version not in VERSIONS:
+        raise MalformedEnvelope(f"envelope version {version} is not supported (this reader knows 1 and 2)")
     flags = buf[4]
     if flags not in (0, FLAG_MANIFEST):
         raise MalformedEnvelope(f"envelope flags {flags:#04x} are not supported")
     try:
         (n,) = _U16.unpack_from(buf, 5)
+        if n == 0:
+            raise MalformedEnvelope("event_id is empty")
         event_id, pos = _text(buf, 7, n, "event_id"), 7 + n
         source_topic, pos = _s8(buf, pos, "source_topic")
         source_partition, source_offset = _POS.unpack_from(buf, pos)
         dest_topic, pos = _s8(buf, pos + 12, "dest_topic")
         (dest_partition,) = _I32.unpack_from(buf, pos)
-        jurisdiction, pos = _s8(buf, pos + 4, "jurisdiction")
+        pos += 4
+        key_digest = b""
+        if version == VERSION_2:
+            n = buf[pos]
+            if n not in (0, KEY_DIGEST_BYTES):
+                raise MalformedEnvelope(f"record_key_digest must be 0 or {KEY_DIGEST_BYTES} bytes")
+            key_digest = buf[pos + 1 : pos + 1 + n]
+            if len(key_digest) != n:
+                raise MalformedEnvelope("truncated envelope while reading record_key_digest")
+            pos += 1 + n
+        jurisdiction, pos = _s8(buf, pos, "jurisdiction")
         level, pos = _s8(buf, pos, "classification_level")
         count, pos = buf[pos], pos + 1
         cats = []
@@ -293,6 +348,7 @@ def decode(value: bytes) -> Frame:  # noqa: PLR0912, PLR0915 (one linear parse r
         entity=entity,
         operation=operation,
         schema_id=None if schema_id == -1 else schema_id,
+        record_key_digest=key_digest,
     )
     return Frame(
         ctx=ctx,
@@ -305,6 +361,7 @@ def decode(value: bytes) -> Frame:  # noqa: PLR0912, PLR0915 (one linear parse r
         body=buf[:body_end],
         signature=buf[tail:],
         flags=flags,
+        version=version,
         leaf_index=leaf_index,
         leaf_count=leaf_count,
         proof=proof,

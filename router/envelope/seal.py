@@ -12,9 +12,13 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from enum import Enum
+from hashlib import sha256
+from typing import Final, Literal
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from router.envelope import frame, merkle
 from router.envelope.context import OpenedRecord, SealContext, SealedRecord
@@ -23,6 +27,7 @@ from router.envelope.errors import (
     EnvelopeError,
     HeaderMismatch,
     MalformedEnvelope,
+    RecordKeyMismatch,
     Tampered,
     WrongJurisdiction,
     WrongPartition,
@@ -32,7 +37,18 @@ from router.keys.dek import CachingDekManager, JurisdictionKeys, UnwrapCache
 from router.keys.protocol import PublicKeys, Signer
 
 HEADER_PREFIX = "rr-"
-"""Clear headers the envelope owns. A reader rejects any other header with this prefix."""
+"""Clear headers the envelope owns. A reader rejects any other header with this prefix, in any
+letter case (``RR-Entity`` is refused, not ignored)."""
+
+
+class _Unchecked(Enum):
+    KEY = "unchecked"
+
+
+KEY_UNCHECKED: Final = _Unchecked.KEY
+"""``Opener.open(key=...)`` default: the caller did not pass the Kafka record key, so a version-2
+record's key binding is not checked (``OpenedRecord.ctx.record_key_digest`` still carries it)."""
+RecordKey = bytes | None | Literal[_Unchecked.KEY]
 
 RandomBytes = Callable[[int], bytes]
 _VERIFIED_ROOTS = 256
@@ -65,6 +81,8 @@ class Sealer:
     """Encrypts with the jurisdiction's current DEK, then signs the whole envelope.
 
     ``random_bytes`` supplies the per-record nonce; it is a hook for test vectors only.
+    ``version`` is the frame version written: 2 (the default) binds the record key digest;
+    1 exists for test vectors and readers that predate version 2.
     """
 
     def __init__(
@@ -73,19 +91,24 @@ class Sealer:
         signer: Signer,
         *,
         random_bytes: RandomBytes = os.urandom,
+        version: int = frame.VERSION,
     ) -> None:
+        if version not in frame.VERSIONS:
+            raise MalformedEnvelope(f"envelope version {version} is not supported")
         self._deks = data_keys
         self._signer = signer
         self._random = random_bytes
+        self.version = version
 
     def __repr__(self) -> str:
         return f"Sealer({self._deks!r}, {self._signer!r})"
 
     def seal(self, plaintext: bytes, ctx: SealContext) -> SealedRecord:
         """Seal one payload. Raises KeyUnavailable (provider) or MalformedEnvelope (bad context)."""
-        context = frame.encode_context(ctx)  # validate before spending a DEK use
+        context = frame.encode_context(ctx, self.version)  # validate before spending a DEK use
         dek = self._deks.acquire(ctx.jurisdiction)
-        header = frame.encode_header(ctx, dek.kek, dek.wrapped, self._signer.key, context=context)
+        header = frame.encode_header(ctx, dek.kek, dek.wrapped, self._signer.key, context=context,
+                                     version=self.version)
         nonce = self._random(frame.NONCE_BYTES)
         ciphertext = dek.aead.encrypt(nonce, plaintext, header)
         body = frame.encode_body(header, nonce, ciphertext)
@@ -100,8 +123,9 @@ class Sealer:
         signature) and opens alone. Use it for a transaction's records: one signature per batch
         instead of per record. At most ``merkle.MAX_LEAVES`` items.
 
-        An item may carry a third element, ``frame.encode_context`` of its context, when the
-        caller already encoded (and so validated) it; it is not encoded again.
+        An item may carry a third element, ``frame.encode_context(ctx)`` of its context (the
+        current version's encoding), when the caller already encoded (and so validated) it; it is
+        not encoded again (a sealer of another version encodes it itself).
         """
         if not 1 <= len(items) <= merkle.MAX_LEAVES:
             raise MalformedEnvelope(f"seal_batch takes 1..{merkle.MAX_LEAVES} records, got {len(items)}")
@@ -112,10 +136,12 @@ class Sealer:
         # The header after the context depends only on the DEK (and the signing key): build it once
         # per DEK in this batch rather than once per record.
         tails: dict[int, tuple[object, bytes]] = {}
-        prefix = frame.MAGIC + bytes((frame.VERSION, frame.FLAG_MANIFEST))
+        version = self.version
+        prefix = frame.MAGIC + bytes((version, frame.FLAG_MANIFEST))
+        reuse = version == frame.VERSION
         for item in items:
             plaintext, ctx = item[0], item[1]
-            context = item[2] if len(item) > 2 else frame.encode_context(ctx)
+            context = item[2] if reuse and len(item) > 2 else frame.encode_context(ctx, version)
             dek = deks.acquire(ctx.jurisdiction)
             cached = tails.get(id(dek))
             if cached is None or cached[0] is not dek:
@@ -137,9 +163,12 @@ class Opener:
     """Verifies, checks placement and jurisdiction, then decrypts. Plaintext only on success.
 
     Checks run in this order, each with its own error: well-formed (MalformedEnvelope), signing
-    key known (UnknownKey), signature (BadSignature), clear headers equal the signed values
-    (HeaderMismatch), topic (WrongTopic), partition (WrongPartition), jurisdiction and its KEK id
-    (WrongJurisdiction), DEK unwrap (UnknownKey / KeyUnavailable), decryption (Tampered).
+    key known (UnknownKey), signing key not of small order and signature (BadSignature), clear
+    headers equal the signed values (HeaderMismatch), topic (WrongTopic), partition
+    (WrongPartition), record key for version 2 when the caller passes it (RecordKeyMismatch),
+    jurisdiction and its KEK id (WrongJurisdiction), DEK unwrap (UnknownKey / KeyUnavailable),
+    decryption (Tampered). Replay is the caller's check (:class:`router.envelope.ReplayGuard`): it
+    needs the record's offset.
     """
 
     def __init__(self, keys: JurisdictionKeys, public_keys: PublicKeys, *, dek_cache_size: int = 1024) -> None:
@@ -149,6 +178,8 @@ class Opener:
         # Manifest signatures already verified: (signing key, root, count, signature).
         self._verified: OrderedDict[tuple[object, bytes, int, bytes], None] = OrderedDict()
         self._verified_lock = threading.Lock()
+        # Public keys found not to be of small order, per key id and version.
+        self._strict: dict[object, Ed25519PublicKey] = {}
 
     def __repr__(self) -> str:
         return f"Opener({self._keys!r}, {self._public!r})"
@@ -157,6 +188,11 @@ class Opener:
         """Parse and verify signature and headers; no decryption, no topic checks."""
         f = frame.decode(value)
         public = self._public.public_key(f.signing_key)
+        if self._strict.get(f.signing_key) is not public:
+            _refuse_small_order(f, public)
+            if len(self._strict) >= _VERIFIED_ROOTS:
+                self._strict.clear()
+            self._strict[f.signing_key] = public  # the same object next time: not checked again
         if f.flags & frame.FLAG_MANIFEST:
             self._verify_manifest(f, public)
         else:
@@ -193,7 +229,10 @@ class Opener:
         topic: str,
         partition: int,
         expected_jurisdiction: str,
+        key: RecordKey = KEY_UNCHECKED,
     ) -> OpenedRecord:
+        """Open a record read from ``topic``/``partition``. Pass the Kafka record ``key`` (bytes or
+        None) to have a version-2 record's key binding checked; version 1 frames bind no key."""
         try:
             f = self.verify(value, headers)
             ctx = f.ctx
@@ -201,6 +240,10 @@ class Opener:
                 raise WrongTopic(f"sealed for topic {ctx.dest_topic!r}, read from {topic!r}")
             if ctx.dest_partition != partition:
                 raise WrongPartition(f"sealed for partition {ctx.dest_partition}, read from {partition}")
+            if key is not KEY_UNCHECKED and f.version >= frame.VERSION_2:
+                got = b"" if key is None else sha256(key).digest()
+                if not hmac.compare_digest(got, ctx.record_key_digest):
+                    raise RecordKeyMismatch("the record key is not the one the envelope was sealed for")
             if ctx.jurisdiction != expected_jurisdiction:
                 raise WrongJurisdiction(
                     f"sealed for jurisdiction {ctx.jurisdiction!r}, reader expects {expected_jurisdiction!r}"
@@ -217,14 +260,18 @@ class Opener:
                 raise Tampered("authenticated decryption failed") from None
         except EnvelopeError as err:
             raise err.at(topic, partition, raw=value) from None
-        return OpenedRecord(plaintext, ctx, f.kek, f.signing_key)
+        return OpenedRecord(plaintext, ctx, f.kek, f.signing_key, f.version)
 
 
 def _check_headers(ctx: SealContext, headers: Headers) -> None:
+    """Every ``rr-`` header (any letter case) is one of the envelope's, exactly once, byte-equal
+    to the signed field. Names are compared exactly: a case variant is an unknown header."""
     expected = dict(clear_headers(ctx))
     seen: dict[str, bytes | None] = {}
     for name, val in headers or ():
-        if not name.startswith(HEADER_PREFIX):
+        if not isinstance(name, str):
+            raise HeaderMismatch("a header name is not text")
+        if name[:3].lower() != HEADER_PREFIX:
             continue
         if name in seen:
             raise HeaderMismatch(f"header {name!r} appears more than once")
@@ -235,5 +282,27 @@ def _check_headers(ctx: SealContext, headers: Headers) -> None:
         got = seen.get(name)
         if got is None:
             raise HeaderMismatch(f"header {name!r} is missing")
-        if not hmac.compare_digest(got, want):
+        if not isinstance(got, bytes) or not hmac.compare_digest(got, want):
             raise HeaderMismatch(f"header {name!r} differs from the signed envelope")
+
+
+_P = 2**255 - 19
+_Y8 = 0x5FC536D880238B13933C6D305ACDFD5F098EFF289F4C345B027B2C28F95E826
+_SMALL_ORDER_Y = frozenset({0, 1, _P - 1, _Y8, _P - _Y8})
+"""y of the eight points of order 1, 2, 4 and 8 (x is ±sqrt of what the curve equation gives)."""
+
+
+def is_small_order(public: bytes) -> bool:
+    """True when the 32-byte Ed25519 key encoding ``public`` is a point of order 1, 2, 4 or 8.
+
+    Such a key verifies forged signatures (the identity key accepts ``R = identity, S = 0`` for
+    every message) and OpenSSL's verify does not refuse it. The small-order points are exactly the
+    points whose y (read mod p, so non-canonical encodings are covered; the sign bit of x does not
+    matter) is 0, 1, p - 1 or ±y8.
+    """
+    return len(public) != 32 or (int.from_bytes(public, "little") & ((1 << 255) - 1)) % _P in _SMALL_ORDER_Y
+
+
+def _refuse_small_order(f: frame.Frame, public: Ed25519PublicKey) -> None:
+    if is_small_order(public.public_bytes(Encoding.Raw, PublicFormat.Raw)):
+        raise BadSignature(f"public key {f.signing_key} is of small order (or not a curve point): refused")

@@ -45,7 +45,7 @@ from router.audit.chain import AuditChain, ChainTail
 from router.audit.record import AuditFields, chain_key, chain_partition
 from router.envelope import SealContext, Sealer
 from router.envelope.errors import MalformedEnvelope
-from router.envelope.frame import encode_context
+from router.envelope.frame import encode_context, key_digest
 from router.envelope.merkle import MAX_LEAVES
 from router.errors import ReasonCode, RouterError
 from router.ingest.errors import SchemaRegistryUnavailable
@@ -332,9 +332,10 @@ class RouterProcessor:
                      payload, digest, event_id)
         if kind in ("route", "quarantine") and (kind == "route" or ev.keep_payload):
             # event_id, source topic/partition/offset, dest topic/partition, jurisdiction, level,
-            # categories, entity, operation, schema id (positional: this runs once per record).
+            # categories, entity, operation, schema id, digest of the output record key (bound by
+            # frame version 2; positional: this runs once per record).
             ctx = SealContext(event_id or position, src_topic, src_partition, src_offset, dest, part, j, ev.level,
-                              ev.categories, ev.entity, ev.operation, ev.schema_id)
+                              ev.categories, ev.entity, ev.operation, ev.schema_id, key_digest(out_key))
             # Encoded once: an out-of-range field fails this record here, not the batch's seal, and
             # the seal reuses the bytes.
             p.context = encode_context(ctx)

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from router.consumer import RegionalConsumer, Rejected, Verified
 from router.envelope import Opener, SealContext, Sealer
+from router.envelope.frame import key_digest
 from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys
 from router.keys.errors import KeyUnavailable
 from router.keys.local import LocalKeyring, LocalPublicKeys, LocalSigner
@@ -49,8 +50,8 @@ def test_openbao_stopped_mid_read_commits_only_what_was_delivered(
     server = openbao_factory()
     server.client().secrets.transit.create_key("rr-eu")
     ring = LocalKeyring.create(tmp_path / "signing.json", ["unused"])
-    provider = RetryingProvider(OpenBaoTransitProvider(server.url, server.token, timeout_s=2.0), attempts=2,
-                                initial_backoff_s=0.01)
+    provider = RetryingProvider(OpenBaoTransitProvider(server.url, server.token, timeout_s=2.0,
+                                                       verify=server.ca_file), attempts=2, initial_backoff_s=0.01)
     keys = JurisdictionKeys({"eu": (provider, "rr-eu")})
     # One DEK per record: every record the reader opens needs its own unwrap from OpenBao.
     sealer = Sealer(CachingDekManager(keys, DekPolicy(max_records=1)), LocalSigner(ring))
@@ -61,7 +62,7 @@ def test_openbao_stopped_mid_read_commits_only_what_was_delivered(
     for i in range(N_RECORDS):
         payload = f'{{"Id": "003{i:03d}", "MailingCountry": "DE"}}'.encode()
         ctx = SealContext(f"evt-{i}", "crm.ingress", 0, i, topic, 0, "eu", "restricted", ("pii.address",),
-                          "Contact", "update", None)
+                          "Contact", "update", None, key_digest(b"k"))  # produced with key b"k"
         sealed = sealer.seal(payload, ctx)
         producer.produce(topic, sealed.value, b"k", partition=0, headers=sealed.headers)
         payloads.append(payload)

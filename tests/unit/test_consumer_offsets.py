@@ -17,6 +17,7 @@ from confluent_kafka import OFFSET_INVALID, TopicPartition
 
 from router.consumer import RegionalConsumer, Rejected, Verified
 from router.envelope import BadSignature, Opener, SealContext, Sealer
+from router.envelope.frame import key_digest
 from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys
 from router.keys.errors import KeyUnavailable
 from router.keys.local import LocalKeyProvider, LocalKeyring, LocalPublicKeys, LocalSigner
@@ -133,7 +134,7 @@ class SwitchableProvider:
 
 def _ctx(partition: int, i: int) -> SealContext:
     return SealContext(f"evt-{partition}-{i}", "crm.ingress", 0, i, TOPIC, partition, "eu", "restricted",
-                       ("pii.email",), "Contact", "update", None)
+                       ("pii.email",), "Contact", "update", None, key_digest(b"k"))  # produced with key b"k"
 
 
 class World:

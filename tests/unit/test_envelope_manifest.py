@@ -105,6 +105,9 @@ def test_the_manifest_signature_is_verified_once_per_batch(
             calls.append(1)
             self.inner.verify(signature, data)
 
+        def public_bytes(self, *args: object) -> bytes:
+            return self.inner.public_bytes(*args)  # type: ignore[arg-type]
+
     class CountingKeys:
         def public_key(self, key: KeyRef) -> Ed25519PublicKey:
             return Counting(LocalPublicKeys(ring).public_key(key))  # type: ignore[return-value]

@@ -85,7 +85,8 @@ def test_a_flipped_bit_in_the_ciphertext_fails_the_signature(opener: Opener, rec
 
 
 def test_truncated_or_extended_records_are_malformed(opener: Opener, record: SealedRecord) -> None:
-    for value in (record.value[:-1], record.value + b"\x00", b"", b"RRE\x02" + record.value[4:]):
+    for value in (record.value[:-1], record.value + b"\x00", b"", b"RRE\x03" + record.value[4:],
+                  b"RRE\x00" + record.value[4:]):
         with pytest.raises(MalformedEnvelope):
             _open(opener, value, record.headers)
 

@@ -71,7 +71,7 @@ def ring(vector: dict[str, bytes]) -> LocalKeyring:
 def test_sealing_the_vector_inputs_gives_the_documented_bytes(vector: dict[str, bytes], ring: LocalKeyring) -> None:
     provider = LocalKeyProvider(ring, random_bytes=_feed(vector["dek"], vector["wrap_nonce"]))
     deks = CachingDekManager(JurisdictionKeys({"eu": (provider, "eu")}))
-    sealer = Sealer(deks, LocalSigner(ring), random_bytes=_feed(vector["nonce"]))
+    sealer = Sealer(deks, LocalSigner(ring), random_bytes=_feed(vector["nonce"]), version=1)
     rec = sealer.seal(vector["plaintext"], CTX)
     f = frame.decode(rec.value)
     assert LocalSigner(ring).public_bytes() == vector["signing_public"]
@@ -94,6 +94,7 @@ def test_the_documented_value_opens_to_the_documented_plaintext(vector: dict[str
     opened = opener.open(vector["value"], headers, topic="crm.eu.contact", partition=1, expected_jurisdiction="eu")
     assert opened.plaintext == vector["plaintext"]
     assert opened.ctx == CTX
+    assert (opened.version, opened.replay_protected) == (1, False)
 
 
 def test_the_vector_is_a_plain_aes_gcm_and_ed25519_construction(vector: dict[str, bytes]) -> None:
@@ -118,7 +119,8 @@ def test_the_manifest_vector_seals_and_opens_as_documented(ring: LocalKeyring) -
     base = _vector("v1-local")
     provider = LocalKeyProvider(ring, random_bytes=_feed(base["dek"], base["wrap_nonce"]))
     keys = JurisdictionKeys({"eu": (provider, "eu")})
-    sealer = Sealer(CachingDekManager(keys), LocalSigner(ring), random_bytes=_feed(v["nonce_0"], v["nonce_1"]))
+    sealer = Sealer(CachingDekManager(keys), LocalSigner(ring), random_bytes=_feed(v["nonce_0"], v["nonce_1"]),
+                    version=1)
     ctx1 = dataclasses.replace(CTX, event_id="salesforce:Contact:003xx0000002:1700000000001:8", source_offset=1235)
     recs = sealer.seal_batch([(v["plaintext_0"], CTX), (v["plaintext_1"], ctx1)])
     assert [r.value for r in recs] == [v["value_0"], v["value_1"]]

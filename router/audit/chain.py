@@ -23,7 +23,9 @@ What verification proves and does not: an edited, deleted (except at the tail), 
 duplicated, misplaced or undecodable record breaks its chain at a named offset. A deleted *tail*,
 a whole deleted chain, or a chain rewritten consistently from some record on, is only detectable
 against an external anchor (a (seq, hash) recorded elsewhere, e.g. by :meth:`VerifyReport.tails`).
-Format-1 records (one chain per audit partition) are verified as such.
+Format-1 records (one chain per audit partition) are verified as such. Format-3 records (replayed
+quarantine records) form chains of their own, one per quarantine topic-partition (their source),
+and are verified like any format-2 chain.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from router.audit.record import (
     AuditFields,
     AuditRecord,
     ChainId,
+    ReplayLink,
     canonical_bytes,
     chain_hash,
     decode_audit,
@@ -85,8 +88,9 @@ class AuditChain:
         self._tails: dict[ChainKey, ChainTail] = dict(state.tails) if state is not None else {}
         self.audit_partitions = audit_partitions
 
-    def append(self, chain: ChainKey, fields: AuditFields) -> bytes:
-        """Chain ``fields`` onto ``chain``'s tail; returns the record bytes to produce.
+    def append(self, chain: ChainKey, fields: AuditFields, replay: ReplayLink | None = None) -> bytes:
+        """Chain ``fields`` onto ``chain``'s tail; returns the record bytes to produce (format 3
+        with ``replay``, the link of a replayed quarantine record; else format 2).
 
         ``chain`` must be the chain of ``fields``, ``(fields.source_topic, fields.source_partition)``:
         verification assigns records to chains by those fields."""
@@ -95,7 +99,7 @@ class AuditChain:
             seq, prev = 0, ZERO_HASH
         else:
             seq, prev = tail.seq + 1, tail.hash
-        data, digest = encode_audit(seq, prev, fields, self.audit_partitions)
+        data, digest = encode_audit(seq, prev, fields, self.audit_partitions, replay)
         self._tails[chain] = ChainTail(seq, digest)
         return data
 

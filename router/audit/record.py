@@ -16,6 +16,12 @@ chains may share an audit partition; their records interleave there.
 Format 1 (``schemas/audit_v1.avsc``, the same layout without ``audit_partitions``) chained per
 *audit partition*; such records are still decoded and verified, as one chain per audit partition.
 
+Format 3 (``schemas/audit_v3.avsc``) is format 2 plus a :class:`ReplayLink`: the audit record of a
+quarantine record that ``quarantine replay`` routed. Its source is the quarantine topic-partition
+the replay consumed (so replay chains never share a writer with the router's chains), and the link
+names the quarantine record, the policy version it was quarantined under and the original ingress
+position. The router's own decisions are written as format 2.
+
 Canonical bytes and the hash:
 
 - *canonical bytes* of a record = its encoding with ``hash`` set to 32 zero bytes, i.e. the
@@ -46,8 +52,10 @@ from router.errors import RouterError
 from router.resources import schema_file
 
 FORMAT_VERSION = 2
+REPLAY_FORMAT_VERSION = 3
 SCHEMA_PATH = schema_file("audit.avsc")
 FORMAT_1_SCHEMA_PATH = schema_file("audit_v1.avsc")
+REPLAY_SCHEMA_PATH = schema_file("audit_v3.avsc")
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 HASH_OFFSET = 1
@@ -66,6 +74,7 @@ def _load_schema(path: Any) -> Any:
 
 _SCHEMA = _load_schema(SCHEMA_PATH)
 _SCHEMA_1 = _load_schema(FORMAT_1_SCHEMA_PATH)
+_SCHEMA_3 = _load_schema(REPLAY_SCHEMA_PATH)
 
 
 class ChainId(NamedTuple):
@@ -135,6 +144,22 @@ class AuditFields(NamedTuple):
     trace_id: str | None = None
 
 
+class ReplayLink(NamedTuple):
+    """What a format-3 record (a replayed quarantine record) links to: the quarantine record, the
+    reason and policy version it was quarantined under, and the event's original ingress position.
+    Names and positions only."""
+
+    quarantine_topic: str
+    quarantine_partition: int
+    quarantine_offset: int
+    quarantine_reason: str
+    quarantine_policy_version: str
+    quarantined_at_ms: int
+    ingress_topic: str
+    ingress_partition: int
+    ingress_offset: int
+
+
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
     """A decoded audit record: its chain fields and the decision it describes."""
@@ -144,8 +169,10 @@ class AuditRecord:
     hash: bytes
     fields: AuditFields
     audit_partitions: int | None = None
-    """Format 2: the partition count the chain is placed over. None for format 1."""
+    """Formats 2 and 3: the partition count the chain is placed over. None for format 1."""
     format_version: int = FORMAT_VERSION
+    replay: ReplayLink | None = None
+    """Format 3: the quarantine record this replay routed. None for formats 1 and 2."""
 
     def chain(self, partition: int) -> ChainId:
         """The record's chain; ``partition`` is the audit partition it was read from (format 1)."""
@@ -160,9 +187,11 @@ class AuditRecord:
         return chain_partition(self.fields.source_topic, self.fields.source_partition, self.audit_partitions)
 
 
-def _to_avro(seq: int, prev_hash: bytes, f: AuditFields, audit_partitions: int) -> dict[str, Any]:
+def _to_avro(seq: int, prev_hash: bytes, f: AuditFields, audit_partitions: int,
+             replay: ReplayLink | None = None) -> dict[str, Any]:
+    extra = {} if replay is None else {"replay": replay._asdict()}
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if replay is None else REPLAY_FORMAT_VERSION,
         "hash": ZERO_HASH,
         "seq": seq,
         "prev_hash": prev_hash,
@@ -188,6 +217,7 @@ def _to_avro(seq: int, prev_hash: bytes, f: AuditFields, audit_partitions: int) 
         "instance_id": f.instance_id,
         "processed_at_ms": f.processed_at_ms,
         "trace_id": f.trace_id,
+        **extra,
     }
 
 
@@ -286,6 +316,22 @@ def avro_opt_str(s: str | None) -> bytes:
 _DECISIONS = {name: avro_long(i) for i, name in enumerate(("route", "quarantine", "audit_only"))}
 _HEAD = avro_long(FORMAT_VERSION)
 _FORMAT_1_HEAD = avro_long(1)
+_REPLAY_HEAD = avro_long(REPLAY_FORMAT_VERSION)
+
+
+def _encode_link(link: ReplayLink) -> bytes:
+    """The ``replay`` record of format 3, in schema order."""
+    return b"".join((
+        avro_name(link.quarantine_topic),
+        avro_long(link.quarantine_partition),
+        avro_long(link.quarantine_offset),
+        avro_name(link.quarantine_reason),
+        avro_name(link.quarantine_policy_version),
+        avro_long(link.quarantined_at_ms),
+        avro_name(link.ingress_topic),
+        avro_long(link.ingress_partition),
+        avro_long(link.ingress_offset),
+    ))
 
 
 def _encode_fields(seq: int, prev_hash: bytes, f: AuditFields, audit_partitions: int) -> bytes:
@@ -360,30 +406,37 @@ def _check_chain_fields(seq: int, prev_hash: bytes, audit_partitions: int) -> No
         raise ValueError(f"audit_partitions must be between 1 and {_INT32_MAX}, got {audit_partitions}")
 
 
-def encode_audit(seq: int, prev_hash: bytes, fields: AuditFields, audit_partitions: int = 1) -> tuple[bytes, bytes]:
+def encode_audit(
+    seq: int, prev_hash: bytes, fields: AuditFields, audit_partitions: int = 1, replay: ReplayLink | None = None
+) -> tuple[bytes, bytes]:
     """Encode a record at ``seq`` after ``prev_hash`` of its chain, placed over ``audit_partitions``;
-    returns ``(record bytes, its hash)``.
+    returns ``(record bytes, its hash)``. Format 2, or format 3 with ``replay`` (a replayed
+    quarantine record's link).
 
     The fields after ``hash`` are encoded once; the canonical bytes (zero hash) are hashed and the
     record is the same bytes with the hash in place.
     """
     _check_chain_fields(seq, prev_hash, audit_partitions)
     rest = _encode_fields(seq, prev_hash, fields, audit_partitions)
+    head = _HEAD
+    if replay is not None:
+        head, rest = _REPLAY_HEAD, rest + _encode_link(replay)
     h = hashlib.sha256(prev_hash)
-    h.update(_HEAD)
+    h.update(head)
     h.update(ZERO_HASH)
     h.update(rest)
     digest = h.digest()
-    return b"".join((_HEAD, digest, rest)), digest
+    return b"".join((head, digest, rest)), digest
 
 
 def encode_audit_fastavro(
-    seq: int, prev_hash: bytes, fields: AuditFields, audit_partitions: int = 1
+    seq: int, prev_hash: bytes, fields: AuditFields, audit_partitions: int = 1, replay: ReplayLink | None = None
 ) -> tuple[bytes, bytes]:
     """:func:`encode_audit` through fastavro's schema interpretation (the reference encoding)."""
     _check_chain_fields(seq, prev_hash, audit_partitions)
     out = io.BytesIO()
-    schemaless_writer(out, _SCHEMA, _to_avro(seq, prev_hash, fields, audit_partitions))
+    schema = _SCHEMA if replay is None else _SCHEMA_3
+    schemaless_writer(out, schema, _to_avro(seq, prev_hash, fields, audit_partitions, replay))
     canonical = out.getbuffer()
     digest = chain_hash(prev_hash, canonical)
     canonical[HASH_OFFSET : HASH_OFFSET + HASH_SIZE] = digest
@@ -392,17 +445,23 @@ def encode_audit_fastavro(
 
 
 def decode_audit(data: bytes) -> AuditRecord:
-    """Parse an audit record of format 2 or 1; does not check its hash (see
+    """Parse an audit record of format 2, 3 or 1; does not check its hash (see
     :func:`router.audit.chain.verify_chain`).
 
     Raises :class:`AuditDecodeError` for another format version, truncated or trailing bytes.
     """
+    replay: ReplayLink | None = None
     if data[:1] == _FORMAT_1_HEAD:
         d = read_versioned(data, _SCHEMA_1, 1, "audit record", AuditDecodeError)
         version, audit_partitions = 1, None
     else:
-        d = read_versioned(data, _SCHEMA, FORMAT_VERSION, "audit record", AuditDecodeError)
-        version, audit_partitions = FORMAT_VERSION, d["audit_partitions"]
+        if data[:1] == _REPLAY_HEAD:
+            d = read_versioned(data, _SCHEMA_3, REPLAY_FORMAT_VERSION, "audit record", AuditDecodeError)
+            version, replay = REPLAY_FORMAT_VERSION, ReplayLink(**d["replay"])
+        else:
+            d = read_versioned(data, _SCHEMA, FORMAT_VERSION, "audit record", AuditDecodeError)
+            version = FORMAT_VERSION
+        audit_partitions = d["audit_partitions"]
         if audit_partitions < 1:
             raise AuditDecodeError(f"malformed audit record: audit_partitions is {audit_partitions}")
     return AuditRecord(
@@ -434,4 +493,5 @@ def decode_audit(data: bytes) -> AuditRecord:
         ),
         audit_partitions=audit_partitions,
         format_version=version,
+        replay=replay,
     )

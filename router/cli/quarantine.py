@@ -238,30 +238,22 @@ def _decrypt(args: argparse.Namespace, config: Any, props: dict[str, Any], topic
     record went. Raises before anything is printed when the key cannot open the record or the
     access cannot be recorded."""
     from router import __version__  # noqa: PLC0415
-    from router.envelope import EnvelopeError, Opener  # noqa: PLC0415
     from router.keys.errors import KeyUnavailable  # noqa: PLC0415
-    from router.keys.factory import build_jurisdiction_keys  # noqa: PLC0415
     from router.quarantine.access import AccessRecord, host_name, os_user, write_access  # noqa: PLC0415
     from router.quarantine.reader import QuarantineReadError  # noqa: PLC0415
+    from router.quarantine.sealed import CannotOpen, PayloadNotKept, build_opener, open_payload  # noqa: PLC0415
 
     j, where = args.jurisdiction, f"{entry.partition}:{entry.offset}"
     rec = entry.record
     if rec is None:
         raise QuarantineReadError(f"--offset: the record at {where} of {topic} does not decode ({entry.error})")
-    if not rec.sealed_payload:
-        raise QuarantineReadError(
-            f"--decrypt: the record at {where} ({rec.reason}) holds no payload copy; the original stays in the "
-            f"ingress topic at {rec.source_topic}[{rec.source_partition}]@{rec.source_offset}"
-        )
-    opener = Opener(build_jurisdiction_keys(config.keys), _public_keys(args, config))
     try:
-        opened = opener.open(rec.sealed_payload, list(rec.envelope_headers), topic=topic, partition=entry.partition,
-                             expected_jurisdiction=j)
-    except EnvelopeError as err:
-        raise QuarantineReadError(
-            f"--decrypt: the {j!r} key (keys.jurisdictions.{j}) cannot open the record at {where} of {topic}: "
-            f"{type(err).__name__}: {err.detail}; nothing was disclosed"
-        ) from None
+        plaintext = open_payload(build_opener(config.keys, _public_keys(args, config)), rec, topic=topic,
+                                 partition=entry.partition, offset=entry.offset, jurisdiction=j)
+    except PayloadNotKept as err:
+        raise QuarantineReadError(f"--decrypt: {err}") from None
+    except CannotOpen as err:
+        raise QuarantineReadError(f"--decrypt: {err}; nothing was disclosed") from None
     except KeyUnavailable as err:
         raise QuarantineReadError(f"--decrypt: the key of {j!r} is unavailable: {err}; nothing was disclosed") from None
     access = AccessRecord(
@@ -284,4 +276,4 @@ def _decrypt(args: argparse.Namespace, config: Any, props: dict[str, Any], topic
     )
     audit_topic = config.audit.topic
     partition, offset = write_access(props, audit_topic, access)  # raises: nothing is printed
-    return opened.plaintext, (audit_topic, partition, offset)
+    return plaintext, (audit_topic, partition, offset)

@@ -237,6 +237,7 @@ def router_setup(bootstrap: str, config: Path, workdir: Path, topics: Topics) ->
     if not config.exists():
         return RouterSetup(reason=f"{config} does not exist yet")
     template = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    template.pop("access", None)  # the bench's cluster runs no authorizer and its ingress topics are renamed
     if not _set_ingress(json.loads(json.dumps(template)), "probe"):
         return RouterSetup(reason=f"{config} has no ingress topic setting the bench could override")
     # A development keyring of the bench's own, and an audit topic with a partition per ingress

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "router.cli.audit",
     "router.cli.quarantine",
     "router.cli.topics",
+    "router.cli.acls",
     "router.cli.run",
     "router.cli.consume",
     "router.devtools.demo",

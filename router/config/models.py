@@ -11,6 +11,7 @@ import fnmatch
 
 from pydantic import Field, model_validator
 
+from router.access.config import AccessConfig, check_access
 from router.audit.config import AuditConfig
 from router.classify.config import ClassificationConfig
 from router.config.base import ClusterConfig, JurisdictionName, StrictModel
@@ -58,10 +59,19 @@ class RouterConfig(StrictModel):
     classification: ClassificationConfig | None = None
     residency: ResidencyConfig | None = None
     policy: PolicyConfig | None = None
+    access: AccessConfig | None = None
 
     @model_validator(mode="after")
     def _residency_jurisdictions_known(self) -> RouterConfig:
         check_sections(self.jurisdictions, self.residency, self.policy)
+        return self
+
+    @model_validator(mode="after")
+    def _access_fits(self) -> RouterConfig:
+        if self.access is not None:
+            check_access(self.access, jurisdictions=self.jurisdictions,
+                         ingress_topics=[i.topic for i in self.pipeline.ingress] if self.pipeline else [],
+                         group_id=self.pipeline.group_id if self.pipeline else None)
         return self
 
     @model_validator(mode="after")

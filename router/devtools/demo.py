@@ -59,6 +59,7 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     base = yaml.safe_load(Path(args.config).read_text(encoding="utf-8"))
     base["clusters"] = {"default": {"bootstrap": info.bootstrap, "security": {"protocol": "PLAINTEXT"},
                                     "allow_plaintext": True}}  # the local development cluster has no TLS
+    base.pop("access", None)  # the demo's cluster runs no authorizer and its ingress topic is renamed
     config0 = parse_config({k: v for k, v in base.items() if k in ("clusters", "jurisdictions")}, args.config)
     print(
         f"bootstrap {info.bootstrap}  (Kafka {info.kafka_version}; "

@@ -151,6 +151,10 @@ class RouterApp:
 
         admin = admin_for(cfg, self.client_props["bootstrap.servers"])
         report = check_startup(cfg, admin)
+        if cfg.access is not None:  # no principal outside the ACL plan may read a jurisdiction's topics
+            from router.access.kafka import check_startup as check_acls  # noqa: PLC0415
+
+            check_acls(cfg, admin)
         audit_topic_placement = report.topics.get(audit.topic)
         if audit_topic_placement is None:
             raise ConfigError(

@@ -56,3 +56,8 @@ class UnknownKey(EnvelopeError, KeyUnavailable):
         if self.key_id is not None:
             detail = f"{detail} [key {self.key_id}" + (f" v{self.version}]" if self.version is not None else "]")
         EnvelopeError.__init__(self, detail)
+
+
+class UntrustedSigner(UnknownKey):
+    """A signing key version the reader's trust bundle lists but does not accept now: revoked, not
+    yet valid or expired (:mod:`router.keys.trust`). Not retriable; the record is refused."""

@@ -9,7 +9,12 @@ Format (``format: residency-router-dev-keyring``, ``format_version: 1``)::
     {"keks":    {"<key id>": {"current": 2, "min_decryption_version": 1,
                               "versions": {"1": "<base64 32 bytes>", "2": "..."}}},
      "signing": {"<key id>": {"current": 1, "min_decryption_version": 1,
-                              "versions": {"1": "<base64 Ed25519 seed>"}}}}
+                              "versions": {"1": "<base64 Ed25519 seed>"},
+                              "created": {"1": 1795936990.0}}}}
+
+``created`` (unix seconds per version, optional: older files have none) dates each version for the
+trust bundle's validity windows; for a signing key, versions below ``min_decryption_version`` are
+revoked in the bundle (``residency-router keys export-trust``).
 
 A KEK wraps a DEK as ``nonce(12) || AES-256-GCM(kek, nonce, dek, aad)`` with
 ``aad = "residency-router/dek-wrap/v1" 0x00 key_id 0x00 version(u32 BE)``; the key id and version
@@ -26,8 +31,9 @@ import os
 import secrets
 import struct
 import tempfile
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,19 +73,24 @@ class _Versions:
     current: int
     min_decryption_version: int
     versions: dict[int, bytes]
+    created: dict[int, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "current": self.current,
             "min_decryption_version": self.min_decryption_version,
             "versions": {str(v): base64.b64encode(k).decode() for v, k in sorted(self.versions.items())},
         }
+        if self.created:
+            out["created"] = {str(v): t for v, t in sorted(self.created.items())}
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], what: str) -> _Versions:
         try:
             versions = {int(v): base64.b64decode(k, validate=True) for v, k in obj["versions"].items()}
-            out = cls(int(obj["current"]), int(obj.get("min_decryption_version", 1)), versions)
+            created = {int(v): float(t) for v, t in (obj.get("created") or {}).items()}
+            out = cls(int(obj["current"]), int(obj.get("min_decryption_version", 1)), versions, created)
         except (KeyError, ValueError, TypeError, AttributeError) as err:
             raise ConfigError(f"keyring entry {what} is malformed ({type(err).__name__})") from None
         if out.current not in out.versions or any(len(k) != 32 for k in versions.values()):
@@ -124,10 +135,11 @@ class LocalKeyring:
         """Create a new keyring file (mode 0600); refuses to overwrite an existing one."""
         if path.exists():
             raise ConfigError(f"keyring {path} already exists; use 'keys rotate' to add key versions")
-        keks = {j: _Versions(1, 1, {1: random_bytes(32)}) for j in jurisdictions}
+        now = time.time()
+        keks = {j: _Versions(1, 1, {1: random_bytes(32)}, {1: now}) for j in jurisdictions}
         if not keks:
             raise ConfigError("keys init needs at least one jurisdiction (--jurisdictions eu,uk,us)")
-        ring = cls(keks, {signing_key_id: _Versions(1, 1, {1: random_bytes(32)})}, path)
+        ring = cls(keks, {signing_key_id: _Versions(1, 1, {1: random_bytes(32)}, {1: now})}, path)
         ring.save(path, exclusive=True)
         return ring
 
@@ -193,10 +205,21 @@ class LocalKeyring:
         entry = table[key_id]
         new = max(entry.versions) + 1
         entry.versions[new] = random_bytes(32)
+        entry.created[new] = time.time()
         entry.current = new
         return new
 
     # -- public view -----------------------------------------------------------------------
+    def signing_public_keys(self, key_id: str) -> dict[int, bytes]:
+        """The raw Ed25519 public key of every version of signing key ``key_id``."""
+        entry = self.signing.get(key_id)
+        if entry is None:
+            raise ConfigError(f"signing key {key_id!r} is not in keyring {self.path}")
+        return {
+            ver: Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+            for ver, seed in sorted(entry.versions.items())
+        }
+
     def describe(self) -> dict[str, Any]:
         """Ids, versions and signing public keys: nothing secret."""
         return {

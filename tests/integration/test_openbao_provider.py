@@ -1,4 +1,4 @@
-"""The OpenBao transit provider against a real ``bao server -dev``."""
+"""The OpenBao transit provider against a real ``bao server -dev -dev-tls`` (verified TLS)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from router.keys.local import LocalKeyring, LocalPublicKeys, LocalSigner
 from router.keys.openbao import OpenBaoTransitProvider
 from router.keys.protocol import KeyRef
 from router.keys.wrappers import InstrumentedProvider, RetryingProvider
-from tests.integration.conftest_openbao import OpenBaoServer
+from tests.integration.conftest_openbao import OpenBaoEndpoint, OpenBaoServer
 
 pytestmark = pytest.mark.integration
 
@@ -34,8 +34,10 @@ def _ctx(i: int = 0, jurisdiction: str = "eu") -> SealContext:
 
 
 class Stack:
-    def __init__(self, url: str, token: str, ring: LocalKeyring, keks: dict[str, str], policy: DekPolicy) -> None:
-        self.provider = OpenBaoTransitProvider(url, token, timeout_s=2.0)
+    def __init__(
+        self, url: str, token: str, ring: LocalKeyring, keks: dict[str, str], policy: DekPolicy, ca_file: str
+    ) -> None:
+        self.provider = OpenBaoTransitProvider(url, token, timeout_s=2.0, verify=ca_file)
         wrapped = InstrumentedProvider(RetryingProvider(self.provider, attempts=2, initial_backoff_s=0.01))
         self.keys = JurisdictionKeys({j: (wrapped, k) for j, k in keks.items()})
         self.deks = CachingDekManager(self.keys, policy)
@@ -58,22 +60,26 @@ def ring(tmp_path: Path) -> LocalKeyring:
 
 
 @pytest.fixture
-def transit_keys(openbao: tuple[str, str]) -> dict[str, str]:
+def transit_keys(openbao: OpenBaoEndpoint) -> dict[str, str]:
     """Fresh uuid-named transit keys for eu and us."""
     url, token = openbao
-    client = hvac.Client(url=url, token=token, timeout=2)
+    client = hvac.Client(url=url, token=token, timeout=2, verify=openbao.ca_file)
     names = {j: f"rr-{j}-{uuid.uuid4().hex[:8]}" for j in ("eu", "us")}
     for name in names.values():
         client.secrets.transit.create_key(name)
     return names
 
 
-def _stack(openbao: tuple[str, str], ring: LocalKeyring, keks: dict[str, str], **policy: float) -> Stack:
-    return Stack(openbao[0], openbao[1], ring, keks, DekPolicy(**policy))  # type: ignore[arg-type]
+def _stack(openbao: OpenBaoEndpoint, ring: LocalKeyring, keks: dict[str, str], **policy: float) -> Stack:
+    return Stack(openbao[0], openbao[1], ring, keks, DekPolicy(**policy), openbao.ca_file)  # type: ignore[arg-type]
+
+
+def _admin(openbao: OpenBaoEndpoint) -> hvac.Client:
+    return hvac.Client(url=openbao[0], token=openbao[1], timeout=2, verify=openbao.ca_file)
 
 
 def test_records_sealed_with_transit_deks_open(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys)
     records = [(s.sealer.seal(PAYLOAD, _ctx(i)), _ctx(i)) for i in range(5)]
@@ -86,11 +92,11 @@ def test_records_sealed_with_transit_deks_open(
 
 
 def test_kek_rotation_is_picked_up_while_running_and_in_flight_records_still_open(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys, max_records=2)
     before = [s.sealer.seal(PAYLOAD + bytes([i]), _ctx(i)) for i in range(3)]
-    hvac.Client(url=openbao[0], token=openbao[1]).secrets.transit.rotate_key(transit_keys["eu"])
+    _admin(openbao).secrets.transit.rotate_key(transit_keys["eu"])
     after = [s.sealer.seal(PAYLOAD + bytes([i]), _ctx(i)) for i in range(3, 6)]
     versions = [frame.decode(r.value).kek.version for r in before + after]
     assert versions[0] == 1
@@ -101,11 +107,11 @@ def test_kek_rotation_is_picked_up_while_running_and_in_flight_records_still_ope
 
 
 def test_a_version_below_min_decryption_version_is_unavailable_not_retriable(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys)
     old = s.sealer.seal(PAYLOAD, _ctx())
-    transit = hvac.Client(url=openbao[0], token=openbao[1]).secrets.transit
+    transit = _admin(openbao).secrets.transit
     transit.rotate_key(transit_keys["eu"])
     transit.update_key_configuration(transit_keys["eu"], min_decryption_version=2)
     with pytest.raises(KeyUnavailable) as err:
@@ -115,7 +121,7 @@ def test_a_version_below_min_decryption_version_is_unavailable_not_retriable(
 
 
 def test_an_unknown_transit_key_version_is_unknown_key(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys)
     rec = s.sealer.seal(PAYLOAD, _ctx())
@@ -130,11 +136,11 @@ def test_an_unknown_transit_key_version_is_unknown_key(
 
 
 def test_a_deleted_transit_key_is_unknown_key(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys)
     rec = s.sealer.seal(PAYLOAD, _ctx())
-    transit = hvac.Client(url=openbao[0], token=openbao[1]).secrets.transit
+    transit = _admin(openbao).secrets.transit
     transit.update_key_configuration(transit_keys["eu"], deletion_allowed=True)
     transit.delete_key(transit_keys["eu"])
     with pytest.raises(UnknownKey):
@@ -145,7 +151,7 @@ def test_a_deleted_transit_key_is_unknown_key(
 
 
 def test_an_eu_record_cannot_be_unwrapped_with_the_us_transit_key(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys)
     rec = s.sealer.seal(PAYLOAD, _ctx())
@@ -155,8 +161,8 @@ def test_an_eu_record_cannot_be_unwrapped_with_the_us_transit_key(
     assert not err.value.retriable
 
 
-def test_a_bad_token_is_unavailable_not_retriable(openbao: tuple[str, str], transit_keys: dict[str, str]) -> None:
-    provider = OpenBaoTransitProvider(openbao[0], "not-a-token")
+def test_a_bad_token_is_unavailable_not_retriable(openbao: OpenBaoEndpoint, transit_keys: dict[str, str]) -> None:
+    provider = OpenBaoTransitProvider(openbao[0], "not-a-token", verify=openbao.ca_file)
     with pytest.raises(KeyUnavailable) as err:
         provider.new_data_key(transit_keys["eu"])
     assert not err.value.retriable
@@ -168,7 +174,7 @@ def test_openbao_stopped_mid_stream_stalls_with_retriable_errors_and_no_plaintex
 ) -> None:
     server = openbao_factory()
     server.client().secrets.transit.create_key("rr-eu")
-    s = Stack(server.url, server.token, ring, {"eu": "rr-eu"}, DekPolicy(max_records=1))
+    s = Stack(server.url, server.token, ring, {"eu": "rr-eu"}, DekPolicy(max_records=1), server.ca_file)
     sealed = [s.sealer.seal(PAYLOAD, _ctx(i)) for i in range(3)]
     reader = s.opener()
     assert _open(reader, sealed[0].value, sealed[0].headers, _ctx(0)) == PAYLOAD  # DEK 0 now cached
@@ -222,7 +228,7 @@ def test_a_provider_that_does_not_answer_times_out_as_retriable() -> None:
 
 
 def test_context_fields_survive_the_transit_round_trip(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys)
     ctx = dataclasses.replace(_ctx(7, "us"), schema_id=None, categories=())
@@ -232,7 +238,7 @@ def test_context_fields_survive_the_transit_round_trip(
 
 
 def test_a_manifest_batch_sealed_with_transit_deks_opens(
-    openbao: tuple[str, str], ring: LocalKeyring, transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, ring: LocalKeyring, transit_keys: dict[str, str]
 ) -> None:
     s = _stack(openbao, ring, transit_keys)
     records = s.sealer.seal_batch([(PAYLOAD + bytes([i]), _ctx(i)) for i in range(10)])
@@ -242,17 +248,17 @@ def test_a_manifest_batch_sealed_with_transit_deks_opens(
 
 
 def test_the_transit_digest_key_is_stable_across_rotation_and_differs_per_key(
-    openbao: tuple[str, str], transit_keys: dict[str, str]
+    openbao: OpenBaoEndpoint, transit_keys: dict[str, str]
 ) -> None:
     url, token = openbao
-    provider = OpenBaoTransitProvider(url, token)
+    provider = OpenBaoTransitProvider(url, token, verify=openbao.ca_file)
     eu = provider.digest_key(transit_keys["eu"])
     assert len(eu) == 32 and eu != provider.digest_key(transit_keys["us"])
-    hvac.Client(url=url, token=token, timeout=2).secrets.transit.rotate_key(transit_keys["eu"])
+    _admin(openbao).secrets.transit.rotate_key(transit_keys["eu"])
     assert provider.digest_key(transit_keys["eu"]) == eu
 
 
-def test_a_digest_key_of_a_missing_transit_key_is_unknown_key(openbao: tuple[str, str]) -> None:
+def test_a_digest_key_of_a_missing_transit_key_is_unknown_key(openbao: OpenBaoEndpoint) -> None:
     url, token = openbao
     with pytest.raises(UnknownKey):
-        OpenBaoTransitProvider(url, token).digest_key(f"rr-missing-{uuid.uuid4().hex[:8]}")
+        OpenBaoTransitProvider(url, token, verify=openbao.ca_file).digest_key(f"rr-missing-{uuid.uuid4().hex[:8]}")

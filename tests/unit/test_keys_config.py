@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 def _keys(**over: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "providers": {
-            "bao": {"type": "openbao", "url": "http://127.0.0.1:8200", "token_env": "BAO_TOKEN"},
+            "bao": {"type": "openbao", "url": "https://127.0.0.1:8200", "token_env": "BAO_TOKEN"},
             "dev": {"type": "local", "keyring": "dev.json"},
         },
         "jurisdictions": {"eu": {"provider": "bao", "key": "rr-eu"}, "us": {"provider": "dev"}},
@@ -86,8 +86,8 @@ def test_a_key_for_an_undeclared_jurisdiction_is_rejected() -> None:
 @pytest.mark.parametrize(
     "bao",
     [
-        {"type": "openbao", "url": "http://h:1"},
-        {"type": "openbao", "url": "http://h:1", "token": "t", "token_env": "BAO_TOKEN"},
+        {"type": "openbao", "url": "https://h:1"},
+        {"type": "openbao", "url": "https://h:1", "token": "t", "token_env": "BAO_TOKEN"},
     ],
 )
 def test_openbao_needs_exactly_one_token_source(bao: dict[str, Any]) -> None:
@@ -96,14 +96,14 @@ def test_openbao_needs_exactly_one_token_source(bao: dict[str, Any]) -> None:
 
 
 def test_an_inline_token_is_a_secret_in_repr_and_dumps() -> None:
-    cfg = OpenBaoProviderConfig.model_validate({"type": "openbao", "url": "http://h:1", "token": "s.very-secret"})
+    cfg = OpenBaoProviderConfig.model_validate({"type": "openbao", "url": "https://h:1", "token": "s.very-secret"})
     assert "very-secret" not in repr(cfg)
     assert "very-secret" not in str(cfg.model_dump())
     assert cfg.resolve_token() == "s.very-secret"
 
 
 def test_a_token_env_var_is_read_and_its_absence_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = OpenBaoProviderConfig.model_validate({"type": "openbao", "url": "http://h:1", "token_env": "RR_TEST_TOK"})
+    cfg = OpenBaoProviderConfig.model_validate({"type": "openbao", "url": "https://h:1", "token_env": "RR_TEST_TOK"})
     monkeypatch.delenv("RR_TEST_TOK", raising=False)
     with pytest.raises(ConfigError, match="RR_TEST_TOK"):
         cfg.resolve_token()

@@ -8,7 +8,7 @@ in the AEAD's associated data), so it is the record's sequence without any count
 router's own: unique across router instances and restarts, monotonic per source.
 
 :class:`ReplayGuard` remembers, per (topic, partition) read, the sequences of the records it
-accepted within the last ``window`` offsets and refuses
+accepted at most ``window`` offsets before the record being checked, and refuses
 
 * ``DUPLICATE``: a sequence already accepted at another offset of the partition;
 * ``OUT_OF_ORDER``: a source offset lower than the newest one of the same source accepted in the
@@ -17,7 +17,8 @@ accepted within the last ``window`` offsets and refuses
 The same record read again at its own offset (a consumer rewind, a rebalance, at-least-once
 redelivery) is not a replay and is accepted again. Moving a record to another topic or partition
 is refused earlier by the opener (``WrongTopic`` / ``WrongPartition``). Limits: a record replayed
-more than ``window`` offsets after the newest record of its source is not detected; the state is
+more than ``window`` offsets after the newest record of its source is not detected (offsets, not
+records: transaction markers take offsets too); the state is
 in memory (a new reader process, or another consumer of the group, starts empty); when a source's
 offsets restart (an ingress topic deleted and re-created under the same name), its new records
 are refused as ``OUT_OF_ORDER`` until its old ones leave the window. Version 1 records are not
@@ -84,7 +85,7 @@ class ReplayGuard:
         part.high = offset
         entries = part.entries
         floor = offset - self.window
-        while entries and entries[0][0] <= floor:
+        while entries and entries[0][0] < floor:
             _, old = entries.popleft()
             del part.at[old]
             source = (old[0], old[1])
@@ -111,7 +112,7 @@ class ReplayGuard:
         for at, other in part.entries:
             if at >= offset:
                 break
-            if at <= floor or other[:2] != seq[:2]:
+            if at < floor or other[:2] != seq[:2]:
                 continue
             if other[2] == seq[2]:
                 raise self._refused(ReplayReason.DUPLICATE, f"source position already delivered at offset {at}",

@@ -22,7 +22,7 @@ Guarantees:
 Usage::
 
     with RegionalConsumer.from_config(cfg, jurisdiction="eu", topics=["crm.eu.contact"],
-                                      group_id="llm-eu", public_keys=keys) as c:
+                                      group_id="llm-eu", trust="bundle.json") as c:
         for item in c.records(max_records=100, idle_timeout_s=5):
             if isinstance(item, Verified):
                 use(item.plaintext)
@@ -36,6 +36,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -114,13 +115,30 @@ class RegionalConsumer:
         jurisdiction: str,
         topics: list[str],
         group_id: str,
-        public_keys: PublicKeys,
+        trust: str | Path | PublicKeys | None = None,
+        public_keys: PublicKeys | None = None,
         bootstrap: str | None = None,
         cluster: str = "default",
     ) -> RegionalConsumer:
-        """Build from a :class:`router.config.RouterConfig` with a ``keys`` section."""
-        from router.keys.factory import build_jurisdiction_keys  # noqa: PLC0415
+        """Build from a :class:`router.config.RouterConfig` with a ``keys`` section.
 
+        ``trust`` is the trust bundle (a path to the file ``residency-router keys export-trust``
+        writes, or a loaded :class:`~router.keys.trust.TrustBundle`): the signer public keys with
+        their status, so a record signed by a revoked or expired signer version comes back
+        :class:`Rejected` (``UntrustedSigner``). ``public_keys`` is any other
+        :class:`~router.keys.protocol.PublicKeys`. Give exactly one; the signer's private key is
+        never read. The jurisdiction's KEK comes from ``keys.jurisdictions``.
+        """
+        from router.keys.factory import build_jurisdiction_keys  # noqa: PLC0415
+        from router.keys.trust import TrustBundle  # noqa: PLC0415
+
+        if (trust is None) == (public_keys is None):
+            raise RouterError("give the consumer exactly one of trust (a trust bundle) and public_keys")
+        if isinstance(trust, (str, Path)):
+            public_keys = TrustBundle.load(Path(trust))
+        elif trust is not None:
+            public_keys = trust
+        assert public_keys is not None
         if config.keys is None:
             raise RouterError("the config has no 'keys' section: the consumer needs the jurisdiction's key")
         if jurisdiction not in config.keys.jurisdictions:

@@ -11,7 +11,7 @@ from typing import Any
 
 from router.consumer import RegionalConsumer, Verified
 from router.errors import RouterError
-from router.keys.protocol import PublicKeys
+from router.keys.trust import TrustBundle
 
 
 def register(sub: Any) -> None:
@@ -21,23 +21,19 @@ def register(sub: Any) -> None:
     p.add_argument("--config", required=True, help="router YAML config (its keys section)")
     p.add_argument("--jurisdiction", required=True, help="the jurisdiction whose key this reader holds")
     p.add_argument("--topic", required=True, action="append", help="topic to read (repeatable)")
-    p.add_argument("--public-keys", help="JSON from `residency-router keys show --json` (default: the dev keyring)")
+    p.add_argument(
+        "--trust",
+        required=True,
+        type=Path,
+        help="trust bundle from `residency-router keys export-trust`: the signer public keys this reader "
+        "accepts (records by a revoked or expired signer version are rejected); no private key is read",
+    )
     p.add_argument("--group", default=None, help="consumer group (default: a fresh one, reading from the start)")
     p.add_argument("--bootstrap", help="override clusters.default.bootstrap")
     p.add_argument("--max", type=int, default=None, help="stop after N records")
     p.add_argument("--idle-timeout", type=float, default=5.0, help="stop after this many seconds without records")
     p.add_argument("--json", action="store_true", help="one JSON object per record")
     p.set_defaults(handler=_consume)
-
-
-def _public_keys(args: argparse.Namespace, config: Any) -> PublicKeys:
-    if args.public_keys:
-        from router.keys.protocol import StaticPublicKeys  # noqa: PLC0415
-
-        return StaticPublicKeys.from_show_json(json.loads(Path(args.public_keys).read_text(encoding="utf-8")))
-    from router.keys.factory import build_public_keys  # noqa: PLC0415
-
-    return build_public_keys(config.keys)
 
 
 def _consume(args: argparse.Namespace) -> int:
@@ -53,7 +49,7 @@ def _consume(args: argparse.Namespace) -> int:
         jurisdiction=args.jurisdiction,
         topics=args.topic,
         group_id=args.group or f"residency-router-consume-{uuid.uuid4().hex[:8]}",
-        public_keys=_public_keys(args, config),
+        trust=TrustBundle.load(args.trust),
         bootstrap=args.bootstrap,
     )
     ok = bad = 0

@@ -1,4 +1,5 @@
-"""`residency-router keys init | rotate | show`: the development keyring (not for production)."""
+"""`residency-router keys init | rotate | show`: the development keyring (not for production);
+`residency-router keys export-trust`: the trust bundle readers verify with (any signer)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ _DEV_NOTE = "For development and tests only: the keyring file holds secret keys 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "keys", help="manage the development keyring (not for production)", description=_DEV_NOTE
+        "keys",
+        help="the development keyring (not for production) and the readers' trust bundle",
+        description=_DEV_NOTE,
     )
     ksub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
@@ -32,6 +35,16 @@ def register(sub: Any) -> None:
     show = ksub.add_parser("show", help="key ids, versions and public keys (no secrets)", description=_DEV_NOTE)
     show.add_argument("--keyring", type=Path, required=True)
     show.set_defaults(handler=_show)
+
+    export = ksub.add_parser(
+        "export-trust",
+        help="write the trust bundle: the signer's public keys with status and validity, for readers",
+        description="Reads the signing key named by keys.signer (OpenBao transit or the dev keyring) and writes its "
+        "public keys only: readers pass the file to `consume --trust`.",
+    )
+    export.add_argument("--config", required=True, help="router YAML config (its keys.signer section)")
+    export.add_argument("--out", type=Path, required=True, help="where to write the bundle (JSON)")
+    export.set_defaults(handler=_export_trust)
 
 
 def _warn() -> None:
@@ -69,4 +82,20 @@ def _show(args: argparse.Namespace) -> int:
 
     _warn()
     print(json.dumps(LocalKeyring.load(args.keyring).describe(), indent=2))
+    return 0
+
+
+def _export_trust(args: argparse.Namespace) -> int:
+    from router.config.loader import load_config  # noqa: PLC0415
+    from router.errors import ConfigError  # noqa: PLC0415
+    from router.keys.factory import build_trust_bundle  # noqa: PLC0415
+
+    config = load_config(args.config)
+    if config.keys is None:
+        raise ConfigError(f"{args.config} has no 'keys' section: nothing names the signer")
+    bundle = build_trust_bundle(config.keys)
+    bundle.save(args.out)
+    for s in bundle.signers:
+        print(f"{s.key} {s.status.value}")
+    print(f"wrote {args.out} ({len(bundle.signers)} signer versions from {bundle.source}; public keys only)")
     return 0

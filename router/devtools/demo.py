@@ -96,6 +96,11 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     config_path = work / "router.yaml"
     config_path.write_text(yaml.safe_dump(base, sort_keys=False), encoding="utf-8")
     print(f"\n== 2. development keyring {keyring} (for development only) and config {config_path}")
+    from router.keys.factory import build_trust_bundle  # noqa: PLC0415
+
+    trust = work / "trust.json"
+    build_trust_bundle(config.keys).save(trust)  # what readers get: public keys only, no keyring
+    print(f"   trust bundle for readers {trust} (keys export-trust: the signer's public keys)")
 
     print("\n== 3. topics: every replica inside its jurisdiction, plus one deliberately misplaced")
     admin = admin_for(config)
@@ -140,7 +145,7 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     _summary(config, info.bootstrap)
 
     print("\n== 7. a regional LLM consumer reads an EU topic")
-    _consumer_demo(config, info.bootstrap)
+    _consumer_demo(config, info.bootstrap, trust)
     print("\nThe cluster keeps running; stop it with `make demo-down` (residency-router devcluster down).")
     return 0
 
@@ -203,11 +208,11 @@ def _summary(config: Any, bootstrap: str) -> None:
           f"{audit_count - total_routed - quarantined} audited only (bare tombstones), {audit_count} audit records")
 
 
-def _consumer_demo(config: Any, bootstrap: str) -> None:
+def _consumer_demo(config: Any, bootstrap: str, trust: Path) -> None:
     import uuid  # noqa: PLC0415
 
     from router.consumer import RegionalConsumer, Verified  # noqa: PLC0415
-    from router.keys.factory import build_public_keys  # noqa: PLC0415
+    from router.keys.trust import TrustBundle  # noqa: PLC0415
 
     eu_topic = next(
         t.name
@@ -216,14 +221,14 @@ def _consumer_demo(config: Any, bootstrap: str) -> None:
         and t.name not in {i.topic for i in config.pipeline.ingress}
         and _count(bootstrap, t.name)
     )
-    public = build_public_keys(config.keys)
+    public = TrustBundle.load(trust)  # the bundle alone: the reader never opens the signer's keyring
     for j in ("eu", "us"):
         with RegionalConsumer.from_config(
             config,
             jurisdiction=j,
             topics=[eu_topic],
             group_id=f"demo-{uuid.uuid4().hex}",
-            public_keys=public,
+            trust=public,
             bootstrap=bootstrap,
         ) as c:
             items = list(c.records(max_records=20, idle_timeout_s=5))

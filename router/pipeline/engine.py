@@ -156,6 +156,24 @@ class EngineStats:
     """Records the broker refused as too large, after which the processor lowered its output limit."""
 
 
+@dataclass(frozen=True, slots=True)
+class EngineHealth:
+    """What :meth:`TransactionalEngine.health` reports: safe to take from any thread (the engine
+    swaps immutable values in whole; counters are plain ints). Names only, never a record value."""
+
+    assigned: frozenset[tuple[str, int]]
+    """The (topic, partition) pairs this instance holds."""
+    stall_cause: str | None
+    """Why the engine backs off instead of making progress: a :class:`StallError`'s type name, or
+    ``transactions_failing`` once ``abort_escalate_after`` transactions in a row failed; else None."""
+    stall_detail: str | None
+    """The stall's message (value-free, like every RouterError and librdkafka error)."""
+    last_commit_age_s: float | None
+    """Seconds since the last committed transaction (None before the first)."""
+    stats: EngineStats
+    """A copy of the counters."""
+
+
 # -- the error model's private signals (never leave run()) -------------------------------------------
 
 
@@ -276,6 +294,12 @@ class TransactionalEngine:
         """Failed transactions (aborts, re-created producers) since the last commit."""
         self._abort_backoff = settings.stall_backoff_initial_s
         self._stall_backoff = settings.stall_backoff_initial_s
+        # For health(): immutable values assigned whole, read from other threads.
+        self._assigned: frozenset[tuple[str, int]] = frozenset()
+        self._stalled: StallError | None = None
+        """The last StallError, until a batch is processed again."""
+        self._last_failure: str | None = None
+        self._last_commit: float | None = None
 
     # -- clients ---------------------------------------------------------------------------
     def _consumer_config(self) -> dict[str, Any]:
@@ -339,6 +363,24 @@ class TransactionalEngine:
         return self._consumer
 
     # -- control ---------------------------------------------------------------------------
+    def health(self) -> EngineHealth:
+        """Partitions held, stall state and counters, for health checks and metrics (any thread)."""
+        stalled = self._stalled
+        cause = type(stalled).__name__ if stalled is not None else None
+        detail = str(stalled) if stalled is not None else None
+        failures = self._failures_in_row
+        if cause is None and failures >= self.s.abort_escalate_after:
+            cause = "transactions_failing"
+            detail = f"{failures} transactions in a row failed; last: {self._last_failure}"
+        last = self._last_commit
+        return EngineHealth(
+            assigned=self._assigned,
+            stall_cause=cause,
+            stall_detail=detail,
+            last_commit_age_s=None if last is None else time.monotonic() - last,
+            stats=EngineStats(**vars(self.stats)),
+        )
+
     def stop(self) -> None:
         """Ask the loop to finish the open transaction and return."""
         self._stop.set()
@@ -401,6 +443,7 @@ class TransactionalEngine:
                     last_data = time.monotonic()
                     self._process(data)
                     self._stall_backoff = self.s.stall_backoff_initial_s
+                    self._stalled = None
                 elif (
                     max_idle_s is not None
                     and self._assigned_at is not None
@@ -498,6 +541,7 @@ class TransactionalEngine:
         self._in_txn = False
         self.stats.commits += 1
         self._failures_in_row = 0
+        self._last_commit = time.monotonic()
         self._abort_backoff = self.s.stall_backoff_initial_s
         telemetry.batches.add(1)
         if self._span is not None:
@@ -634,6 +678,7 @@ class TransactionalEngine:
         """Settle the open transaction after ``err`` and note what the loop owes: a producer
         re-creation, a rewind, a back-off. Never raises the private signals."""
         self._failures_in_row += 1
+        self._last_failure = f"{err.what}: {err.detail}"
         if isinstance(err, _Restart):
             log.error("%s: %s; re-creating the producer", err.what, err.detail)
             self._mark_restart()
@@ -693,6 +738,7 @@ class TransactionalEngine:
 
     def _stall(self, err: StallError) -> None:
         self.stats.stalls += 1
+        self._stalled = err
         telemetry.stalls.add(1, {"cause": type(err).__name__})
         backoff = self._stall_backoff
         log.warning("stalling %.1fs, offsets not advanced: %s", backoff, err)
@@ -770,6 +816,7 @@ class TransactionalEngine:
         through ``consume()``: the assignment is taken over either way."""
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
         self._assigned_at = time.monotonic()
+        self._assigned = self._assigned | {(tp.topic, tp.partition) for tp in partitions}
         try:
             if self._faults is not None:
                 self._fault("in_rebalance", "on_assign")
@@ -787,6 +834,7 @@ class TransactionalEngine:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Commit what was processed for the partitions being taken away (or abort it)."""
         log.info("revoked %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+        self._assigned = self._assigned - {(tp.topic, tp.partition) for tp in partitions}
         try:
             if self._faults is not None:
                 self._fault("in_rebalance", "commit_transaction" if self._in_txn else "on_revoke")

@@ -76,6 +76,30 @@ def register(sub: Any) -> None:
     w.add_argument("--json", action="store_true", help="print one JSON object")
     w.set_defaults(handler=_show)
 
+    r = verbs.add_parser(
+        "replay", help="route quarantined records that the current config can route (exactly once, audited)",
+        description="Open each record of quarantine.<J> (the jurisdiction's key), decide it again with the current "
+                    "config exactly as `run` would, and write the routable ones to their destinations with an "
+                    "audit record linking the quarantine record; the others stay, and the summary says why. "
+                    "Runs in consumer group <pipeline.group_id>.replay.<J> with transactional id "
+                    "<pipeline.transactional_id_prefix>-replay-<J>, up to the end offsets it sees at start. "
+                    "Needs what `run` needs (keys, write access to the destinations and the audit topic) plus read "
+                    "access to the quarantine topic (docs/operations.md, Replay).",
+    )
+    _common(r)
+    r.add_argument("--reason", action="append", metavar="R",
+                   help="only records quarantined with this reason code (repeat for several); the others are "
+                        "passed over and not read again unless --from-beginning")
+    r.add_argument("--dry-run", action="store_true",
+                   help="decide and report per reason and destination; no producer, no offset committed")
+    r.add_argument("--from-beginning", action="store_true",
+                   help="read the whole topic again (records already replayed are recognised by their audit link)")
+    r.add_argument("--batch-size", type=int, default=None, help="records per batch (default: pipeline.batch_size)")
+    r.add_argument("--progress-every", type=int, default=10_000, metavar="N",
+                   help="without a terminal, a progress line on stderr every N records (0: none)")
+    r.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    r.set_defaults(handler=_replay)
+
 
 # -- shared ------------------------------------------------------------------------------------------
 
@@ -167,6 +191,30 @@ def _stats(args: argparse.Namespace) -> int:
     else:
         print("\n".join(stats.lines(topic)))
     return 0
+
+
+# -- replay --------------------------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Exit 0 when the replay reached the end offsets it started with, 1 when it stopped before
+    (SIGTERM, Ctrl-C: what it committed stays; run it again), 2 for a config or cluster error."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from router.config.loader import load_config  # noqa: PLC0415
+    from router.quarantine.replay import ReplayOptions, replay  # noqa: PLC0415
+
+    config = load_config(args.config)
+    summary = replay(config, ReplayOptions(
+        jurisdiction=args.jurisdiction, reasons=args.reason, dry_run=args.dry_run,
+        from_beginning=args.from_beginning, bootstrap=args.bootstrap, config_dir=Path(args.config).resolve().parent,
+        batch_size=args.batch_size, progress_every=args.progress_every,
+    ))
+    if args.json:
+        print(json.dumps(summary.to_json()))
+    else:
+        print("\n".join(summary.lines()))
+    return 0 if summary.complete else 1
 
 
 # -- show ----------------------------------------------------------------------------------------------

@@ -2,6 +2,10 @@
 
 :class:`router.pipeline.app.RouterApp` does the wiring and the fail-fast checks; this is the
 command around it: logging, telemetry, signal handling and the exit summary.
+
+With a ``telemetry:`` section the app serves ``/metrics``, ``/healthz`` and ``/readyz`` and exports
+over OTLP (:mod:`router.telemetry.runtime`); without one the OpenTelemetry SDK is still installed
+so that batch spans have real trace ids (``traceparent`` headers, audit records).
 """
 
 from __future__ import annotations
@@ -9,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +31,26 @@ def register(sub: Any) -> None:
     p.add_argument("--max-idle-s", type=float, default=None, help="stop after this many seconds without input")
     p.add_argument("--stats-json", action="store_true", help="print one JSON line of counters at exit")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default: %(default)s)")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
+        help="log lines as key=value text (default) or one JSON object per line; also a global option",
+    )
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from router.config.loader import load_config  # noqa: PLC0415 (keep --help fast)
     from router.pipeline.app import RouterApp  # noqa: PLC0415
+    from router.telemetry.logs import configure_logging  # noqa: PLC0415
 
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
+    configure_logging(args.log_level, getattr(args, "log_format", "text"))
     config = load_config(args.config)
-    from router import telemetry  # noqa: PLC0415
+    if config.telemetry is None:
+        from router import telemetry  # noqa: PLC0415
 
-    telemetry.configure()
+        telemetry.configure()
     app = RouterApp(
         config, bootstrap=args.bootstrap, instance_id=args.instance_id, config_dir=Path(args.config).resolve().parent
     )

@@ -19,6 +19,7 @@ from router.keys.config import KeysConfig
 from router.pipeline.config import PipelineConfig, check_record_size
 from router.placement.config import PlacementConfig
 from router.residency.config import PolicyConfig, ResidencyConfig, check_sections
+from router.telemetry.config import TelemetryConfig
 
 __all__ = ["ClusterConfig", "JurisdictionConfig", "JurisdictionName", "RouterConfig", "StrictModel", "TopicConfig"]
 
@@ -60,6 +61,7 @@ class RouterConfig(StrictModel):
     residency: ResidencyConfig | None = None
     policy: PolicyConfig | None = None
     access: AccessConfig | None = None
+    telemetry: TelemetryConfig | None = None
 
     @model_validator(mode="after")
     def _residency_jurisdictions_known(self) -> RouterConfig:

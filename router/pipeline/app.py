@@ -22,6 +22,7 @@ from typing import Any
 from router.config.models import RouterConfig
 from router.errors import ConfigError
 from router.pipeline.engine import EngineSettings, EngineStats, TransactionalEngine
+from router.telemetry.runtime import RouterTelemetry
 
 log = logging.getLogger("router.app")
 
@@ -121,7 +122,10 @@ class RouterApp:
         bootstrap: str | None = None,
         instance_id: str | None = None,
         config_dir: Path | None = None,
+        metrics_required: bool = True,
     ) -> None:
+        """``metrics_required=False`` runs on without the HTTP endpoints when
+        ``telemetry.metrics_address`` cannot be bound (a warning names it) instead of refusing."""
         _require(config, "pipeline", "keys", "audit", "residency", "policy")
         self.config = config
         self.instance_id = instance_id or default_instance_id()
@@ -132,6 +136,7 @@ class RouterApp:
         self.client_props = props
         self.watch: Any = None
         self.engine: TransactionalEngine | None = None
+        self.telemetry = RouterTelemetry(config.telemetry, instance_id=self.instance_id, required=metrics_required)
 
     def build(self) -> TransactionalEngine:
         from router.audit.chain import AuditChain  # noqa: PLC0415 - heavy imports after arg parsing
@@ -142,12 +147,14 @@ class RouterApp:
         from router.pipeline.processor import RouterProcessor, RouterSettings  # noqa: PLC0415
         from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
         from router.routing.build import evaluator_for, ingress_of  # noqa: PLC0415
+        from router.telemetry.keys import observe_keys  # noqa: PLC0415
 
         cfg = self.config
         assert cfg.pipeline is not None
         assert cfg.keys is not None
         assert cfg.audit is not None
         pipe, audit = cfg.pipeline, cfg.audit
+        self.telemetry.start()  # endpoints up (and a busy address refused) before the start-up checks
 
         admin = admin_for(cfg, self.client_props["bootstrap.servers"])
         report = check_startup(cfg, admin)
@@ -185,7 +192,7 @@ class RouterApp:
         self.watch.refresh()
         self.watch.start()
 
-        jurisdiction_keys = build_jurisdiction_keys(cfg.keys)
+        jurisdiction_keys = observe_keys(build_jurisdiction_keys(cfg.keys), self.telemetry.keys)
         sealer = Sealer(build_dek_manager(cfg.keys, jurisdiction_keys), build_signer(cfg.keys))
         max_message = min(
             int(self.client_props.get("message.max.bytes", 1_000_000)),
@@ -227,14 +234,17 @@ class RouterApp:
             transaction_timeout_ms=pipe.transaction_timeout_ms,
             stall_backoff_max_s=pipe.stall_backoff_max_s,
             abort_escalate_after=pipe.abort_escalate_after,
+            consumer_overrides=self.telemetry.consumer_overrides(),
         )
         self.engine = TransactionalEngine(settings, processor)
+        self.telemetry.attach(engine=self.engine, placement=self.watch)
         return self.engine
 
     def run(self, *, max_idle_s: float | None = None) -> EngineStats:
-        engine = self.engine or self.build()
         try:
+            engine = self.engine or self.build()
             return engine.run(max_idle_s=max_idle_s)
         finally:
             if self.watch is not None:
                 self.watch.stop(5)
+            self.telemetry.stop()

@@ -2,7 +2,8 @@
 
 Exit 0 if every chain is intact, 1 if any is broken (each break named by partition, offset, kind
 and chain), 2 for a config or read error. A chain is one ingress partition's (format 2) or one audit
-partition's (format 1, records written before chains were kept per ingress partition).
+partition's (format 1, records written before chains were kept per ingress partition); a replay
+chain is one quarantine partition's (format 3, written by ``quarantine replay``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _consumer_config(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 def _verify(args: argparse.Namespace) -> int:
     from router.audit.chain import verify_chain  # noqa: PLC0415
     from router.audit.kafka import read_audit  # noqa: PLC0415
+    from router.audit.record import REPLAY_FORMAT_VERSION  # noqa: PLC0415
     from router.quarantine.access import is_access_record  # noqa: PLC0415
 
     props, topic = _consumer_config(args)
@@ -84,6 +86,7 @@ def _verify(args: argparse.Namespace) -> int:
                     "source_topic": c.chain.source_topic,
                     "source_partition": None if c.chain.source_topic is None else c.chain.partition,
                     "format_version": c.format_version,
+                    "kind": "replay" if c.format_version == REPLAY_FORMAT_VERSION else "router",
                     "partition": c.partition,
                     "records": c.records,
                     "first_offset": c.first_offset,
@@ -106,7 +109,8 @@ def _verify(args: argparse.Namespace) -> int:
             tail = "-" if c.tail is None else f"seq {c.tail.seq} hash {c.tail.hash.hex()[:16]}"
             state = "ok" if c.broken is None else f"BROKEN at partition {c.broken.partition} offset " \
                                                   f"{c.broken.offset}: {c.broken.kind.value}"
-            print(f"  chain {c.chain.describe()} in partition {c.partition}: {c.records} records, "
+            kind = "replay chain" if c.format_version == REPLAY_FORMAT_VERSION else "chain"
+            print(f"  {kind} {c.chain.describe()} in partition {c.partition}: {c.records} records, "
                   f"verified tail {tail}: {state}")
         if access[0]:
             print(f"  {access[0]} quarantine access record(s) (quarantine show --decrypt): "

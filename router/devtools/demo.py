@@ -23,6 +23,7 @@ from typing import Any
 # Frankfurt and Ireland (eu), Virginia (us), London (uk), Zurich (ch): AWS-style zone names, so the
 # rack -> jurisdiction mapping in the config is what decides, not the name.
 DEMO_RACKS = ("eu-west-1a", "eu-central-1a", "us-east-1a", "eu-west-2a", "eu-central-2a")
+DEMO_METRICS = "127.0.0.1:9464"
 
 
 def register(sub: Any) -> None:
@@ -92,6 +93,7 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     # The ingress topic holds raw CDC of every jurisdiction: it is placed in eu like any eu topic.
     base["topics"] = [*base.get("topics", []),
                       {"name": ingress, "jurisdiction": "eu", "partitions": 3, "replication_factor": 2}]
+    base["telemetry"] = {"metrics_address": DEMO_METRICS}  # a busy port: a warning, the demo goes on
     config = parse_config(base, args.config)
     config_path = work / "router.yaml"
     config_path.write_text(yaml.safe_dump(base, sort_keys=False), encoding="utf-8")
@@ -136,7 +138,9 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
 
     print("\n== 5. running the router until the ingress topic is drained")
     started = time.monotonic()
-    app = RouterApp(config, instance_id=f"demo-{run_id}", config_dir=Path(args.config).resolve().parent)
+    print(f"  metrics and health while it runs: http://{DEMO_METRICS}/metrics, /healthz, /readyz")
+    app = RouterApp(config, instance_id=f"demo-{run_id}", config_dir=Path(args.config).resolve().parent,
+                    metrics_required=False)
     stats = app.run(max_idle_s=5)
     took = time.monotonic() - started
     print(f"  consumed {stats.consumed} events in {took:.1f}s ({stats.commits} transactions, {stats.aborts} aborted)")

@@ -43,7 +43,13 @@ def register(sub: Any) -> None:
         "public keys only: readers pass the file to `consume --trust`.",
     )
     export.add_argument("--config", required=True, help="router YAML config (its keys.signer section)")
-    export.add_argument("--out", type=Path, required=True, help="where to write the bundle (JSON)")
+    export.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="where to write the bundle (JSON); versions an existing bundle there lists that the signer no longer "
+        "describes (OpenBao drops those below min_decryption_version) are kept as revoked",
+    )
     export.set_defaults(handler=_export_trust)
 
 
@@ -89,11 +95,13 @@ def _export_trust(args: argparse.Namespace) -> int:
     from router.config.loader import load_config  # noqa: PLC0415
     from router.errors import ConfigError  # noqa: PLC0415
     from router.keys.factory import build_trust_bundle  # noqa: PLC0415
+    from router.keys.trust import TrustBundle  # noqa: PLC0415
 
     config = load_config(args.config)
     if config.keys is None:
         raise ConfigError(f"{args.config} has no 'keys' section: nothing names the signer")
-    bundle = build_trust_bundle(config.keys)
+    previous = TrustBundle.load(args.out) if args.out.exists() else None  # its dropped versions stay revoked
+    bundle = build_trust_bundle(config.keys, previous=previous)
     bundle.save(args.out)
     for s in bundle.signers:
         print(f"{s.key} {s.status.value}")

@@ -101,6 +101,7 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     from router.keys.factory import build_trust_bundle  # noqa: PLC0415
 
     trust = work / "trust.json"
+    assert config.keys is not None
     build_trust_bundle(config.keys).save(trust)  # what readers get: public keys only, no keyring
     print(f"   trust bundle for readers {trust} (keys export-trust: the signer's public keys)")
 

@@ -3,6 +3,7 @@ the jurisdiction map, the DEK manager, the signer and the trust bundle. Runs onc
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from router.keys.local import LocalKeyProvider, LocalKeyring, LocalSigner
 from router.keys.openbao import OpenBaoSession, OpenBaoTransitProvider
 from router.keys.protocol import KeyProvider, PublicKeys, Signer
 from router.keys.signer import OpenBaoTransitSigner
-from router.keys.trust import TrustBundle, derive_signers, transit_versions
+from router.keys.trust import SignerStatus, TrustBundle, derive_signers, transit_versions
 from router.keys.wrappers import InstrumentedProvider, RetryingProvider
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,16 @@ def build_signer(cfg: KeysConfig) -> Signer:
     return OpenBaoTransitSigner(build_session(source), cfg.signer.key, mount=source.mount)
 
 
-def build_trust_bundle(cfg: KeysConfig, *, clock: Callable[[], float] = time.time) -> TrustBundle:
+def build_trust_bundle(
+    cfg: KeysConfig, *, previous: TrustBundle | None = None, clock: Callable[[], float] = time.time
+) -> TrustBundle:
     """The signer's public keys with status and validity (``keys export-trust``); see
     :mod:`router.keys.trust` for how status is derived. Reads OpenBao's key description or the dev
-    keyring; the bundle holds public keys only."""
+    keyring; the bundle holds public keys only.
+
+    OpenBao stops describing versions below ``min_decryption_version``; a version of this key that
+    ``previous`` (the bundle being replaced) lists and the source no longer describes stays in the
+    new bundle as ``revoked``, so readers keep refusing it by name rather than as unknown."""
     s = cfg.signer
     source = _signer_source(cfg)
     if isinstance(source, Path):
@@ -122,6 +129,12 @@ def build_trust_bundle(cfg: KeysConfig, *, clock: Callable[[], float] = time.tim
         revoked=s.revoked_versions,
         retired_valid_s=s.retired_valid_s,
     )
+    if previous is not None:
+        signers += [
+            dataclasses.replace(p, status=SignerStatus.REVOKED, valid_to=None)
+            for p in previous.signers
+            if p.key.key_id == s.key and p.key.version not in versions
+        ]
     return TrustBundle(signers, generated_at=clock(), source=origin, clock=clock)
 
 

@@ -17,6 +17,9 @@ Status, as :func:`derive_signers` assigns it: the version the router signs with 
 ``active``; an older one is ``retired`` (it still verifies the records it signed, until
 ``valid_to``: its successor's creation plus ``keys.signer.retired_valid_s``); a version below the
 key's ``min_decryption_version`` or listed in ``keys.signer.revoked_versions`` is ``revoked``.
+OpenBao no longer describes versions below ``min_decryption_version``; ``export-trust`` keeps the
+ones the bundle it replaces listed, as ``revoked``. A version missing from the bundle is refused too
+(``UnknownKey``), only with a less specific reason.
 
 A reader refuses a record whose signer version is revoked, not yet valid (``valid_from`` in the
 future) or expired (``valid_to`` passed), judged by the reader's clock with ``clock_skew_s`` of
@@ -146,7 +149,7 @@ class TrustBundle:
         bundle) or ``UntrustedSigner`` (revoked, not yet valid, expired)."""
         entry = self._signers.get(key)
         if entry is None:
-            raise UnknownKey("signing key version is not in the trust bundle", key=key)
+            raise UnknownKey("signing key version is not in the trust bundle (never published, or dropped)", key=key)
         if entry.status is SignerStatus.REVOKED:
             raise UntrustedSigner("signing key version is revoked in the trust bundle", key=key)
         now = self._clock()

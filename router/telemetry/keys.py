@@ -28,7 +28,12 @@ from router.keys.protocol import DataKey, KeyProvider, KeyRef
 T = TypeVar("T")
 
 _duration = telemetry.meter.create_histogram(
-    "router.keys.duration", unit="s", description="Key provider call duration (retries included), by jurisdiction"
+    "router.keys.duration",
+    unit="s",
+    description="Key provider call duration (retries included), by jurisdiction",
+    # seconds: a local keyring answers in microseconds, a KMS in milliseconds, retries take seconds
+    explicit_bucket_boundaries_advisory=[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                                         10],
 )
 _errors = telemetry.meter.create_counter(
     "router.keys.errors", unit="{call}", description="Key provider calls that failed after retries, by jurisdiction"

@@ -19,11 +19,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router import telemetry
 from router.errors import ConfigError
+from router.keys.errors import KeyUnavailable
 from router.pipeline.engine import EngineHealth, EngineStats
 from router.telemetry import setup
 from router.telemetry.config import TelemetryConfig
 from router.telemetry.health import ConsumerLag, RouterHealth, activate, deactivate
-from router.telemetry.keys import ProviderOutcome, ProviderStatus
+from router.telemetry.keys import JurisdictionProvider, ProviderOutcome, ProviderStatus
 from router.telemetry.runtime import RouterTelemetry
 from router.telemetry.server import MetricsServer
 
@@ -263,3 +264,43 @@ def test_telemetry_off_adds_no_consumer_statistics() -> None:
     overrides = on.consumer_overrides()
     assert overrides["statistics.interval.ms"] == 2000
     assert overrides["stats_cb"] == on.lag.on_stats
+
+
+class FlakyProvider:
+    """A key provider that fails while ``down`` is set."""
+
+    name = "bao"
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def digest_key(self, key_id: str) -> bytes:
+        if self.down:
+            raise KeyUnavailable("OpenBao unreachable", retriable=True, key_id=key_id)
+        return b"k" * 32
+
+
+def test_key_provider_latency_and_errors_by_jurisdiction_and_its_last_outcome(served: Any) -> None:
+    base, _health, engine, watch, keys = served
+    _make_ready(engine, watch)
+    inner = FlakyProvider()
+    provider = JurisdictionProvider(inner, "eu", keys)  # type: ignore[arg-type]
+    labels = {"provider": "bao", "jurisdiction": "eu", "op": "digest_key"}
+    before = _samples(base)
+    provider.digest_key("rr-eu")
+    inner.down = True
+    with pytest.raises(KeyUnavailable):
+        provider.digest_key("rr-eu")
+    after = _samples(base)
+    count = "router_keys_duration_seconds_count"
+    assert _value(after, count, **labels) - _value(before, count, **labels) == 2
+    errors = ("router_keys_errors_total", {**labels, "error": "KeyUnavailable"})
+    assert _value(after, errors[0], **errors[1]) - _value(before, errors[0], **errors[1]) == 1
+    assert _value(after, "router_keys_duration_seconds_bucket", **labels, le="1") - _value(
+        before, "router_keys_duration_seconds_bucket", **labels, le="1") == 2  # buckets are in seconds
+    assert not any("rr-eu" in str(k) for k in after)  # the key id is not a label
+    status, body = _ready(base)
+    assert status == 503 and body["keys"]["failing"] == ["bao/eu: KeyUnavailable"]
+    inner.down = False
+    provider.digest_key("rr-eu")
+    assert _ready(base)[0] == 200

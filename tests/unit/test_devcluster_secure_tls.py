@@ -121,5 +121,7 @@ def test_mapping_rules_turn_certificate_subjects_into_principals(ca: tls.Certifi
     assert _principal(client.subject.rfc4514_string()) == "router"
     assert _principal(broker.subject.rfc4514_string()) == secure.SUPER_USER
     assert secure.PRINCIPAL_MAPPING_RULES.endswith(",DEFAULT")
+    assert f"OU={tls.BROKER_OU}$" in secure.PRINCIPAL_MAPPING_RULES
+    assert f"OU={tls.CLIENT_OU}$" in secure.PRINCIPAL_MAPPING_RULES
     # A subject of neither shape keeps its full name, which no ACL or super user names.
     assert _principal("CN=router,OU=other") == "CN=router,OU=other"

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from router.devtools.devcluster import tls
 from router.devtools.devcluster.errors import DevClusterError
 
 SCRAM_MECHANISM = "SCRAM-SHA-512"
@@ -50,13 +49,10 @@ DEFAULT_PRINCIPALS: tuple[str, ...] = (
 )
 PRINCIPAL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 """Lower-case names that fit a certificate CN and need no quoting in SCRAM or a distinguished name."""
-PRINCIPAL_MAPPING_RULES = (
-    rf"RULE:^CN=[^,]+,OU={tls.BROKER_OU}$/{SUPER_USER}/,"
-    rf"RULE:^CN=([^,]+),OU={tls.CLIENT_OU}$/$1/,"
-    "DEFAULT"
-)
-"""Broker certificates are ``User:admin``; a client certificate is its CN; any other subject (this
-CA signs none) stays its full distinguished name, which no ACL names."""
+PRINCIPAL_MAPPING_RULES = rf"RULE:^CN=[^,]+,OU=brokers$/{SUPER_USER}/,RULE:^CN=([^,]+),OU=clients$/$1/,DEFAULT"
+"""Broker certificates (``OU=brokers``, :data:`tls.BROKER_OU`) are ``User:admin``; a client
+certificate (``OU=clients``) is its CN; any other subject (this CA signs none) stays its full
+distinguished name, which no ACL names."""
 
 Via = Literal["scram", "mtls"]
 
@@ -155,6 +151,8 @@ def broker_keystore(node_dir: Path) -> Path:
 def provision(state_dir: Path, names: Sequence[str], node_dirs: Sequence[Path], cluster_id: str) -> SecurityInfo:
     """Make the cluster's CA, each node's key store and each principal's password and client
     certificate under ``state_dir`` (all files 0600, directories 0700)."""
+    from router.devtools.devcluster import tls  # noqa: PLC0415 - cryptography only when securing
+
     ca = tls.new_ca(f"residency-router devcluster CA {cluster_id}")
     tls.write_private(ca_path(state_dir), tls.cert_pem(ca.cert))
     tls.write_private(state_dir / "tls" / "ca.key", tls.key_pem(ca.key))

@@ -1,0 +1,221 @@
+"""``acls apply`` and ``acls check`` on a secured cluster (TLS, SCRAM, StandardAuthorizer).
+
+The module starts its own secured 3-node dev cluster (``DevCluster(...).up(racks, secure=True)``)
+with the principals of examples/router.yaml's ``access`` section, applies the plan of that config
+as the super user, and checks what each principal can really do: an EU consumer reads ``crm.eu.*``,
+a US consumer is refused, a connector cannot write ``crm.eu.*``. A stray READ for the US consumer on
+an EU topic makes ``acls check`` exit 1 naming it, and removing it makes it exit 0 again. ACL
+changes reach every broker through the metadata log, so each expectation is waited for with a
+deadline.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from router.cli import main
+from router.config.base import ClusterConfig
+from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
+RACKS = ("eu-west-1a", "eu-central-1a", "us-east-1a")
+DEADLINE_S = 60.0
+
+_quiet = logging.getLogger("tests.acls.librdkafka")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+def _secure_api_missing() -> str | None:
+    if "secure" not in inspect.signature(DevCluster.up).parameters:
+        return "DevCluster.up has no secure=True (the secured dev cluster is not in this tree)"
+    if not hasattr(ClusterInfo, "client_config"):
+        return "ClusterInfo.client_config(principal, via) is missing (the secured dev cluster is not in this tree)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
+    missing = _secure_api_missing()
+    if missing:
+        pytest.skip(missing)
+    cluster = DevCluster(tmp_path_factory.mktemp("devcluster-acls"))
+    try:
+        yield cluster.up(RACKS, secure=True, heap_mb=384)  # type: ignore[call-arg]
+    finally:
+        cluster.down()
+
+
+def _cluster_section(info: ClusterInfo, principal: str) -> dict[str, Any]:
+    """``clusters.default`` authenticating as ``principal`` over SCRAM, in the shape this tree's
+    ClusterConfig takes (a ``security`` section, or client properties with ``secrets``)."""
+    conf = dict(info.client_config(principal, via="scram"))
+    if "security" in ClusterConfig.model_fields:
+        assert info.security is not None
+        cred = info.security.principal(principal)
+        return {"bootstrap": conf["bootstrap.servers"], "security": {
+            "protocol": "SASL_SSL", "ca_file": conf["ssl.ca.location"],
+            "sasl": {"mechanism": conf["sasl.mechanism"], "username": cred.name,
+                     "password": {"file": cred.password_file}}}}
+    password = conf.pop("sasl.password")
+    return {"bootstrap": conf.pop("bootstrap.servers"), "client": conf, "secrets": {"sasl.password": password}}
+
+
+@pytest.fixture(scope="module")
+def config_path(secured: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """examples/router.yaml on the secured cluster, as the operator (the super user) runs ``acls``."""
+    tmp = tmp_path_factory.mktemp("acls-config")
+    doc = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    doc["clusters"] = {"default": _cluster_section(secured, "admin")}
+    path = tmp / "router.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _client_conf(info: ClusterInfo, principal: str) -> dict[str, Any]:
+    return {**info.client_config(principal, via="scram"), "logger": _quiet}
+
+
+@pytest.fixture(scope="module")
+def admin(secured: ClusterInfo) -> Any:
+    return AdminClient(_client_conf(secured, "admin"))
+
+
+def _eventually(what: str, attempt: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not attempt():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {DEADLINE_S}s")
+
+
+@pytest.fixture(scope="module")
+def applied(config_path: Path, admin: Any) -> dict[str, str]:
+    """The plan applied (as the super user) and the example's crm.eu.contact and crm.ingress topics
+    created on the EU brokers. Returns the value the router's principal writes in the first test."""
+    assert main(["acls", "apply", "--config", str(config_path)]) == 0
+    for name in ("crm.eu.contact", "crm.ingress"):
+        futures = admin.create_topics([NewTopic(name, num_partitions=1, replica_assignment=[[1, 2]])],
+                                      request_timeout=15)
+        try:
+            futures[name].result()
+        except KafkaException as err:
+            if err.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    return {"value": f"record-{uuid.uuid4().hex}"}
+
+
+def _produce(conf: dict[str, Any], topic: str, value: str) -> KafkaError | None:
+    """Produce one record; the delivery error (None when it was written)."""
+    outcome: list[KafkaError | None] = []
+    producer = Producer({**conf, "message.timeout.ms": 15000, "enable.idempotence": False})
+    try:
+        producer.produce(topic, value.encode(), on_delivery=lambda err, _msg: outcome.append(err))
+    except KafkaException as err:
+        return err.args[0]  # type: ignore[no-any-return]  # KafkaException carries its KafkaError
+    producer.flush(30)
+    assert outcome, f"no delivery report for {topic} within 30 s"
+    return outcome[0]
+
+
+def _read(conf: dict[str, Any], topic: str, group: str) -> tuple[list[bytes], set[int]]:
+    """What a consumer of ``group`` reads from the start of ``topic`` within the deadline: values,
+    and the error codes it got (it stops at the first value or authorization error)."""
+    consumer = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    values: list[bytes] = []
+    errors: set[int] = set()
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline and not values:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error() is not None:
+                errors.add(msg.error().code())
+                if msg.error().code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED):
+                    break
+                continue
+            values.append(msg.value())
+    finally:
+        consumer.close()
+    return values, errors
+
+
+def test_principals_can_do_what_the_plan_says_and_nothing_more(secured: ClusterInfo, applied: dict[str, str]) -> None:
+    value = applied["value"]
+    # the router writes regional topics (ACLs reach each broker through the metadata log: retry)
+    _eventually("the router writes crm.eu.contact",
+                lambda: _produce(_client_conf(secured, "router"), "crm.eu.contact", value) is None)
+    # a connector writes its ingress topic ...
+    _eventually("the connector writes crm.ingress",
+                lambda: _produce(_client_conf(secured, "connector"), "crm.ingress", "raw") is None)
+    # ... and cannot write a regional topic
+    refused = _produce(_client_conf(secured, "connector"), "crm.eu.contact", "forged")
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    # an EU consumer reads crm.eu.* with a group under its own prefix
+    values, errors = _read(_client_conf(secured, "consumer-eu"), "crm.eu.contact", f"consumer-eu.{uuid.uuid4().hex}")
+    assert value.encode() in values, errors
+
+    # a US consumer is refused, with a group of its own prefix (so the topic is what is refused)
+    values, errors = _read(_client_conf(secured, "consumer-us"), "crm.eu.contact", f"consumer-us.{uuid.uuid4().hex}")
+    assert values == []
+    assert KafkaError.TOPIC_AUTHORIZATION_FAILED in errors
+
+
+def _stray() -> AclBinding:
+    return AclBinding(ResourceType.TOPIC, "crm.eu.contact", ResourcePatternType.LITERAL, "User:consumer-us", "*",
+                      AclOperation.READ, AclPermissionType.ALLOW)
+
+
+def test_apply_twice_creates_nothing_new(config_path: Path, applied: dict[str, str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["acls", "apply", "--config", str(config_path)]) == 0
+    assert "\n0 created," in capsys.readouterr().out
+
+
+def test_check_flags_a_stray_read_on_an_eu_topic_and_passes_after_removal(
+    config_path: Path, admin: Any, applied: dict[str, str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    def check_exits(code: int) -> bool:
+        capsys.readouterr()
+        return main(["acls", "check", "--config", str(config_path)]) == code
+
+    _eventually("acls check passes on the applied plan", lambda: check_exits(0))
+    admin.create_acls([_stray()], request_timeout=15)[_stray()].result()
+    try:
+        capsys.readouterr()
+        _eventually("acls check sees the stray grant", lambda: check_exits(1))
+        out = capsys.readouterr().out
+    finally:
+        f = AclBindingFilter(ResourceType.TOPIC, "crm.eu.contact", ResourcePatternType.LITERAL, "User:consumer-us",
+                             "*", AclOperation.READ, AclPermissionType.ALLOW)
+        admin.delete_acls([f], request_timeout=15)[f].result()
+    assert "EXCESS ALLOW READ on TOPIC LITERAL 'crm.eu.contact' for User:consumer-us" in out
+    assert "reaches the topics of eu" in out
+    _eventually("acls check passes after the stray grant is removed", lambda: check_exits(0))
+

@@ -5,10 +5,12 @@
 type, pattern type, resource name). Every binding is ALLOW from any host (``*``). Per role:
 
 - **router** reads its ingress topics, its group (``pipeline.group_id``, LITERAL) and its replay
-  groups (``<group_id>.replay.``, PREFIXED); writes every configured topic that is not an ingress
-  topic (regional, quarantine, audit) and reads the audit topic (at start-up it reads the chain
-  tails and the recorded chain placement); DESCRIBE and WRITE on the TransactionalId prefix
-  ``<pipeline.transactional_id_prefix>-`` (PREFIXED: each instance's id is ``<prefix>-<instance>``);
+  groups (``<group_id>.replay.``, PREFIXED: ``quarantine replay`` uses ``<group_id>.replay.<j>``);
+  writes every configured topic that is not an ingress topic (regional, quarantine, audit); reads
+  the audit topic (at start-up it reads the chain tails and the recorded chain placement) and the
+  configured quarantine topics (``quarantine replay``); DESCRIBE and WRITE on the TransactionalId
+  prefix ``<pipeline.transactional_id_prefix>-`` (PREFIXED: each instance's id is
+  ``<prefix>-<instance>``, a replay's ``<prefix>-replay-<j>``);
   DESCRIBE_CONFIGS on every configured topic (``max.message.bytes`` at start-up) and DESCRIBE on the
   cluster (``describe_acls`` for the start-up ACL check). Placement needs nothing more:
   ``describe_topics`` needs DESCRIBE on each topic, which READ or WRITE on it implies, and a broker
@@ -229,6 +231,9 @@ def _router(access: AccessConfig, config: RouterConfig, layout: Layout) -> Itera
         yield r.allow(Operation.WRITE, _T, layout.audit, why="writes audit records")
     yield r.allow(Operation.READ, _T, layout.audit,
                   why="reads audit chain tails and the recorded chain placement at start-up")
+    configured = {t.name for t in config.topics}
+    for topic in sorted(set(layout.quarantine.values()) & configured):
+        yield r.allow(Operation.READ, _T, topic, why="quarantine replay reads it (group <group_id>.replay.<j>)")
     for t in config.topics:
         yield r.allow(Operation.DESCRIBE_CONFIGS, _T, t.name, why="reads max.message.bytes at start-up")
     for op in (Operation.DESCRIBE, Operation.WRITE):

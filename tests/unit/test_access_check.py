@@ -46,7 +46,9 @@ def test_the_plan_itself_passes_and_names_who_reads_and_writes_each_jurisdiction
     # eu holds crm.eu.*, quarantine.eu, the ingress topic and the audit topic
     assert who(report, "eu", R) == {"User:router", "User:consumer-eu", "User:sre-eu", "User:auditor"}
     assert who(report, "eu", W) == {"User:router", "User:connector"}
-    assert who(report, "us", R) == {"User:consumer-us", "User:sre-us"}
+    assert who(report, "us", R) == {"User:router", "User:consumer-us", "User:sre-us"}  # router: replay
+    assert {a.topic for a in report.accesses["us"] if a.principal == "User:router" and a.operation == R} == {
+        "quarantine.us"}
     assert who(report, "us", W) == {"User:router"}
     eu_reads = {(a.principal, a.topic) for a in report.accesses["eu"] if a.operation == R}
     assert ("User:consumer-eu", "crm.eu.contact") in eu_reads

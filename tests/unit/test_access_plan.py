@@ -40,6 +40,7 @@ def test_router_reads_ingress_and_its_groups_writes_only_its_outputs(example_pla
         ("READ", "GROUP", "LITERAL", "residency-router"),
         ("READ", "GROUP", "PREFIXED", "residency-router.replay."),
         ("READ", "TOPIC", "LITERAL", "audit"),
+        *{("READ", "TOPIC", "LITERAL", q) for q in QUARANTINE},  # quarantine replay
         ("DESCRIBE", "TRANSACTIONAL_ID", "PREFIXED", "residency-router-"),
         ("WRITE", "TRANSACTIONAL_ID", "PREFIXED", "residency-router-"),
         ("DESCRIBE", "CLUSTER", "LITERAL", "kafka-cluster"),

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from router.audit.chain import AuditChain, ChainState, ChainTail, checked_tail
 from router.audit.record import (
@@ -177,8 +177,6 @@ def read_replay_chains(
     first record (seq 0) is found or the partition's start is reached; records keyed for other chains
     are skipped undecoded. Raises :class:`ReplayError` when the partition cannot be read in time or
     a replay chain's record does not decode or its last record fails its own hash."""
-    from confluent_kafka import KafkaException  # noqa: PLC0415
-
     from router.kafka_read import committed_reader  # noqa: PLC0415
 
     keys = {chain_key(t, p) for t, p in sources}
@@ -613,7 +611,11 @@ def _positions_reached(consumer: Any, topic: str, ends: Mapping[int, int], check
     if any(tp.offset >= 0 for tp in behind) or time.monotonic() - checked[0] < 1.0:
         return False
     checked[0] = time.monotonic()
-    committed = consumer.committed([TopicPartition(topic, tp.partition) for tp in behind], timeout=10)
+    try:
+        committed = consumer.committed([TopicPartition(topic, tp.partition) for tp in behind], timeout=10)
+    except KafkaException as err:  # asked again in a second; the engine's own calls report what is wrong
+        log.debug("could not read the replay group's committed offsets: %s", err)
+        return False
     return all(tp.offset >= ends[tp.partition] for tp in committed)
 
 
@@ -702,8 +704,6 @@ class ReplayOptions:
 def _offsets(consumer: Any, topic: str, group_offsets: bool, timeout: float = 30.0
              ) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
     """(low, high, committed) per partition of ``topic``; committed is -1 where the group has none."""
-    from confluent_kafka import KafkaException  # noqa: PLC0415
-
     from router.kafka_read import partitions_of  # noqa: PLC0415
 
     parts = partitions_of(consumer, topic, timeout, what="quarantine topic", error=ReplayError,
@@ -728,8 +728,6 @@ def replay(config: Any, options: ReplayOptions) -> ReplaySummary:  # noqa: PLR09
     checked as ``run`` checks it, then the engine (or, with ``dry_run``, a plain read) to the end
     offsets of the start. Raises :class:`ConfigError` / :class:`ReplayError` before anything is
     written when the config, placement or cluster does not allow a safe replay."""
-    from confluent_kafka import KafkaException  # noqa: PLC0415
-
     from router.audit.kafka import read_recorded_placements  # noqa: PLC0415
     from router.envelope import Sealer  # noqa: PLC0415
     from router.kafka_read import committed_reader  # noqa: PLC0415
@@ -756,7 +754,10 @@ def replay(config: Any, options: ReplayOptions) -> ReplaySummary:  # noqa: PLR09
     if placed.get(topic) != j:
         raise ConfigError(f"quarantine topic {topic} is not under 'topics' with jurisdiction {j}: its placement "
                           "cannot be checked")
-    props = dict(config.clusters["default"].client_properties())
+    cluster = config.clusters.get("default")
+    if cluster is None:
+        raise ConfigError("`quarantine replay` uses the cluster named 'default': add clusters.default to the config")
+    props = dict(cluster.client_properties())
     if options.bootstrap:
         props["bootstrap.servers"] = options.bootstrap
     group = f"{pipe.group_id}.replay.{j}"
@@ -780,7 +781,8 @@ def replay(config: Any, options: ReplayOptions) -> ReplaySummary:  # noqa: PLR09
                 reader.commit(offsets=[TopicPartition(topic, p, lows[p]) for p in sorted(lows)], asynchronous=False)
             except KafkaException as err:
                 raise ReplayError(f"--from-beginning: could not reset consumer group {group!r} ({err}); is another "
-                                  f"replay of {j} running?") from None
+                                  f"replay of {j} running, or has a stopped one's session not timed out yet "
+                                  f"(pipeline.session_timeout_ms)?") from None
     finally:
         reader.close()
     ends = {p: highs[p] for p in lows if starts[p] < highs[p]}

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "router.cli.keys",
     "router.cli.audit",
     "router.cli.quarantine",
+    "router.cli.status",
     "router.cli.topics",
     "router.cli.acls",
     "router.cli.run",

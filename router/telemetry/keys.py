@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from router import telemetry
 from router.keys.dek import JurisdictionKeys
@@ -81,6 +81,10 @@ class JurisdictionProvider:
 
     def __repr__(self) -> str:
         return f"JurisdictionProvider({self._inner!r}, {self._jurisdiction!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else a provider offers passes through, unmeasured."""
+        return getattr(self._inner, name)
 
     def _measure(self, op: str, fn: Callable[[], T]) -> T:
         attrs = {"provider": self._inner.name, "jurisdiction": self._jurisdiction, "op": op}

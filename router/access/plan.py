@@ -20,9 +20,12 @@ type, pattern type, resource name). Every binding is ALLOW from any host (``*``)
   topic pattern up to ``{entity}``, e.g. ``crm.eu.``) when no topic of any other kind or jurisdiction
   the config knows starts with it, else each topic LITERAL; and their own groups, PREFIXED
   ``<principal name>.`` (``consumer-eu.`` for ``User:consumer-eu``).
-- **sre** of a jurisdiction read its quarantine topic (LITERAL). The quarantine commands assign
-  partitions at explicit offsets, so they need no group.
-- **auditors** read the audit topic (LITERAL); ``audit verify`` needs no group either.
+- **sre** of a jurisdiction read its quarantine topic (LITERAL), with DESCRIBE on the quarantine
+  commands' throw-away groups (:data:`READER_GROUPS`).
+- **auditors** read the audit topic (LITERAL), with DESCRIBE on ``audit verify``'s throw-away groups.
+
+The router also gets DESCRIBE on its readers' throw-away groups (audit at start-up, replay's audit
+and dry-run readers).
 
 With ``access.idempotent_write_acl`` the router and connectors also get IDEMPOTENT_WRITE on the
 cluster (brokers older than Kafka 2.8 only).
@@ -38,6 +41,19 @@ from enum import StrEnum
 from router.access.config import AccessConfig, group_prefix, replay_group_prefix
 from router.config.models import RouterConfig
 from router.errors import ConfigError
+
+READER_GROUPS = {
+    "audit": "residency-router-audit-",
+    "quarantine": "residency-router-quarantine-",
+    "replay_audit": "residency-router-replay-audit-",
+    "replay_dry_run": "residency-router-replay-dry-run-",
+}
+"""Prefixes of the throw-away group ids of the committed-record readers (``router.kafka_read.
+committed_reader``'s ``group_prefix`` plus ``-``): the audit trail readers (start-up, ``audit
+verify``), the quarantine commands and replay's audit and dry-run readers. They assign partitions
+at explicit offsets and never join or commit, but librdkafka still looks up the coordinator of any
+``group.id`` it is given (FindCoordinator, which needs DESCRIBE on the group), and a refusal arrives
+as an error event the readers stop on. So the plan grants DESCRIBE, nothing more, on these prefixes."""
 
 CLUSTER_NAME = "kafka-cluster"
 """The one name a Kafka CLUSTER resource has."""
@@ -231,6 +247,9 @@ def _router(access: AccessConfig, config: RouterConfig, layout: Layout) -> Itera
         yield r.allow(Operation.WRITE, _T, layout.audit, why="writes audit records")
     yield r.allow(Operation.READ, _T, layout.audit,
                   why="reads audit chain tails and the recorded chain placement at start-up")
+    for reader in ("audit", "replay_audit", "replay_dry_run"):
+        yield r.allow(Operation.DESCRIBE, _G, READER_GROUPS[reader], prefixed=True,
+                      why="throw-away groups of its committed-record readers (coordinator lookup only)")
     configured = {t.name for t in config.topics}
     for topic in sorted(set(layout.quarantine.values()) & configured):
         yield r.allow(Operation.READ, _T, topic, why="quarantine replay reads it (group <group_id>.replay.<j>)")
@@ -268,11 +287,15 @@ def plan(config: RouterConfig) -> list[Binding]:
                                why="its own consumer groups"))
     for j, principals in access.sre.items():
         for principal in principals:
-            out.append(_Grants(principal, Role.SRE).allow(Operation.READ, _T, layout.quarantine[j],
-                                                          why=f"reads {j}'s quarantine"))
+            sre = _Grants(principal, Role.SRE)
+            out.append(sre.allow(Operation.READ, _T, layout.quarantine[j], why=f"reads {j}'s quarantine"))
+            out.append(sre.allow(Operation.DESCRIBE, _G, READER_GROUPS["quarantine"], prefixed=True,
+                                 why="throw-away groups of the quarantine commands (coordinator lookup only)"))
     for principal in access.auditors:
-        out.append(_Grants(principal, Role.AUDITOR).allow(Operation.READ, _T, layout.audit,
-                                                          why="reads the audit trail"))
+        auditor = _Grants(principal, Role.AUDITOR)
+        out.append(auditor.allow(Operation.READ, _T, layout.audit, why="reads the audit trail"))
+        out.append(auditor.allow(Operation.DESCRIBE, _G, READER_GROUPS["audit"], prefixed=True,
+                                 why="throw-away groups of audit verify (coordinator lookup only)"))
     unique: dict[Binding, Binding] = {}
     for b in out:
         unique.setdefault(b, b)

@@ -159,7 +159,8 @@ def test_missing_planned_bindings_are_listed_but_do_not_fail(config: RouterConfi
     live = [b for b in plan(config) if b.principal != "User:auditor"]
     report = run_check(config, live)
     assert report.ok
-    assert [(b.principal, b.name) for b in report.missing] == [("User:auditor", "audit")]
+    assert sorted((b.principal, b.resource_type.value, b.name) for b in report.missing) == [
+        ("User:auditor", "GROUP", "residency-router-audit-"), ("User:auditor", "TOPIC", "audit")]
 
 
 def test_changes_create_only_what_is_missing_and_prune_only_configured_principals(config: RouterConfig) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from router.access.plan import Binding, plan
+from router.access.plan import READER_GROUPS, Binding, plan
 from router.cli import main
 from router.config.loader import load_config, parse_config
 
@@ -44,6 +44,9 @@ def test_router_reads_ingress_and_its_groups_writes_only_its_outputs(example_pla
         ("DESCRIBE", "TRANSACTIONAL_ID", "PREFIXED", "residency-router-"),
         ("WRITE", "TRANSACTIONAL_ID", "PREFIXED", "residency-router-"),
         ("DESCRIBE", "CLUSTER", "LITERAL", "kafka-cluster"),
+        ("DESCRIBE", "GROUP", "PREFIXED", "residency-router-audit-"),
+        ("DESCRIBE", "GROUP", "PREFIXED", "residency-router-replay-audit-"),
+        ("DESCRIBE", "GROUP", "PREFIXED", "residency-router-replay-dry-run-"),
         *{("WRITE", "TOPIC", "LITERAL", t) for t in ALL_CONFIGURED},
         *{("DESCRIBE_CONFIGS", "TOPIC", "LITERAL", t) for t in ALL_CONFIGURED},
     }
@@ -64,11 +67,30 @@ def test_consumers_read_their_jurisdictions_prefix_and_their_own_groups(example_
 
 @pytest.mark.parametrize("j", ["eu", "uk", "us", "ch"])
 def test_sre_reads_only_its_quarantine(example_plan: list[Binding], j: str) -> None:
-    assert rows_of(example_plan, f"User:sre-{j}") == {("READ", "TOPIC", "LITERAL", f"quarantine.{j}")}
+    assert rows_of(example_plan, f"User:sre-{j}") == {
+        ("READ", "TOPIC", "LITERAL", f"quarantine.{j}"),
+        ("DESCRIBE", "GROUP", "PREFIXED", "residency-router-quarantine-"),
+    }
 
 
 def test_auditor_reads_only_the_audit_topic(example_plan: list[Binding]) -> None:
-    assert rows_of(example_plan, "User:auditor") == {("READ", "TOPIC", "LITERAL", "audit")}
+    assert rows_of(example_plan, "User:auditor") == {
+        ("READ", "TOPIC", "LITERAL", "audit"),
+        ("DESCRIBE", "GROUP", "PREFIXED", "residency-router-audit-"),
+    }
+
+
+@pytest.mark.parametrize(("module", "prefix"), [
+    ("router/audit/kafka.py", "residency-router-audit"),
+    ("router/quarantine/reader.py", "residency-router-quarantine"),
+    ("router/quarantine/replay.py", "residency-router-replay-audit"),
+    ("router/quarantine/replay.py", "residency-router-replay-dry-run"),
+])
+def test_reader_group_prefixes_are_the_ones_the_readers_use(module: str, prefix: str) -> None:
+    """The throw-away group ids are '<group_prefix>-<uuid>' (router.kafka_read.committed_reader)."""
+    source = (Path(__file__).resolve().parents[2] / module).read_text(encoding="utf-8")
+    assert f'group_prefix="{prefix}"' in source
+    assert f"{prefix}-" in READER_GROUPS.values()
 
 
 def test_no_other_principal_and_no_wildcard(example_plan: list[Binding]) -> None:

@@ -343,7 +343,9 @@ class LocalSigner:
 
 
 class LocalPublicKeys:
-    """Every signing public key in a keyring, all versions (for readers in development)."""
+    """Every signing public key in a keyring, all versions, with no status or validity (tests and
+    benchmarks). Readers use a :class:`router.keys.trust.TrustBundle` (``keys export-trust``),
+    which honours revocation and never needs this private file."""
 
     def __init__(self, keyring: LocalKeyring) -> None:
         self._keys: dict[KeyRef, Ed25519PublicKey] = {

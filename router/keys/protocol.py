@@ -78,9 +78,9 @@ class PublicKeys(Protocol):
 
 
 class StaticPublicKeys:
-    """Public keys handed to a reader out of band (e.g. from ``residency-router keys show``).
-
-    Readers need only these, never the router's keyring.
+    """Public keys handed to a reader out of band (e.g. from ``residency-router keys show``), with
+    no status or validity. :class:`router.keys.trust.TrustBundle` is what readers load: the same
+    lookup plus revoked and expired versions refused.
     """
 
     def __init__(self, keys: dict[KeyRef, bytes]) -> None:

@@ -4,9 +4,12 @@ The module starts its own secured 3-node dev cluster (``DevCluster(...).up(racks
 with the principals of examples/router.yaml's ``access`` section, applies the plan of that config
 as the super user, and checks what each principal can really do: an EU consumer reads ``crm.eu.*``,
 a US consumer is refused, a connector cannot write ``crm.eu.*``. A stray READ for the US consumer on
-an EU topic makes ``acls check`` exit 1 naming it, and removing it makes it exit 0 again. ACL
-changes reach every broker through the metadata log, so each expectation is waited for with a
-deadline.
+an EU topic makes ``acls check`` exit 1 naming it, and removing it makes it exit 0 again. Then a
+whole router deployment (tests/integration/router_env.py) runs as ``User:router`` with nothing but
+its plan: ``run``'s start-up check refuses while the stray grant exists, and once it is gone the
+router routes a batch, the auditor verifies the trail and an SRE lists its quarantine, each under
+its own principal. ACL changes reach every broker through the metadata log, so each expectation is
+waited for with a deadline.
 """
 
 from __future__ import annotations
@@ -33,9 +36,14 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from router.access.kafka import apply
 from router.cli import main
 from router.config.base import ClusterConfig
 from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
+from router.devtools.samples import generate
+from router.errors import RouterError
+from router.pipeline.app import RouterApp
+from tests.integration.router_env import RouterEnv, make_env
 
 pytestmark = pytest.mark.integration
 
@@ -219,3 +227,116 @@ def test_check_flags_a_stray_read_on_an_eu_topic_and_passes_after_removal(
     assert "reaches the topics of eu" in out
     _eventually("acls check passes after the stray grant is removed", lambda: check_exits(0))
 
+
+
+class _SecuredCluster:
+    """What ``make_env`` asks of a cluster: its bootstrap and its brokers by rack prefix."""
+
+    def __init__(self, info: ClusterInfo) -> None:
+        self.bootstrap = info.bootstrap
+        self.nodes = info.nodes
+
+    def brokers_in(self, prefix: str) -> list[int]:
+        return [n.node_id for n in self.nodes if n.rack.startswith(prefix)]
+
+
+ACCESS = {
+    "router": "User:router",
+    "consumers": {"eu": ["User:consumer-eu"], "us": ["User:consumer-us"]},
+    "sre": {"eu": ["User:sre-eu"], "us": ["User:sre-us"]},
+    "auditors": ["User:auditor"],
+}
+
+
+@pytest.fixture
+def deployment(secured: ClusterInfo, admin: Any, tmp_path: Path) -> RouterEnv:
+    """A deployment whose clients authenticate as User:router, topics created and its plan applied
+    by the super user."""
+    env = make_env(_SecuredCluster(secured), admin, tmp_path, ingress_partitions=1,
+                   extra={"clusters": {"default": _cluster_section(secured, "router")}, "access": ACCESS})
+    apply(env.config, admin, timeout=15)
+    return env
+
+
+def _as(env: RouterEnv, secured: ClusterInfo, principal: str) -> Path:
+    """The deployment's config file with clients authenticating as ``principal``."""
+    doc = yaml.safe_load(env.config_path.read_text(encoding="utf-8"))
+    doc["clusters"] = {"default": _cluster_section(secured, principal)}
+    path = env.config_path.with_name(f"router-{principal}.yaml")
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def _stop(app: RouterApp) -> None:
+    if app.watch is not None:
+        app.watch.stop(5)
+    telemetry = getattr(app, "telemetry", None)
+    if telemetry is not None:
+        telemetry.stop()
+
+
+def test_run_refuses_a_stray_grant_then_the_plan_alone_runs_the_deployment(
+    secured: ClusterInfo, admin: Any, deployment: RouterEnv,
+) -> None:
+    env = deployment
+    eu_topic = f"crm.eu.contact.{env.suffix}"
+    stray = AclBinding(ResourceType.TOPIC, eu_topic, ResourcePatternType.LITERAL, "User:consumer-us", "*",
+                       AclOperation.READ, AclPermissionType.ALLOW)
+    admin.create_acls([stray], request_timeout=15)[stray].result()
+    expected = f"User:consumer-us may READ {eu_topic} (jurisdiction eu)"
+    seen: list[str] = []
+
+    def refused() -> bool:
+        app = RouterApp(env.config, instance_id="acl-a")
+        try:
+            app.build()
+        except RouterError as err:  # ConfigError once the grant is seen; others while ACLs propagate
+            seen.append(str(err))
+            return expected in str(err)
+        finally:
+            _stop(app)
+        return False
+
+    try:
+        _eventually(f"run refuses naming {expected!r} (last errors: {seen[-2:]})", refused)
+    finally:
+        f = AclBindingFilter(ResourceType.TOPIC, eu_topic, ResourcePatternType.LITERAL, "User:consumer-us", "*",
+                             AclOperation.READ, AclPermissionType.ALLOW)
+        admin.delete_acls([f], request_timeout=15)[f].result()
+
+    records = list(generate(40, seed=5))
+    producer = Producer(_client_conf(secured, "admin"))
+    for rec in records:
+        producer.produce(env.ingress, rec.value, rec.key, headers=list(rec.headers.items()))
+    assert producer.flush(30) == 0
+
+    engine: Any = None
+    app = RouterApp(env.config, instance_id="acl-a")
+
+    def starts() -> bool:
+        nonlocal engine, app
+        try:
+            engine = app.build()
+        except RouterError as err:  # the deletion still on its way to the broker asked
+            seen.append(str(err))
+            _stop(app)
+            app = RouterApp(env.config, instance_id="acl-a")
+            return False
+        return True
+
+    _eventually(f"run starts once the stray grant is gone (last errors: {seen[-2:]})", starts)
+    try:
+        stats = engine.run(max_idle_s=10, until=lambda st: st.consumed >= len(records))
+    finally:
+        _stop(app)
+    assert stats.consumed == len(records)
+    assert stats.aborts == 0 and stats.commits >= 1
+
+    # the auditor verifies the trail the router wrote, with its own grants only
+    assert main(["audit", "verify", "--config", str(_as(env, secured, "auditor")), "--timeout", "60"]) == 0
+    # an SRE of eu lists its quarantine; the US SRE cannot read it
+    sre_eu = str(_as(env, secured, "sre-eu"))
+    assert main(["quarantine", "stats", "--config", sre_eu, "--jurisdiction", "eu", "--timeout", "60"]) == 0
+    sre_us = str(_as(env, secured, "sre-us"))
+    assert main(["quarantine", "stats", "--config", sre_us, "--jurisdiction", "eu", "--timeout", "30"]) != 0

@@ -180,8 +180,12 @@ class TokenKeeper:
         try:
             data = unwrapper.sys.unwrap()["data"]
             secret_id = str(data["secret_id"])
-        except (KeyError, TypeError):
-            raise hvac.exceptions.InvalidRequest("the unwrapped response holds no secret_id") from None
+        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden, KeyError, TypeError) as err:
+            # A spent wrapping token fails here: someone else may have unwrapped it first.
+            raise ConfigError(
+                f"the response-wrapped secret id could not be unwrapped ({type(err).__name__}: spent, expired or not "
+                "a wrapping token); put a fresh one in keys.providers.<name>.approle.secret_id_file"
+            ) from None
         self._unwrapped = (value, secret_id)
         return secret_id
 
@@ -189,7 +193,13 @@ class TokenKeeper:
         approle = self._approle
         assert approle is not None
         now = self._clock()
-        resp = self._client.auth.approle.login(
-            role_id=approle.read_role_id(), secret_id=self._secret_id(approle), mount_point=approle.mount
-        )
+        try:
+            resp = self._client.auth.approle.login(
+                role_id=approle.read_role_id(), secret_id=self._secret_id(approle), mount_point=approle.mount
+            )
+        except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden, hvac.exceptions.InvalidPath) as err:
+            raise ConfigError(
+                f"AppRole login at auth/{approle.mount} was refused ({type(err).__name__}): check the role id, the "
+                "secret id and the mount (keys.providers.<name>.approle)"
+            ) from None
         self._set_lease(resp.get("auth") if isinstance(resp, dict) else None, now)

@@ -317,3 +317,26 @@ def test_a_static_token_that_is_refused_stays_refused_without_leaking(
         OpenBaoTransitSigner(session, names["signer"]).sign(b"m")
     assert not err.value.retriable
     assert "not-a-real-token" not in str(err.value)
+
+
+def test_a_wrong_secret_id_is_a_clear_error_without_the_secret(
+    openbao: OpenBaoEndpoint, names: dict[str, str], approle: dict[str, Any]
+) -> None:
+    approle["secret_id_file"].write_text("00000000-0000-0000-0000-000000000000-wrong\n")
+    signer = build_signer(_keys_config(openbao, names, auth=_approle_auth(approle)))
+    with pytest.raises(KeyUnavailable, match="AppRole login") as err:
+        signer.sign(b"m")
+    assert not err.value.retriable
+    assert "-wrong" not in str(err.value)
+
+
+def test_a_spent_wrapping_token_is_a_clear_error(
+    openbao: OpenBaoEndpoint, names: dict[str, str], approle: dict[str, Any]
+) -> None:
+    _secret_id(openbao, approle, wrapped=True)
+    wrapping_token = approle["secret_id_file"].read_text().strip()
+    hvac.Client(url=openbao[0], token=wrapping_token, verify=openbao.ca_file).sys.unwrap()  # intercepted
+    signer = build_signer(_keys_config(openbao, names, auth=_approle_auth(approle, wrapped=True)))
+    with pytest.raises(KeyUnavailable, match="could not be unwrapped") as err:
+        signer.sign(b"m")
+    assert wrapping_token not in str(err.value)

@@ -11,8 +11,10 @@ router's own: unique across router instances and restarts, monotonic per source.
 accepted at most ``window`` offsets before the record being checked, and refuses
 
 * ``DUPLICATE``: a sequence already accepted at another offset of the partition;
-* ``OUT_OF_ORDER``: a source offset lower than the newest one of the same source accepted in the
-  window (a stale record produced again after newer ones).
+* ``OUT_OF_ORDER`` (only with ``refuse_out_of_order=True``): a source offset lower than the newest
+  one of the same source accepted in the window (a stale record produced again after newer ones).
+  Off by default because ``quarantine replay`` legitimately writes a record long after newer
+  records of its source: it is sealed with its original source position.
 
 The same record read again at its own offset (a consumer rewind, a rebalance, at-least-once
 redelivery) is not a replay and is accepted again. Moving a record to another topic or partition
@@ -21,7 +23,8 @@ more than ``window`` offsets after the newest record of its source is not detect
 records: transaction markers take offsets too); the state is
 in memory (a new reader process, or another consumer of the group, starts empty); when a source's
 offsets restart (an ingress topic deleted and re-created under the same name), its new records
-are refused as ``OUT_OF_ORDER`` until its old ones leave the window. Version 1 records are not
+collide with old ones (``DUPLICATE``; every one of them ``OUT_OF_ORDER`` when that is on) until the
+old ones are more than ``window`` offsets back. Version 1 records are not
 checked (:attr:`OpenedRecord.replay_protected` is False). Not thread-safe: one guard per consumer.
 """
 
@@ -49,7 +52,8 @@ class _Partition:
     at: dict[Sequence_, int] = field(default_factory=dict)
     """Sequence -> the offset it was accepted at (the entries, indexed)."""
     newest: dict[Source, int] = field(default_factory=dict)
-    """Source -> its highest source offset among the entries (always its latest entry)."""
+    """Source -> its highest source offset among the entries (always its latest entry); kept only
+    when out-of-order records are refused."""
     high: int = -1
     """The highest offset checked so far (accepted or refused)."""
 
@@ -57,14 +61,15 @@ class _Partition:
 class ReplayGuard:
     """Per-partition replay check over a window of ``window`` offsets (see the module text)."""
 
-    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+    def __init__(self, window: int = DEFAULT_WINDOW, *, refuse_out_of_order: bool = False) -> None:
         if not 1 <= window <= 10_000_000:
             raise MalformedEnvelope("replay_window must be in 1..10000000 offsets")
         self.window = window
+        self.refuse_out_of_order = refuse_out_of_order
         self._parts: dict[tuple[str, int], _Partition] = {}
 
     def __repr__(self) -> str:
-        return f"ReplayGuard(window={self.window})"
+        return f"ReplayGuard(window={self.window}, refuse_out_of_order={self.refuse_out_of_order})"
 
     def check(self, topic: str, partition: int, offset: int, record: OpenedRecord) -> None:
         """Accept ``record`` (read at ``topic``/``partition``/``offset``) or raise :class:`Replayed`.
@@ -101,7 +106,8 @@ class ReplayGuard:
                                 f"source offset {seq[2]} after {newest} of the same source", topic, partition, offset)
         entries.append((offset, seq))
         part.at[seq] = offset
-        part.newest[(seq[0], seq[1])] = seq[2]
+        if self.refuse_out_of_order:  # then a source's accepted offsets only grow: the latest is the newest
+            part.newest[(seq[0], seq[1])] = seq[2]
 
     def _check_again(self, part: _Partition, offset: int, seq: Sequence_, topic: str, partition: int) -> None:
         """A record at or below the highest offset checked: read again after a seek back. The
@@ -117,7 +123,7 @@ class ReplayGuard:
             if other[2] == seq[2]:
                 raise self._refused(ReplayReason.DUPLICATE, f"source position already delivered at offset {at}",
                                     topic, partition, offset)
-            if other[2] > seq[2]:
+            if other[2] > seq[2] and self.refuse_out_of_order:
                 raise self._refused(ReplayReason.OUT_OF_ORDER,
                                     f"source offset {seq[2]} after {other[2]} of the same source",
                                     topic, partition, offset)

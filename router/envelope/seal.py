@@ -269,9 +269,10 @@ def _check_headers(ctx: SealContext, headers: Headers) -> None:
     expected = dict(clear_headers(ctx))
     seen: dict[str, bytes | None] = {}
     for name, val in headers or ():
-        if not isinstance(name, str):
-            raise HeaderMismatch("a header name is not text")
-        if name[:3].lower() != HEADER_PREFIX:
+        prefix = name[:3]
+        if prefix != HEADER_PREFIX and (not isinstance(name, str) or prefix.lower() != HEADER_PREFIX):
+            if not isinstance(name, str):
+                raise HeaderMismatch("a header name is not text")
             continue
         if name in seen:
             raise HeaderMismatch(f"header {name!r} appears more than once")

@@ -59,8 +59,8 @@ def test_the_same_source_position_at_a_later_offset_is_a_duplicate() -> None:
     assert _verdict(g, 14, _opened(0, 4)) == "ok"  # the stream goes on
 
 
-def test_an_older_position_of_a_source_after_a_newer_one_is_out_of_order() -> None:
-    g = ReplayGuard(window=100)
+def test_an_older_position_of_a_source_after_a_newer_one_is_out_of_order_when_asked() -> None:
+    g = ReplayGuard(window=100, refuse_out_of_order=True)
     for o, s in ((0, 5), (1, 6), (2, 7)):
         assert _verdict(g, o, _opened(0, s)) == "ok"
     assert _verdict(g, 3, _opened(0, 6)) == "DUPLICATE"
@@ -68,6 +68,20 @@ def test_an_older_position_of_a_source_after_a_newer_one_is_out_of_order() -> No
     # Another source's positions are independent (ingress partitions interleave in a destination).
     assert _verdict(g, 5, _opened(1, 4)) == "ok"
     assert _verdict(g, 6, _opened(1, 1)) == "OUT_OF_ORDER"
+    # Read again after a seek back, each keeps its verdict.
+    assert [_verdict(g, o, _opened(s, x)) for o, s, x in ((3, 0, 6), (4, 0, 4), (5, 1, 4))] == [
+        "DUPLICATE", "OUT_OF_ORDER", "ok"]
+
+
+def test_by_default_an_older_position_never_delivered_here_is_accepted() -> None:
+    """``quarantine replay`` writes a record with its original source position after newer
+    records of its source: not a copy of anything delivered in this partition."""
+    g = ReplayGuard(window=100)
+    for o, s in ((0, 5), (1, 6), (2, 7)):
+        assert _verdict(g, o, _opened(0, s)) == "ok"
+    assert _verdict(g, 3, _opened(0, 4)) == "ok"
+    assert _verdict(g, 4, _opened(0, 4)) == "DUPLICATE"
+    assert _verdict(g, 5, _opened(0, 6)) == "DUPLICATE"
 
 
 def test_reading_the_same_offset_again_is_a_redelivery_not_a_replay() -> None:
@@ -91,12 +105,16 @@ def test_a_replay_beyond_the_window_is_not_detected() -> None:
 
 
 def test_a_restarted_source_is_refused_only_until_its_old_positions_leave_the_window() -> None:
-    g = ReplayGuard(window=4)
+    g = ReplayGuard(window=4, refuse_out_of_order=True)
     for o in range(3):
         assert _verdict(g, o, _opened(0, 100 + o)) == "ok"
     # The ingress topic was re-created: its offsets start at 0 again.
     verdicts = [_verdict(g, o, _opened(0, o - 3)) for o in range(3, 10)]
     assert verdicts == ["OUT_OF_ORDER"] * 4 + ["ok"] * 3  # until offset 2 is more than 4 offsets back
+    g = ReplayGuard(window=4)  # the default: only positions that collide are refused
+    for o in range(3):
+        assert _verdict(g, o, _opened(0, o)) == "ok"
+    assert [_verdict(g, o, _opened(0, o - 3)) for o in range(3, 10)] == ["DUPLICATE"] * 3 + ["ok"] * 4
 
 
 def test_partitions_are_independent_and_version_1_is_not_checked() -> None:

@@ -200,7 +200,7 @@ def test_each_negative_vector_fails_with_its_error_class(name: str) -> None:
     opener = _opener(v, n.get("extra_public_keys"))
     key = n["kafka_key"].encode() if n["kafka_key"] is not None else None
     if "reads" in n:
-        guard = ReplayGuard(window=100)
+        guard = ReplayGuard(window=100, refuse_out_of_order=n.get("refuse_out_of_order", False))
         *first, last = n["reads"]
         for read in (*first, last):
             rec = v["records"][read["record"]]

@@ -128,10 +128,10 @@ def _placement(p: PlacementView, cluster_error: str | None) -> list[str]:
 def _keys(k: KeysView) -> list[str]:
     if k.error is not None:
         return ["KEY PROVIDERS (one digest_key call each)", f"  ERROR: {k.error}"]
-    rows = [("JURISDICTION", "PROVIDER", "KEY", "STATUS", "LATENCY")]
+    rows = [("JURISDICTION", "PROVIDER", "KEY", "LATENCY", "STATUS")]
     for r in k.rows:
         latency = "-" if r.latency_ms is None else f"{r.latency_ms:.1f} ms"
-        rows.append((r.jurisdiction, r.provider, r.key_id, "ok" if r.ok else f"ERROR: {r.error}", latency))
+        rows.append((r.jurisdiction, r.provider, r.key_id, latency, "ok" if r.ok else f"ERROR: {r.error}"))
     return ["KEY PROVIDERS (one digest_key call each)", *_table(rows, "  ")]
 
 

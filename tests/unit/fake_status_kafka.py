@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -251,3 +252,53 @@ class FakeReader:
 
     def close(self) -> None:
         self.closed = True
+
+
+# -- a deployment and its cluster -----------------------------------------------------------------
+
+RACKS = {1: "eu-west-1a", 2: "eu-central-1a", 3: "us-east-1a"}
+
+
+def config_doc(keyring: Path) -> dict[str, Any]:
+    topics = [
+        {"name": "crm.eu.contact", "jurisdiction": "eu"},
+        {"name": "crm.eu.account", "jurisdiction": "eu"},
+        {"name": "quarantine.eu", "jurisdiction": "eu"},
+        {"name": "crm.us.contact", "jurisdiction": "us"},
+        {"name": "quarantine.us", "jurisdiction": "us"},
+        {"name": "audit", "jurisdiction": "eu"},
+        {"name": "crm.ingress", "jurisdiction": "eu"},
+    ]
+    return {
+        "clusters": {"default": {"bootstrap": "127.0.0.1:9092", "allow_plaintext": True}},
+        "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
+        "topics": topics,
+        "residency": {"countries": {"eu": ["EEA"], "us": ["US"]}},
+        "policy": {"version": "t", "topic": "crm.{jurisdiction}.{entity}",
+                   "quarantine_topic": "quarantine.{jurisdiction}",
+                   "rules": [{"name": "eu", "data": ["eu"], "allow": ["eu"]},
+                             {"name": "us", "data": ["us"], "allow": ["us"]}]},
+        "keys": {"providers": {"dev": {"type": "local", "keyring": str(keyring)}},
+                 "jurisdictions": {"eu": {"provider": "dev"}, "us": {"provider": "dev"}},
+                 "signer": {"keyring": str(keyring)}},
+        "audit": {"topic": "audit", "jurisdiction": "eu"},
+        "pipeline": {"ingress": [{"topic": "crm.ingress", "jurisdiction": "eu"},
+                                 {"topic": "us.ingress", "jurisdiction": "us"}],
+                     "group_id": "router-g"},
+    }
+
+
+def in_place_cluster() -> FakeAdmin:
+    """Every topic of the config, replicas inside its jurisdiction; the router group with one member."""
+    admin = FakeAdmin()
+    admin.racks = dict(RACKS)
+    eu, us = (1, 2), (3,)
+    for name in ("crm.eu.contact", "crm.eu.account", "quarantine.eu", "audit", "crm.ingress"):
+        admin.add_topic(name, [0, 0, 0], replicas=eu)
+    for name in ("crm.us.contact", "quarantine.us", "us.ingress"):
+        admin.add_topic(name, [0], replicas=us)
+    admin.groups["router-g"] = FakeGroup(members=[
+        ("rdkafka-aa", "router-g-a", "/10.0.0.1", [("crm.ingress", 0), ("crm.ingress", 1), ("us.ingress", 0)]),
+        ("rdkafka-bb", "router-g-b", "/10.0.0.2", [("crm.ingress", 2)]),
+    ])
+    return admin

@@ -24,43 +24,11 @@ from router.ops.status import (
     single_attempt_builder,
 )
 from router.quarantine.record import QuarantineRecord, encode_quarantine
-from tests.unit.fake_status_kafka import FakeAdmin, FakeGroup, FakeLog, kafka_error
+from tests.unit.fake_status_kafka import FakeAdmin, FakeGroup, FakeLog, config_doc, in_place_cluster, kafka_error
 
 pytestmark = pytest.mark.unit
 
 T0 = 1_700_000_000_000
-RACKS = {1: "eu-west-1a", 2: "eu-central-1a", 3: "us-east-1a"}
-
-
-def config_doc(keyring: Path) -> dict[str, Any]:
-    topics = [
-        {"name": "crm.eu.contact", "jurisdiction": "eu"},
-        {"name": "crm.eu.account", "jurisdiction": "eu"},
-        {"name": "quarantine.eu", "jurisdiction": "eu"},
-        {"name": "crm.us.contact", "jurisdiction": "us"},
-        {"name": "quarantine.us", "jurisdiction": "us"},
-        {"name": "audit", "jurisdiction": "eu"},
-        {"name": "crm.ingress", "jurisdiction": "eu"},
-    ]
-    return {
-        "clusters": {"default": {"bootstrap": "127.0.0.1:9092", "allow_plaintext": True}},
-        "jurisdictions": {"eu": {"racks": ["eu-*"]}, "us": {"racks": ["us-*"]}},
-        "topics": topics,
-        "residency": {"countries": {"eu": ["EEA"], "us": ["US"]}},
-        "policy": {"version": "t", "topic": "crm.{jurisdiction}.{entity}",
-                   "quarantine_topic": "quarantine.{jurisdiction}",
-                   "rules": [{"name": "eu", "data": ["eu"], "allow": ["eu"]},
-                             {"name": "us", "data": ["us"], "allow": ["us"]}]},
-        "keys": {"providers": {"dev": {"type": "local", "keyring": str(keyring)}},
-                 "jurisdictions": {"eu": {"provider": "dev"}, "us": {"provider": "dev"}},
-                 "signer": {"keyring": str(keyring)}},
-        "audit": {"topic": "audit", "jurisdiction": "eu"},
-        "pipeline": {"ingress": [{"topic": "crm.ingress", "jurisdiction": "eu"},
-                                 {"topic": "us.ingress", "jurisdiction": "us"}],
-                     "group_id": "router-g"},
-    }
-
-
 @pytest.fixture
 def keyring(tmp_path: Path) -> Path:
     path = tmp_path / "keyring.json"
@@ -71,22 +39,6 @@ def keyring(tmp_path: Path) -> Path:
 @pytest.fixture
 def config(keyring: Path, tmp_path: Path) -> RouterConfig:
     return parse_config(config_doc(keyring), str(tmp_path / "router.yaml"))
-
-
-def in_place_cluster() -> FakeAdmin:
-    """Every topic of the config, replicas inside its jurisdiction; the router group with one member."""
-    admin = FakeAdmin()
-    admin.racks = dict(RACKS)
-    eu, us = (1, 2), (3,)
-    for name in ("crm.eu.contact", "crm.eu.account", "quarantine.eu", "audit", "crm.ingress"):
-        admin.add_topic(name, [0, 0, 0], replicas=eu)
-    for name in ("crm.us.contact", "quarantine.us", "us.ingress"):
-        admin.add_topic(name, [0], replicas=us)
-    admin.groups["router-g"] = FakeGroup(members=[
-        ("rdkafka-aa", "router-g-a", "/10.0.0.1", [("crm.ingress", 0), ("crm.ingress", 1), ("us.ingress", 0)]),
-        ("rdkafka-bb", "router-g-b", "/10.0.0.2", [("crm.ingress", 2)]),
-    ])
-    return admin
 
 
 class Clock:

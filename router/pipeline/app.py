@@ -234,7 +234,10 @@ class RouterApp:
             transaction_timeout_ms=pipe.transaction_timeout_ms,
             stall_backoff_max_s=pipe.stall_backoff_max_s,
             abort_escalate_after=pipe.abort_escalate_after,
-            consumer_overrides=self.telemetry.consumer_overrides(),
+            # client.id names this instance among the group's members (`residency-router status`)
+            consumer_overrides={"client.id": self.client_props.get("client.id")
+                                or f"{pipe.transactional_id_prefix}-{self.instance_id}",
+                                **self.telemetry.consumer_overrides()},
         )
         self.engine = TransactionalEngine(settings, processor)
         self.telemetry.attach(engine=self.engine, placement=self.watch)

@@ -2,8 +2,11 @@
 
 Start-up fails fast, before the first record is consumed, when: the config lacks a section the
 router needs; a configured topic or an ingress topic is out of place (every violation named; the
-ingress topic holds raw data and must sit in its declared jurisdiction); the audit trail records
-a chain placement the audit topic cannot hold (see :func:`audit_placement`); a key cannot be loaded.
+ingress topic holds raw data and must sit in its declared jurisdiction); with an ``access``
+section, a live ACL lets a principal outside the plan reach a jurisdiction's topics or the ACLs
+cannot be read (:func:`router.access.kafka.check_startup`; ``access.on_excess_grant: warn`` only
+warns); the audit trail records a chain placement the audit topic cannot hold (see
+:func:`audit_placement`); a key cannot be loaded.
 
 Audit chains are one per ingress partition (one writer each) and may share audit partitions, so
 the audit topic needs no particular partition count, and ingress partitions or topics added later

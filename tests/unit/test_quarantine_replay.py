@@ -368,3 +368,41 @@ def test_on_assign_reads_each_replay_chain_once_per_audit_partition(cluster: Fak
     processor.on_assign([TopicPartition(QTOPIC, p) for p in range(3)])
     placed = {replay_mod.chain_partition(QTOPIC, p, 3) for p in range(3)}
     assert reader.reads == len(placed)
+
+
+def test_readers_replay_check_accepts_replayed_records_after_newer_ones_of_their_ingress_partition(
+    cluster: FakeCluster, keys: Any
+) -> None:
+    """The router routes events of ingress offsets 6..11 before the older quarantined 0..5 are
+    replayed into the same topic, sealed with their original source positions: a reader's default
+    ReplayGuard (one record per source position) accepts every record of every partition, in log
+    order; none is a duplicate of another."""
+    from router.envelope.replay import ReplayGuard
+
+    values = [_event(i, "CH" if i < 6 else "DE") for i in range(12)]
+    _quarantine(cluster, keys, values)
+    assert sorted(off for off, _v in _routed_by_router(cluster, keys)) == list(range(6, 12))
+    assert _replay(cluster, keys)[0]
+
+    _sealer, eu_opener, _us = keys
+    guard = ReplayGuard()
+    offsets: dict[int, int] = {}
+    accepted = 0
+    for o in cluster.outputs("crm.eu.contact"):
+        offset = offsets.get(o.partition, 0)
+        offsets[o.partition] = offset + 1
+        opened = eu_opener.open(o.value, o.headers, topic=o.topic, partition=o.partition, expected_jurisdiction="eu")
+        assert opened.replay_protected
+        guard.check(o.topic, o.partition, offset, opened)  # raises Replayed when refused
+        accepted += 1
+    assert accepted == 12
+
+
+def _routed_by_router(cluster: FakeCluster, keys: Any) -> list[tuple[int, bytes]]:
+    _sealer, eu_opener, _us = keys
+    out = []
+    for o in cluster.outputs("crm.eu.contact"):
+        opened = eu_opener.open(o.value, o.headers, topic=o.topic, partition=o.partition, expected_jurisdiction="eu")
+        if opened.ctx.source_topic == INGRESS:
+            out.append((opened.ctx.source_offset, opened.plaintext))
+    return out

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -44,6 +45,8 @@ from router.devtools.devcluster import artifacts
 from router.devtools.devcluster import secure as _secure
 from router.devtools.devcluster.errors import DevClusterError
 from router.devtools.devcluster.secure import SecurityInfo
+
+log = logging.getLogger("router.devcluster")
 
 DEFAULT_RACKS: tuple[str, ...] = ("eu-west-1a", "eu-central-1a", "us-east-1a")
 DEFAULT_HEAP_MB = 512
@@ -297,6 +300,32 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+PORT_ATTEMPTS = 3
+"""Start-ups tried when a freely picked port is taken before a node binds it."""
+
+_BIND_FAILURES = (b"Address already in use", b"BindException")
+
+
+class PortTakenError(DevClusterError):
+    """A node or proxy exited during start-up because a port it was given was taken."""
+
+    def __init__(self, message: str, port_detail: str) -> None:
+        super().__init__(message)
+        self.port_detail = port_detail
+
+
+def _port_taken(*logs: Path) -> bool:
+    """True if any of ``logs`` (whole files, read as bytes) reports a failed bind."""
+    for path in logs:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if any(marker in data for marker in _BIND_FAILURES):
+            return True
+    return False
+
+
 class DevCluster:
     """Start, inspect and stop a local cluster whose state lives in ``state_dir``."""
 
@@ -345,7 +374,7 @@ class DevCluster:
         tmp.replace(self.state_path)
 
     # -- up -------------------------------------------------------------------------------
-    def up(  # noqa: PLR0915 - preflight, config, format, launch, wait: one linear start-up
+    def up(
         self,
         racks: Sequence[str] = DEFAULT_RACKS,
         *,
@@ -363,7 +392,35 @@ class DevCluster:
         ``secure``: TLS, SCRAM and client certificates, the StandardAuthorizer; ``principals``
         (default :data:`router.devtools.devcluster.secure.DEFAULT_PRINCIPALS`, the super user
         ``admin`` always added) get a password and a client certificate each.
+
+        Free ports are picked before the nodes bind them, so another process may take one in
+        between; a start-up that fails that way is retried on other ports (up to
+        :data:`PORT_ATTEMPTS` times) unless ``port_base`` fixed the ports.
         """
+        attempt = 1
+        while True:
+            try:
+                return self._up_once(racks, heap_mb=heap_mb, port_base=port_base, timeout=timeout,
+                                     offline=offline, proxy=proxy, secure=secure, principals=principals)
+            except PortTakenError as err:
+                if port_base is not None or attempt >= PORT_ATTEMPTS:
+                    raise
+                log.warning("dev cluster start-up attempt %d: %s; retrying on other ports", attempt, err.port_detail)
+                self._remove_state()
+                attempt += 1
+
+    def _up_once(  # noqa: PLR0915 - preflight, config, format, launch, wait: one linear start-up
+        self,
+        racks: Sequence[str],
+        *,
+        heap_mb: int,
+        port_base: int | None,
+        timeout: float,
+        offline: bool,
+        proxy: bool,
+        secure: bool,
+        principals: Sequence[str] | None,
+    ) -> ClusterInfo:
         if not racks:
             raise DevClusterError("a dev cluster needs at least one node: give one --rack per node")
         if secure and proxy:
@@ -653,22 +710,25 @@ class DevCluster:
 
     def _check_alive(self, info: ClusterInfo) -> None:
         if info.proxy is not None and not _pid_alive(info.proxy.pid, info.state_dir):
-            raise DevClusterError(
-                f"the fault proxy exited during start-up; last lines of {info.proxy.log}:\n"
-                + _tail(Path(info.proxy.log))
+            message = f"the fault proxy exited during start-up; last lines of {info.proxy.log}:\n" + _tail(
+                Path(info.proxy.log)
             )
+            if _port_taken(Path(info.proxy.log)):
+                raise PortTakenError(message, "a fault proxy port was taken by another process")
+            raise DevClusterError(message)
         for n in info.nodes:
             if not _pid_alive(n.pid, info.state_dir):
                 log = n.log_file if n.log_file.exists() and n.log_file.stat().st_size else n.console_file
                 text = _tail(log, 40)
-                hint = ""
-                if "Address already in use" in text or "BindException" in text:
-                    hint = (
-                        f" Port {n.port} or {n.controller_port} was taken by another process;"
-                        " run `devcluster up` again to pick other ports."
+                if _port_taken(n.log_file, n.console_file):
+                    detail = f"port {n.port} or {n.controller_port} of broker {n.node_id} was taken by another process"
+                    raise PortTakenError(
+                        f"broker {n.node_id} (rack {n.rack}) exited during start-up: {detail}; run `devcluster up` "
+                        f"again to pick other ports. Last lines of {log}:\n{text}",
+                        detail,
                     )
                 raise DevClusterError(
-                    f"broker {n.node_id} (rack {n.rack}) exited during start-up.{hint} Last lines of {log}:\n{text}"
+                    f"broker {n.node_id} (rack {n.rack}) exited during start-up. Last lines of {log}:\n{text}"
                 )
 
     # -- one node (fault tests) ------------------------------------------------------------
@@ -858,8 +918,6 @@ def asdict_shallow(info: ClusterInfo) -> dict[str, Any]:
 
 
 def _silent_logger() -> Any:
-    import logging  # noqa: PLC0415
-
     logger = logging.getLogger("router.devcluster.client")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False

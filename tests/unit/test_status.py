@@ -413,3 +413,28 @@ def test_a_quarantine_read_error_is_shown_and_the_next_refresh_starts_over(confi
     assert eu.error is None
     assert eu.stats is not None
     assert eu.stats.records == 1
+
+
+def test_an_open_transaction_ends_the_read_at_the_committed_end_without_waiting_for_the_budget(
+        config: RouterConfig) -> None:
+    log = FakeLog()
+    log.append("quarantine.eu", 0, [q_record("GAP_EVENT")] * 2)
+    admin = _quarantine_cluster(log)
+    admin.high[("quarantine.eu", 0)] += 3  # three offsets of a transaction still open: past what is committed
+    now = {"t": 0.0}
+
+    def clock() -> float:
+        now["t"] += 0.05
+        return now["t"]
+
+    roles = TopicRoles.from_config(config)
+    counter = QuarantineCounter(roles.quarantine, log.reader, budget_s=60.0, clock=clock)
+    eu = next(v for v in counter.refresh(c_sample(admin)) if v.jurisdiction == "eu")
+    assert eu.stats is not None
+    assert eu.stats.records == 2
+    assert eu.behind == 3
+    assert now["t"] < 60.0, "the read ended once the committed end was reached and nothing more came"
+
+
+def c_sample(admin: FakeAdmin) -> OffsetSample:
+    return OffsetSample(0.0, dict(admin.high), dict(admin.low))

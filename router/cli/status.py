@@ -67,7 +67,8 @@ def _quiet_client_logger() -> logging.Logger:
     """The logger the Kafka clients log to: dropped, since every failure shows in its section's cell
     (librdkafka's own lines on stderr would break the redrawn screen)."""
     logger = logging.getLogger("router.ops.kafka_client")
-    logger.addHandler(logging.NullHandler())
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
     logger.propagate = False
     return logger
 

@@ -8,6 +8,7 @@ memory (no KMS round trips: with the default DEK policy a KMS is called once per
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import time
@@ -15,13 +16,14 @@ from collections.abc import Callable
 
 import fastavro
 
-from router.envelope import Opener, SealContext, Sealer, frame
+from router.envelope import OpenedRecord, Opener, ReplayGuard, SealContext, Sealer, frame
 from router.keys.dek import CachingDekManager, DekPolicy, JurisdictionKeys
 from router.keys.local import LocalKeyProvider, LocalKeyring, LocalPublicKeys, LocalSigner
 
+KEY = b"5f" * 32  # the router's output keys are 64 hex characters (a keyed digest)
 CTX = SealContext(
     "salesforce:Contact:003xx000004TmiQAAS:1700000000000:7", "crm.ingress", 2, 123456, "crm.eu.contact", 1, "eu",
-    "confidential", ("pii.email", "pii.name", "pii.phone"), "Contact", "update", 42,
+    "confidential", ("pii.email", "pii.name", "pii.phone"), "Contact", "update", 42, frame.key_digest(KEY),
 )  # fmt: skip
 
 AVRO_SCHEMA = fastavro.parse_schema(
@@ -83,7 +85,8 @@ def main() -> None:
     rec = sealer.seal(payload, CTX)
 
     def open_once() -> object:
-        return opener.open(rec.value, rec.headers, topic=CTX.dest_topic, partition=1, expected_jurisdiction="eu")
+        return opener.open(rec.value, rec.headers, topic=CTX.dest_topic, partition=1, expected_jurisdiction="eu",
+                           key=KEY)
 
     f = frame.decode(rec.value)
     aead = CachingDekManager(keys).acquire("eu").aead
@@ -119,8 +122,17 @@ def main() -> None:
     def open_batch() -> object:
         fresh = Opener(keys, LocalPublicKeys(ring))  # no verified roots cached yet
         for r in batch:
-            fresh.open(r.value, r.headers, topic=CTX.dest_topic, partition=1, expected_jurisdiction="eu")
+            fresh.open(r.value, r.headers, topic=CTX.dest_topic, partition=1, expected_jurisdiction="eu", key=KEY)
         return fresh
+
+    guard = ReplayGuard()  # a stream of distinct source positions, one per offset
+    stream = iter(enumerate([OpenedRecord(b"", dataclasses.replace(CTX, source_offset=i), f.kek, f.signing_key, 2)
+                             for i in range(6 * n)]))
+
+    def guard_all() -> None:
+        for _ in range(n):
+            offset, opened = next(stream)
+            guard.check(CTX.dest_topic, 1, offset, opened)
 
     rows = [
         ("seal (encrypt + sign + frame)", per_call_us(lambda: sealer.seal(payload, CTX), n)),
@@ -137,6 +149,8 @@ def main() -> None:
         ("  of which frame decode", per_call_us(lambda: frame.decode(rec.value), n)),
         ("Avro envelope encode (fastavro)", per_call_us(avro_encode, n)),
         ("Avro envelope decode (fastavro)", per_call_us(avro_decode, n)),
+        ("record key digest (router, SHA-256)", per_call_us(lambda: frame.key_digest(KEY), n)),
+        ("replay guard check (SDK, per record)", per_call_us(guard_all, 1) / n),
     ]
     print(f"payload {args.payload} B, {n} records per run, best of 5; DEK policy {DekPolicy()}")
     for name, us in rows:

@@ -101,7 +101,8 @@ def key_digest(key: bytes | None) -> bytes:
 def encode_context(ctx: SealContext, version: int = VERSION) -> bytes:
     """The context block of the header for frame ``version``. Raises MalformedEnvelope for
     out-of-range fields."""
-    key_field = _key_field(ctx, version)
+    kd = ctx.record_key_digest
+    key_field = b"\x20" + kd if version == VERSION_2 and len(kd) == KEY_DIGEST_BYTES else _key_field(ctx, version)
     if not ctx.event_id:
         raise MalformedEnvelope("event_id is empty")
     if not 0 <= ctx.source_partition <= _INT32_MAX or not 0 <= ctx.dest_partition <= _INT32_MAX:
@@ -335,34 +336,10 @@ def decode(value: bytes) -> Frame:  # noqa: PLR0912, PLR0915 (one linear parse r
         raise MalformedEnvelope(f"{len(buf) - tail - SIGNATURE_BYTES} trailing bytes after the signature")
     if source_partition < 0 or dest_partition < 0 or source_offset < 0 or schema_id < -1:
         raise MalformedEnvelope("negative partition, offset or schema id")
-    ctx = SealContext(
-        event_id=event_id,
-        source_topic=source_topic,
-        source_partition=source_partition,
-        source_offset=source_offset,
-        dest_topic=dest_topic,
-        dest_partition=dest_partition,
-        jurisdiction=jurisdiction,
-        classification_level=level,
-        categories=tuple(cats),
-        entity=entity,
-        operation=operation,
-        schema_id=None if schema_id == -1 else schema_id,
-        record_key_digest=key_digest,
-    )
-    return Frame(
-        ctx=ctx,
-        kek=KeyRef(kek_id, kek_version),
-        wrapped_dek=wrapped,
-        signing_key=KeyRef(signing_key_id, signing_key_version),
-        header=buf[:header_end],
-        nonce=nonce,
-        ciphertext=buf[ct_start:body_end],
-        body=buf[:body_end],
-        signature=buf[tail:],
-        flags=flags,
-        version=version,
-        leaf_index=leaf_index,
-        leaf_count=leaf_count,
-        proof=proof,
-    )
+    # Positional (field order of SealContext and Frame): this runs once per record read.
+    ctx = SealContext(event_id, source_topic, source_partition, source_offset, dest_topic, dest_partition,
+                      jurisdiction, level, tuple(cats), entity, operation, None if schema_id == -1 else schema_id,
+                      key_digest)
+    return Frame(ctx, KeyRef(kek_id, kek_version), wrapped, KeyRef(signing_key_id, signing_key_version),
+                 buf[:header_end], nonce, buf[ct_start:body_end], buf[:body_end], buf[tail:], flags, version,
+                 leaf_index, leaf_count, proof)

@@ -21,12 +21,13 @@ def _ctx(rng: random.Random) -> SealContext:
         rng.choice(_NAMES), rng.randrange(2**31), rng.randrange(2**63), rng.choice(_NAMES), rng.randrange(2**31),
         rng.choice(_NAMES), rng.choice(_NAMES), tuple(rng.choice(_NAMES) for _ in range(rng.randrange(4))),
         rng.choice(_NAMES), rng.choice(_NAMES), rng.choice([None, 0, 7, 2**31 - 1]),
+        rng.choice([b"", bytes(range(32)), b"12345"]),
     )
 
 
-def _outcome(encode: object, ctx: SealContext) -> object:
+def _outcome(encode: object, ctx: SealContext, version: int) -> object:
     try:
-        return encode(ctx)  # type: ignore[operator]
+        return encode(ctx, version)  # type: ignore[operator]
     except MalformedEnvelope as err:
         return ("error", str(err))
 
@@ -35,5 +36,7 @@ def test_cached_segments_encode_as_the_checked_encoding() -> None:
     rng = random.Random(3)
     for _ in range(4000):
         ctx = _ctx(rng)
-        assert _outcome(encode_context, ctx) == _outcome(_encode_context_checked, ctx)
-        assert _outcome(encode_context, ctx) == _outcome(_encode_context_checked, ctx)  # now from the cache
+        for version in (1, 2):
+            assert _outcome(encode_context, ctx, version) == _outcome(_encode_context_checked, ctx, version)
+            # now from the cache
+            assert _outcome(encode_context, ctx, version) == _outcome(_encode_context_checked, ctx, version)

@@ -431,6 +431,44 @@ def test_ingress_topics_of_unequal_partition_counts_and_two_instances_keep_one_w
 
 
 @pytest.mark.faults
+def test_a_second_instance_with_the_same_transactional_id_fences_the_first_which_exits_clearly(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, routers: list[RouterProcess]
+) -> None:
+    """Two processes started with the same ``--instance-id`` share one ``transactional.id``. The
+    second one's ``init_transactions`` fences the first: its next transactional call fails as
+    fenced, it exits 2 with an error naming the cause, and whatever it left open is aborted. The
+    second one finishes the input: every record lands once, every chain verifies."""
+    from router.ingest.samples import generate
+    from tests.integration.test_router_resilience import _wait_for_a_commit_by
+    from tests.kafka_util import produce_all
+
+    env = make_env(kafka_cluster, kafka_admin, tmp_path)
+    total = 1000
+    load_samples(env, n=total, seed=41)
+    first = _start(routers, env, instance="a", idle=120)
+    _wait_for_a_commit_by(env, "a")
+    second = _start(routers, env, instance="a", idle=15)
+    # New input until the first instance has met the fence: each of its transactions after the
+    # second's init_transactions fails. Bounded, so a router that never notices fails the test.
+    seed = 42
+    deadline = time.monotonic() + 180
+    while first.proc.poll() is None:
+        assert time.monotonic() < deadline, "the first instance was never fenced:\n" + first.stderr[-2000:]
+        produce_all(env.bootstrap, env.ingress, ((r.key, r.value) for r in generate(100, seed=seed)))
+        total += 100
+        seed += 1
+        try:
+            first.proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            continue
+    assert first.wait(timeout=60) == 2, first.stderr[-3000:]
+    assert re.search(r"fenced .*another producer took over", first.stderr), first.stderr[-3000:]
+    assert "Traceback" not in first.stderr, first.stderr[-3000:]
+    assert second.wait(timeout=300) == 0, second.stderr[-2000:]
+    _exactly_once(env, total)
+
+
+@pytest.mark.faults
 def test_a_destination_deleted_mid_run_diverts_and_loses_nothing(
     kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, routers: list[RouterProcess]
 ) -> None:

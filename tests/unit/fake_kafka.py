@@ -266,9 +266,10 @@ class FakeProducer:
         self.cluster = cluster
         self.config = config
         self.txn: Transaction | None = None
+        self.fatal = False
 
     def init_transactions(self, timeout: float | None = None) -> None:
-        self.cluster._check("init_transactions", self.cluster.txn_count)
+        self._check("init_transactions", self.cluster.txn_count)
         for other in self.cluster.producers:  # fences the previous epoch and aborts what it left open
             if other is not self:
                 other.txn = None
@@ -278,14 +279,14 @@ class FakeProducer:
         if self.cluster.txn_count > self.cluster.max_txns:
             raise AssertionError(f"more than {self.cluster.max_txns} transactions: the engine spins")
         self.txn = Transaction(self.cluster.txn_count)
-        self.cluster._check("begin_transaction", self.txn.number)
+        self._check("begin_transaction", self.txn.number)
 
     def produce(
         self, topic: str, value: bytes | None = None, key: bytes | None = None, partition: int = -1,
         headers: list[tuple[str, Any]] | None = None, **_kw: Any,
     ) -> None:
         assert self.txn is not None, "produce outside a transaction"
-        self.cluster._check("produce", self.txn.number)
+        self._check("produce", self.txn.number)
         out = Produced(topic, partition, value, key, headers)
         limit = self.cluster.max_message_bytes
         if limit is not None and size_of(out) > limit:
@@ -321,7 +322,7 @@ class FakeProducer:
     def send_offsets_to_transaction(self, positions: Sequence[TopicPartition], metadata: Any,
                                     timeout: float | None = None) -> None:
         assert self.txn is not None, "send_offsets_to_transaction outside a transaction"
-        self.cluster._check("send_offsets_to_transaction", self.txn.number)
+        self._check("send_offsets_to_transaction", self.txn.number)
         for tp in positions:
             self.txn.offsets[(tp.topic, tp.partition)] = tp.offset
 
@@ -331,18 +332,32 @@ class FakeProducer:
         if (failed := self._failed_deliveries(txn)) is not None:
             self.cluster.calls.append(("commit_transaction", txn.number))
             raise failed
-        self.cluster._check("commit_transaction", txn.number, on_commit=lambda: self.cluster._apply(txn))
+        self._check("commit_transaction", txn.number, on_commit=lambda: self.cluster._apply(txn))
         self.txn = None
 
     def abort_transaction(self, timeout: float | None = None) -> None:
-        self.cluster._check("abort_transaction", self.txn.number if self.txn else self.cluster.txn_count)
+        self._check("abort_transaction", self.txn.number if self.txn else self.cluster.txn_count)
         self.txn = None
 
     def poll(self, timeout: float | None = None) -> int:
         return 0
 
     def flush(self, timeout: float | None = None) -> int:
+        if self.fatal:
+            # confluent-kafka 2.x: flush() on a producer in a fatal state (e.g. fenced) dispatches
+            # callbacks with the fatal error still pending and fails like this
+            raise SystemError("<method 'code' of 'confluent_kafka.cimpl.KafkaError' objects> returned a result "
+                              "with an exception set")
         return 0
+
+    def _check(self, call: str, txn: int, **kw: Any) -> None:
+        """The cluster's fault check; a fatal error leaves this producer fatal, as librdkafka's does."""
+        try:
+            self.cluster._check(call, txn, **kw)
+        except KafkaException as exc:
+            if exc.args[0].fatal():
+                self.fatal = True
+            raise
 
 
 class FakeConsumer:

@@ -285,6 +285,8 @@ class TransactionalEngine:
         """When partitions were last assigned: idle time counts from then (a rebalance is not idleness)."""
         # What recovery still owes, done at the top of the loop (never inside a callback):
         self._needs_restart = False
+        self._producer_fatal = False
+        """The current producer has reported a fatal error (it must not be flushed: :meth:`_discard`)."""
         self._needs_rewind = False
         self._resume_from_broker = False
         """After a re-created producer or a failed assignment: the processor resumes from what is
@@ -591,6 +593,7 @@ class TransactionalEngine:
         if code in _AUTHORIZATION:
             raise self._not_authorized(err, what, self._batch_topics())
         if err.fatal():
+            self._producer_fatal = True
             if code in _FENCED:
                 raise FatalPipelineError(
                     f"{what}: this producer was fenced ({err.name()}): another producer took over "
@@ -777,8 +780,7 @@ class TransactionalEngine:
     def _restart_producer(self) -> None:
         old, self._producer = self._producer, None
         if old is not None:
-            with contextlib.suppress(KafkaException, RuntimeError):
-                old.flush(0)
+            self._discard(old, 0)
         self._producer = self._new_producer(starting=False)  # fences and aborts what the old one left open
         self._needs_restart = False
         self.stats.producer_restarts += 1
@@ -852,6 +854,20 @@ class TransactionalEngine:
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:
-            with contextlib.suppress(KafkaException, RuntimeError):
-                self._producer.flush(10)
+            self._discard(self._producer, 10)
             self._producer = None
+
+    def _discard(self, producer: Producer, timeout: float) -> None:
+        """Serve what delivery reports a producer being dropped still holds; never raises.
+
+        A producer in a fatal state (fenced, or any fatal error) is not flushed: confluent-kafka's
+        flush() dispatches callbacks with the fatal error still pending and fails with a
+        SystemError, which would replace the error that ended the run. Nothing it holds can be
+        delivered anyway: its transaction is aborted by the fence or by the next producer's
+        init_transactions.
+        """
+        fatal, self._producer_fatal = self._producer_fatal, False
+        if fatal:
+            return
+        with contextlib.suppress(KafkaException, RuntimeError, SystemError):
+            producer.flush(timeout)

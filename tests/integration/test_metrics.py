@@ -68,6 +68,7 @@ def test_a_running_router_exports_lag_counters_and_readiness(
     proc = subprocess.Popen(router_cmd(env, "m", 6.0), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     scrapes: list[dict[str, float]] = []
     ready_codes: list[int] = []
+    paired: list[tuple[dict[str, float], int]] = []  # a scrape and the /readyz answer right after it
     healthz: list[int] = []
     try:
         deadline = time.monotonic() + 300
@@ -77,6 +78,8 @@ def test_a_running_router_exports_lag_counters_and_readiness(
             if (r := _get(base + "/readyz")) is not None:
                 ready_codes.append(r[0])
                 json.loads(r[1])  # always a JSON body saying why
+                if s is not None:
+                    paired.append((s, r[0]))
             if (h := _get(base + "/healthz")) is not None:
                 healthz.append(h[0])
             time.sleep(0.2)  # the scrape interval, not a synchronisation: the loop waits on the process
@@ -105,12 +108,17 @@ def test_a_running_router_exports_lag_counters_and_readiness(
     else:
         assert decided[-1] >= N_EVENTS
     assert last.get("router_batches_total", 0) == stats["commits"] > 0
-    assert last.get("router_partitions_assigned", 0) == 3
     assert last.get("router_keys_duration_seconds_count", 0) > 0
-    assert last.get("router_stalled", 1) == 0
-    assert 0 <= last.get("router_placement_verdict_age_seconds", -1) <= 10  # placement.max_verdict_age_s
 
     assert 200 in ready_codes, "/readyz never answered ready"
     first_ok = ready_codes.index(200)
     assert set(ready_codes[:first_ok]) <= {503}, "before it is ready, /readyz answers 503"
-    assert ready_codes[-1] == 200, "a drained, idle router with its partitions stays ready"
+    # Drained and idle, before it shuts down (the last scrapes may see it give its partitions back):
+    # all decided, its three partitions held, not stalled, a fresh verdict, and ready.
+    idle = [(s, code) for s, code in paired
+            if s.get("router_decisions_total", 0) >= N_EVENTS and s.get("router_partitions_assigned", 0) == 3]
+    assert idle, "no scrape saw the drained router holding its three partitions"
+    for s, code in idle:
+        assert s.get("router_stalled", 1) == 0
+        assert 0 <= s.get("router_placement_verdict_age_seconds", -1) <= 10  # placement.max_verdict_age_s
+        assert code == 200, "a drained, idle router with its partitions stays ready"

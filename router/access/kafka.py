@@ -29,6 +29,7 @@ from router.access.check import AclReport, Changes, changes, check
 from router.access.config import OnExcessGrant
 from router.access.plan import Binding, Operation, PatternType, Permission, ResourceType, layout_of, plan
 from router.config.models import RouterConfig
+from router.config.security import reported_error
 from router.errors import ConfigError, RouterError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,9 @@ def _unavailable(err: KafkaException) -> AclUnavailableError:
 
 
 def describe_live(admin: Any, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[Binding]:
-    """Every ACL binding of the cluster (a match-any filter). Raises :class:`AclUnavailableError`."""
+    """Every ACL binding of the cluster (a match-any filter). Raises :class:`AclUnavailableError`, or
+    the :class:`ConfigError` naming the ``clusters.default.security`` setting when the client's TLS or
+    authentication was refused."""
     # None name, principal and host match any (AclBindingFilter's documented semantics; its hints say str)
     any_: Any = None
     match_any = AclBindingFilter(KafkaResourceType.ANY, any_, ResourcePatternType.ANY, any_, any_,
@@ -111,6 +114,9 @@ def describe_live(admin: Any, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[Bin
     try:
         acls = admin.describe_acls(match_any, request_timeout=timeout).result()
     except KafkaException as err:
+        explained = reported_error(admin)  # a TLS or authentication failure behind the time-out
+        if explained is not None:
+            raise explained from None
         raise _unavailable(err) from None
     return sorted(from_kafka(a) for a in acls)
 

@@ -1,9 +1,11 @@
 """``residency-router audit verify``: check the hash chains of the audit topic.
 
 Exit 0 if every chain is intact, 1 if any is broken (each break named by partition, offset, kind
-and chain), 2 for a config or read error. A chain is one ingress partition's (format 2) or one audit
-partition's (format 1, records written before chains were kept per ingress partition); a replay
-chain is one quarantine partition's (format 3, written by ``quarantine replay``).
+and chain), 2 for a config or read error (a cluster that refuses the client's TLS or authentication
+included: the error names the ``clusters.default.security`` setting to fix). A chain is one ingress
+partition's (format 2) or one audit partition's (format 1, records written before chains were kept
+per ingress partition); a replay chain is one quarantine partition's (format 3, written by
+``quarantine replay``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def register(sub: Any) -> None:
 def _consumer_config(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     from router.config.loader import load_config  # noqa: PLC0415 (keep --help fast)
     from router.errors import ConfigError  # noqa: PLC0415
+    from router.kafka_read import CHECK_TIMEOUT_S, check_connection  # noqa: PLC0415
 
     config = load_config(args.config)
     cluster = config.clusters.get("default")
@@ -51,6 +54,7 @@ def _consumer_config(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     topic = args.topic or (config.audit.topic if config.audit is not None else None)
     if not topic:
         raise ConfigError("no audit topic: add an 'audit' section with 'topic' to the config, or pass --topic")
+    check_connection(props, timeout=min(args.timeout, CHECK_TIMEOUT_S))  # TLS/authentication refused: exit 2 now
     return props, topic
 
 

@@ -40,10 +40,18 @@ def _consume(args: argparse.Namespace) -> int:
     import uuid  # noqa: PLC0415
 
     from router.config.loader import load_config  # noqa: PLC0415
+    from router.kafka_read import check_connection  # noqa: PLC0415
 
     config = load_config(args.config)
     if config.keys is None:
         raise RouterError(f"{args.config} has no 'keys' section")
+    cluster = config.clusters.get("default")
+    if cluster is not None:  # otherwise from_config names what is missing
+        props = dict(cluster.client_properties())
+        if args.bootstrap:
+            props["bootstrap.servers"] = args.bootstrap
+        # a cluster refusing the client's TLS or authentication: exit 2 naming the setting, not "0 verified"
+        check_connection(props)
     consumer = RegionalConsumer.from_config(
         config,
         jurisdiction=args.jurisdiction,

@@ -4,8 +4,8 @@
 field names, categories, policy version, value-free detail). ``show --decrypt`` is the one command
 that prints event data: it needs the jurisdiction's key and first writes an access record to the
 audit topic (:mod:`router.quarantine.access`). Every read is ``read_committed``. Errors (unknown
-jurisdiction, missing topic, malformed ``--offset``, a key that cannot open the record) print one
-message naming the option or setting and exit 2.
+jurisdiction, missing topic, malformed ``--offset``, a key that cannot open the record, a cluster that
+refuses the client's TLS or authentication) print one message naming the option or setting and exit 2.
 """
 
 from __future__ import annotations
@@ -105,9 +105,11 @@ def register(sub: Any) -> None:
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
-    """The config, client properties and quarantine topic of ``--jurisdiction``."""
+    """The config, client properties and quarantine topic of ``--jurisdiction``, the connection
+    checked (:func:`router.kafka_read.check_connection`)."""
     from router.config.loader import load_config  # noqa: PLC0415 (keep --help fast)
     from router.errors import ConfigError  # noqa: PLC0415
+    from router.kafka_read import check_connection  # noqa: PLC0415
 
     config = load_config(args.config)
     j = args.jurisdiction
@@ -122,6 +124,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, dict[str, Any], str]:
     props: dict[str, Any] = dict(cluster.client_properties())
     if args.bootstrap:
         props["bootstrap.servers"] = args.bootstrap
+    check_connection(props)  # a cluster refusing the client's TLS or authentication: exit 2 naming the setting
     topic = config.policy.quarantine_topic.format(jurisdiction=j, entity="")
     return config, props, topic
 

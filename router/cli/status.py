@@ -6,7 +6,9 @@ health, and the router instances in the consumer group (:mod:`router.ops`). ``--
 every ``--interval`` seconds until Ctrl-C (exit 0); ``--json`` prints one JSON document (one per
 line with ``--watch``). Without ``--watch`` the exit code is 0 when everything is healthy, 1 when
 a topic is out of place, a key provider fails or a section could not be read, and 2 when the
-cluster cannot be reached or the config or an option is wrong.
+cluster cannot be reached, refuses the client's TLS or authentication (the error names the
+``clusters.default.security`` setting, with or without ``--watch``), or the config or an option is
+wrong.
 """
 
 from __future__ import annotations
@@ -75,11 +77,15 @@ def _quiet_client_logger() -> logging.Logger:
 
 def _status(args: argparse.Namespace) -> int:
     from router.config.loader import load_config  # noqa: PLC0415 (keep --help fast)
-    from router.ops.status import ClusterUnreachableError, StatusCollector  # noqa: PLC0415
+    from router.kafka_read import CHECK_TIMEOUT_S, check_connection  # noqa: PLC0415
+    from router.ops.status import ClusterUnreachableError, StatusCollector, cluster_properties  # noqa: PLC0415
     from router.quarantine.reader import parse_since  # noqa: PLC0415
 
     since_ms = parse_since(args.since, now_ms=int(time.time() * 1000)) if args.since else None
     config = load_config(args.config)
+    # a cluster refusing the client's TLS or authentication: exit 2 naming the setting (also with --watch:
+    # that does not heal by itself)
+    check_connection(cluster_properties(config, args.bootstrap), timeout=min(args.timeout, CHECK_TIMEOUT_S))
     collector = StatusCollector.from_config(
         config, bootstrap=args.bootstrap, timeout=args.timeout, since_ms=since_ms,
         read_budget_s=max(1.0, min(args.interval, 10.0)) if args.watch else 120.0,

@@ -21,11 +21,15 @@ carries a secret.
   paths are resolved against the config file's directory when the config loads.
 
 :func:`explain_client_error` turns librdkafka's authentication and TLS errors into one line naming
-the setting to fix; :class:`ClientErrorReporter` is an ``error_cb`` that logs those lines.
+the setting to fix; :class:`ClientErrorReporter` is an ``error_cb`` that keeps (and logs) those lines,
+and :func:`reported_error` fetches one on a failure path. :func:`router.kafka_read.check_connection`
+uses them so that every command fails fast with that line (docs/security.md, "When the connection
+fails").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -329,6 +333,12 @@ _RULES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
         (r"connecting to a SSL listener\?", "protocol",
          "the broker closed a PLAINTEXT connection, as a TLS listener does: set it to SSL or SASL_SSL "
          "(or check the bootstrap port)"),
+        # librdkafka 2.x: a PLAINTEXT client's first request (ApiVersion) answered by a TLS listener's
+        # close (the broker name carries no ssl:// or sasl_ssl:// prefix for a PLAINTEXT client). Only
+        # in librdkafka's log lines: no error_cb is raised for it.
+        (r"(?:^|\s)[^\s:/\[\]]+:\d+/\S+: Disconnected\b[^()]*\(after \d+ms in state APIVERSION_QUERY", "protocol",
+         "the broker closed a PLAINTEXT connection before answering its first request, as a TLS listener "
+         "does: set it to SSL or SASL_SSL (or check the bootstrap port)"),
         (r"connecting to a PLAINTEXT broker listener\?|wrong version number|packet length too long", "protocol",
          "the client speaks TLS to a listener that does not: check it against the listener (and the bootstrap port)"),
         (r"hostname mismatch|IP address mismatch", "ca_file",
@@ -357,6 +367,7 @@ _RULES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     )
 )
 _AUTH_CODES = {"_SSL", "_AUTHENTICATION"}
+_THREAD_PREFIX = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 
 
 def _error_text(error: object) -> tuple[str, str]:
@@ -390,17 +401,26 @@ def explain_client_error(error: object, cluster: str = "default") -> ConfigError
 
 
 class ClientErrorReporter:
-    """An ``error_cb`` for a Kafka client: each TLS or authentication error is logged as one ERROR
-    line naming the setting to fix (once per setting, as librdkafka repeats it on every reconnect),
-    and the first is kept in :attr:`first` for a caller that wants to raise it.
+    """An ``error_cb`` for a Kafka client: each TLS or authentication error becomes one line naming
+    the setting to fix (:func:`explain_client_error`), logged at ERROR once per setting (librdkafka
+    repeats it on every reconnect); other errors are logged at WARNING. ``log=False`` logs nothing
+    (a command that raises the line itself).
+
+    The first explained error is kept in :attr:`first`; :meth:`take` returns the first one since the
+    last :meth:`take` and forgets it (for a long-lived client, whose old errors are no longer news);
+    :attr:`brokers_down` is set once librdkafka reports every broker down (``_ALL_BROKERS_DOWN``).
 
     Callbacks are served by the client's ``poll()``/``consume()``; an ``AdminClient`` serves them only
-    when its ``poll()`` is called, so attach this only to a client that is polled.
+    when its ``poll()`` is called, so attach this only to a client that is polled
+    (:func:`reported_error` polls one on a failure path).
     """
 
-    def __init__(self, cluster: str = "default") -> None:
+    def __init__(self, cluster: str = "default", *, log: bool = True) -> None:
         self.cluster = cluster
         self.first: ConfigError | None = None
+        self.brokers_down = False
+        self._log = log
+        self._pending: ConfigError | None = None
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
@@ -408,13 +428,65 @@ class ClientErrorReporter:
         explained = explain_client_error(error, self.cluster)
         if explained is None:
             code, text = _error_text(error)
-            log.warning("kafka client error cluster=%s code=%s error=%s", self.cluster, code, text)
+            if code == "_ALL_BROKERS_DOWN":
+                self.brokers_down = True
+            if self._log:
+                log.warning("kafka client error cluster=%s code=%s error=%s", self.cluster, code, text)
             return
         key = str(explained).split(":", 1)[0]
         with self._lock:
             if self.first is None:
                 self.first = explained
+            if self._pending is None:
+                self._pending = explained
             if key in self._seen:
                 return
             self._seen.add(key)
-        log.error("%s", explained)
+        if self._log:
+            log.error("%s", explained)
+
+    def log_handler(self) -> logging.Handler:
+        """A logging handler for a client's ``logger`` property: librdkafka reports some failures only
+        in its log lines (a PLAINTEXT client closed on by a TLS listener); each line that
+        :func:`explain_client_error` explains counts as a reported error, the others are dropped."""
+        reporter = self
+
+        class _Handler(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                # confluent-kafka logs ("%s [%s] %s", facility, client name, "[thrd:...]: text")
+                args = record.args
+                text = str(args[-1]) if isinstance(args, tuple) and len(args) == 3 else record.getMessage()
+                text = _THREAD_PREFIX.sub("", text)
+                if explain_client_error(text, reporter.cluster) is not None:
+                    reporter(text)
+
+        return _Handler()
+
+    def take(self) -> ConfigError | None:
+        """The first explained error reported since the last call (None if none), forgotten now."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        return pending
+
+
+CLIENT_ERRORS_ATTR = "router_client_errors"
+"""The attribute under which :func:`attach_reporter` keeps a client's :class:`ClientErrorReporter`."""
+
+
+def attach_reporter(client: Any, reporter: ClientErrorReporter) -> Any:
+    """``client`` (built with ``error_cb=reporter``), remembering its reporter for
+    :func:`reported_error`. Returns the client."""
+    setattr(client, CLIENT_ERRORS_ATTR, reporter)
+    return client
+
+
+def reported_error(client: Any) -> ConfigError | None:
+    """On a failure path: serve ``client``'s pending callbacks (``poll(0)``, which an AdminClient
+    needs for its ``error_cb`` to run) and return the TLS or authentication error its reporter
+    explained since the last look, or None (no reporter attached, or no such error)."""
+    reporter = getattr(client, CLIENT_ERRORS_ATTR, None)
+    if not isinstance(reporter, ClientErrorReporter):
+        return None
+    with contextlib.suppress(Exception):  # a closed or failing client: what was reported still counts
+        client.poll(0)
+    return reporter.take()

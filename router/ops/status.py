@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from router.config.models import RouterConfig
+from router.config.security import reported_error
 from router.errors import ConfigError, RouterError
 from router.keys.config import KeysConfig, LocalProviderConfig, OpenBaoProviderConfig, RetryConfig
 from router.keys.protocol import KeyProvider
@@ -99,6 +100,8 @@ def sample_offsets(admin: Any, topics: list[str], *, timeout: float, clock: Call
     try:
         md = admin.list_topics(timeout=timeout)
     except KafkaException as err:
+        if (explained := reported_error(admin)) is not None:  # TLS or authentication refused: name the setting
+            raise ClusterUnreachableError(str(explained)) from None
         raise ClusterUnreachableError(
             f"could not read the cluster's metadata from {bootstrap} (clusters.default.bootstrap, or --bootstrap) "
             f"within {timeout:g} s (--timeout): {describe_error(err)}; check that the brokers are up and reachable"
@@ -374,9 +377,7 @@ class StatusCollector:
                     since_ms: int | None = None, read_budget_s: float = 5.0,
                     client_logger: logging.Logger | None = None) -> StatusCollector:
         """A collector with real clients for ``clusters.default`` (``bootstrap`` overriding)."""
-        from confluent_kafka.admin import AdminClient  # noqa: PLC0415
-
-        from router.kafka_read import committed_reader  # noqa: PLC0415
+        from router.kafka_read import admin_client, committed_reader  # noqa: PLC0415
 
         props = cluster_properties(config, bootstrap)
         if client_logger is not None:
@@ -385,7 +386,7 @@ class StatusCollector:
         counter = QuarantineCounter(
             roles.quarantine, lambda: committed_reader(props, group_prefix=STATUS_GROUP_PREFIX),
             since_ms=since_ms, budget_s=read_budget_s, timeout=timeout)
-        return cls(config, admin=AdminClient(props), quarantine=counter, keys=KeyProbe(config.keys),
+        return cls(config, admin=admin_client(props), quarantine=counter, keys=KeyProbe(config.keys),
                    bootstrap=str(props["bootstrap.servers"]), timeout=timeout)
 
     def close(self) -> None:

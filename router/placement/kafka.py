@@ -37,11 +37,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from router.config.models import RouterConfig
+from router.config.security import reported_error
 from router.errors import ConfigError
+from router.kafka_read import CHECK_TIMEOUT_S, admin_client, check_connection
 from router.placement.model import (
     ClusterSnapshot,
     JurisdictionOfRack,
@@ -59,8 +60,16 @@ Clock = Callable[[], float]
 DEFAULT_TIMEOUT_S = 10.0
 
 
-def admin_for(config: RouterConfig, bootstrap: str | None = None) -> Any:
-    """An AdminClient for ``clusters.default``, with ``bootstrap`` overriding its bootstrap."""
+def admin_for(config: RouterConfig, bootstrap: str | None = None, *,
+              check_timeout: float | None = CHECK_TIMEOUT_S) -> Any:
+    """An AdminClient for ``clusters.default``, with ``bootstrap`` overriding its bootstrap.
+
+    The connection is checked first (:func:`router.kafka_read.check_connection`, for at most
+    ``check_timeout`` seconds; None: not checked): a cluster that refuses the client's TLS or
+    authentication raises the :class:`ConfigError` naming the ``clusters.default.security`` setting
+    to fix. The client keeps a reporter of such errors, which :func:`snapshot` and the ACL calls
+    fetch on their failure paths (:func:`router.config.security.reported_error`).
+    """
     cluster = config.clusters.get("default")
     if cluster is None:
         raise ConfigError("placement reads the cluster named 'default': add clusters.default "
@@ -68,7 +77,9 @@ def admin_for(config: RouterConfig, bootstrap: str | None = None) -> Any:
     props: dict[str, str | int | float | bool] = dict(cluster.client_properties())
     if bootstrap:
         props["bootstrap.servers"] = bootstrap
-    return AdminClient(props)
+    if check_timeout is not None:
+        check_connection(props, timeout=check_timeout)
+    return admin_client(props)
 
 
 def _broker_id(replica: Any) -> int:
@@ -125,6 +136,9 @@ def snapshot(
             admin.list_topics(timeout=timeout)
             brokers, found = _describe(admin, names, timeout)
     except KafkaException as err:
+        explained = reported_error(admin)  # a TLS or authentication failure behind the time-out
+        if explained is not None:
+            raise PlacementUnavailableError(f"could not read topic placement from the cluster: {explained}") from None
         raise PlacementUnavailableError(
             f"could not read topic placement from the cluster: {err}; check clusters.default."
             "bootstrap (or --bootstrap) and that the brokers are up"
@@ -219,8 +233,9 @@ class PlacementWatch:
     def from_config(cls, config: RouterConfig, admin: Any, *, bootstrap: str | None = None,
                     **kwargs: Any) -> PlacementWatch:
         """A watch over every topic ``config`` requires; a stuck admin client is replaced by
-        ``admin_for(config, bootstrap)`` unless ``admin_factory`` is given."""
-        kwargs.setdefault("admin_factory", lambda: admin_for(config, bootstrap))
+        ``admin_for(config, bootstrap)`` (not checked again: the failed checks already say why)
+        unless ``admin_factory`` is given."""
+        kwargs.setdefault("admin_factory", lambda: admin_for(config, bootstrap, check_timeout=None))
         return cls(admin, requirements_of(config), config.jurisdiction_of_rack,
                    recheck_interval_s=config.placement.recheck_interval_s,
                    max_verdict_age_s=config.placement.max_verdict_age_s, **kwargs)

@@ -32,7 +32,7 @@ def _admin(conf: dict[str, Any]) -> Any:
 
 
 def check_connection(props: Mapping[str, Any], *, cluster: str = "default", timeout: float = CHECK_TIMEOUT_S,
-                     client_factory: Callable[[dict[str, Any]], Any] = _admin,
+                     client_factory: Callable[[dict[str, Any]], Any] | None = None,
                      clock: Callable[[], float] = time.monotonic) -> None:
     """Raise the :class:`~router.errors.ConfigError` naming the setting to fix when the cluster
     refuses this client's TLS or authentication; return when it answers, or when it cannot tell.
@@ -53,7 +53,7 @@ def check_connection(props: Mapping[str, Any], *, cluster: str = "default", time
     librdkafka_log = logging.Logger(f"router.kafka_read.check_connection.{cluster}")  # unregistered: one per call
     librdkafka_log.addHandler(reporter.log_handler())
     librdkafka_log.propagate = False
-    admin = client_factory({**props, "error_cb": reporter, "logger": librdkafka_log})
+    admin = (client_factory or _admin)({**props, "error_cb": reporter, "logger": librdkafka_log})
     deadline = clock() + timeout
     while True:
         try:

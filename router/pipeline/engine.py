@@ -33,6 +33,12 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   or delivery → :class:`FatalPipelineError` naming the missing permission and its resource;
 - a fatal error while creating the producer → :class:`FatalPipelineError` naming the call, the
   error and the likely fix;
+- a refused TLS handshake or authentication (``_SSL``, ``_AUTHENTICATION``, a PLAINTEXT client on a
+  TLS port), reported through ``error_cb`` → logged once as one line naming the
+  ``clusters.default.security`` setting to fix (:class:`router.config.security.ClientErrorReporter`);
+  librdkafka retries such connections forever, so once it also reports every broker down with such
+  an error since the last progress (an assignment or a commit) the refusal is persistent, not a
+  broker restart: :class:`FatalPipelineError` with that line, at start-up or while running;
 - :class:`StallError` from the processor (e.g. a key provider that is down) → abort, rewind,
   back off exponentially and retry: offsets do not advance and nothing is produced meanwhile.
 
@@ -66,6 +72,7 @@ from confluent_kafka import (
 )
 
 from router import telemetry
+from router.config.security import ClientErrorReporter
 from router.errors import RouterError
 from router.pipeline.faults import FaultPoints
 
@@ -302,6 +309,13 @@ class TransactionalEngine:
         """The last StallError, until a batch is processed again."""
         self._last_failure: str | None = None
         self._last_commit: float | None = None
+        # TLS and authentication refusals (error_cb of both clients, served by consume() and poll()):
+        self._client_errors = ClientErrorReporter()
+        self._brokers_down = False
+        """librdkafka reported every broker down since the last progress (assignment or commit)."""
+        self._unauthenticated: FatalPipelineError | None = None
+        """Set once every broker is down and a TLS or authentication refusal was reported since the
+        last progress: raised after the next consume() (and by a failed init_transactions)."""
 
     # -- clients ---------------------------------------------------------------------------
     def _consumer_config(self) -> dict[str, Any]:
@@ -315,6 +329,7 @@ class TransactionalEngine:
             "session.timeout.ms": self.s.session_timeout_ms,
             "partition.assignment.strategy": "range",
             "fetch.wait.max.ms": 50,
+            "error_cb": self._on_client_error,
             **self.s.consumer_overrides,
         }
 
@@ -330,6 +345,7 @@ class TransactionalEngine:
             # and the cause when a transaction cannot commit.
             "delivery.report.only.error": True,
             "on_delivery": self._on_delivery,
+            "error_cb": self._on_client_error,
             **self.s.producer_overrides,
         }
 
@@ -340,8 +356,18 @@ class TransactionalEngine:
             producer = Producer(self._producer_config())
         except KafkaException as exc:
             raise FatalPipelineError(f"the producer's configuration is refused: {exc.args[0].str()}") from None
+
+        def init() -> None:
+            try:
+                producer.init_transactions(30)
+            except KafkaException:
+                producer.poll(0)  # serve error_cb: a persistent TLS or authentication refusal is not retried
+                if self._unauthenticated is not None:
+                    raise self._unauthenticated from None
+                raise
+
         try:
-            self._retry(lambda: producer.init_transactions(30), "init_transactions")
+            self._retry(init, "init_transactions")
         except _TxnFailure as err:
             if not starting:
                 raise
@@ -468,6 +494,8 @@ class TransactionalEngine:
                 self._recover(self._failure(exc.args[0], "client call"))
 
     def _data(self, msgs: list[Message]) -> list[Message]:
+        if self._unauthenticated is not None:  # consume() served error_cb: a persistent TLS/authentication refusal
+            raise self._unauthenticated
         data = []
         for m in msgs:
             err = m.error()
@@ -541,6 +569,7 @@ class TransactionalEngine:
             self._add_deliveries(err)
             raise
         self._in_txn = False
+        self._connected()
         self.stats.commits += 1
         self._failures_in_row = 0
         self._last_commit = time.monotonic()
@@ -645,6 +674,26 @@ class TransactionalEngine:
 
     def _batch_topics(self) -> list[str]:
         return sorted({o.topic for o in self._batch})
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        """``error_cb`` of both clients. A TLS or authentication refusal is logged once naming the
+        setting (the reporter); with every broker also down since the last progress it is
+        persistent and ends the run (:attr:`_unauthenticated`, raised by the loop)."""
+        self._client_errors(err)
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._brokers_down = True
+        if self._brokers_down and self._unauthenticated is None:
+            refused = self._client_errors.take()
+            if refused is not None:
+                self._unauthenticated = FatalPipelineError(
+                    f"{refused}; no broker accepts the connection (librdkafka retries it forever), so the router "
+                    "stops: fix the setting and start it again")
+
+    def _connected(self) -> None:
+        """Progress (an assignment, a commit): the connection works, so earlier TLS or
+        authentication errors and "all brokers down" were transient."""
+        self._brokers_down = False
+        self._client_errors.take()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         """Producer callback, failed deliveries only (``delivery.report.only.error``)."""
@@ -817,6 +866,7 @@ class TransactionalEngine:
         """Resume the processor for new partitions. Errors are noted for the loop, never raised
         through ``consume()``: the assignment is taken over either way."""
         log.info("assigned %s", [f"{tp.topic}[{tp.partition}]" for tp in partitions])
+        self._connected()
         self._assigned_at = time.monotonic()
         self._assigned = self._assigned | {(tp.topic, tp.partition) for tp in partitions}
         try:

@@ -36,8 +36,9 @@ lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check router tests bench eval
 	$(BIN)/mypy
 
-demo: $(STAMP) ## start the local cluster and run the router demo on it
-	$(BIN)/residency-router demo --config $(CONFIG)
+DEMO_ARGS ?=
+demo: $(STAMP) ## start the local secured cluster and run the router demo on it (DEMO_ARGS=--insecure: PLAINTEXT, no ACLs)
+	$(BIN)/residency-router demo --config $(CONFIG) $(DEMO_ARGS)
 
 demo-down: $(STAMP) ## stop the demo's cluster and remove its state
 	$(BIN)/residency-router devcluster down

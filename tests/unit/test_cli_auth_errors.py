@@ -256,6 +256,9 @@ def test_each_command_exits_2_with_one_line_naming_the_setting(
     factory, made = _refusing(_error(code, text), _error(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"))
     monkeypatch.setattr("router.kafka_read._admin", factory)
     monkeypatch.setenv("ROUTER_INSTANCE_ID", "auth-test")
+    # `run` installs process-wide logging and OpenTelemetry providers: not in this test process
+    monkeypatch.setattr("router.telemetry.logs.configure_logging", lambda *_a, **_k: None)
+    monkeypatch.setattr("router.telemetry.configure", lambda *_a, **_k: None)
     assert main(argv) == 2
     assert made, "the command built no client through the connection check"
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("residency-router: error:")]

@@ -352,7 +352,7 @@ def _acl_step(operator: RouterConfig, admin: Any) -> None:
         for e in report.excess:
             print(f"  EXCESS {e.message()}")
         raise RouterError("acls check: grants beyond the plan (above); the router would refuse to start. "
-                          "Remove them (`acls apply --prune`) or stop the cluster (`make demo-down`)")
+                          "Remove them (`acls apply --prune`) or stop the demo's cluster and run the demo again")
     print("  acls check: ok, every grant on the configured topics is in the plan; who can reach each "
           "jurisdiction's topics:")
     for j, accesses in report.accesses.items():

@@ -1,14 +1,18 @@
 """Canary: distinctive values in every field value, key, id and header of events of every format go
 through the real pipeline on the real cluster, and none of them appears anywhere outside a
 ciphertext: not in any record (value, key, headers) of any topic the router writes, not in its logs,
-not in its exported spans or metrics."""
+not in its exported spans or metrics, not in what its /metrics endpoint served during the run."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,12 @@ def _with_canary_ids(value: bytes | None, n: int) -> bytes | None:
         doc["EventUuid"] = f"{CANARY}-uuid-{n}"
         return json.dumps(doc).encode()
     return value
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _needles() -> list[bytes]:
@@ -81,22 +91,54 @@ def test_no_canary_value_appears_outside_a_ciphertext(
         producer.produce(env.ingress, value, key, partition=0, headers=headers)
     assert producer.flush(60) == 0
 
+    # DEBUG logs as JSON lines, console span and metric exporters, and /metrics scraped throughout.
+    import yaml
+
+    port = _free_port()
+    doc = yaml.safe_load(env.config_path.read_text())
+    doc["telemetry"] = {"metrics_address": f"127.0.0.1:{port}", "lag_interval_s": 0.5}
+    env.config_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     run_env = {**os.environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_METRICS_EXPORTER": "console"}
     cmd = [*router_cmd(env, "canary", 6.0)]
     cmd[cmd.index("WARNING")] = "DEBUG"
-    proc = subprocess.run(cmd, capture_output=True, timeout=300, check=False, env=run_env)
-    assert proc.returncode == 0, proc.stderr[-3000:].decode(errors="replace")
-    stats = next(json.loads(x) for x in proc.stdout.splitlines() if x.startswith(b'{"instance_id"'))
+    cmd[cmd.index("router.cli") + 1:cmd.index("router.cli") + 1] = ["--log-format", "json"]
+    # Files, not pipes: nothing reads a pipe while the loop scrapes, and a full one would block it.
+    out_path, err_path = tmp_path / "router.out", tmp_path / "router.err"
+    with out_path.open("wb") as out_file, err_path.open("wb") as err_file:
+        proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, env=run_env)
+    scraped: list[bytes] = []
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/metrics", timeout=2
+            ) as answer:
+                scraped.append(answer.read())
+            time.sleep(0.2)  # the scrape interval; the loop waits on the process
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+    stdout, stderr = out_path.read_bytes(), err_path.read_bytes()
+    assert proc.returncode == 0, stderr[-3000:].decode(errors="replace")
+    stats = next(json.loads(x) for x in stdout.splitlines() if x.startswith(b'{"instance_id"'))
     assert stats["consumed"] == len(produced)
-    assert b"traceparent" in proc.stdout or b"trace_id" in proc.stdout, "spans were exported to stdout"
+    assert b"traceparent" in stdout or b"trace_id" in stdout, "spans were exported to stdout"
+    assert any(b"router_decisions_total" in m for m in scraped), "/metrics was scraped while records were decided"
+    router_lines = [x for x in stderr.splitlines() if x.startswith(b"{")]
+    assert router_lines and all(isinstance(json.loads(x), dict) for x in router_lines), "JSON log lines"
+    assert any(b'"level": "DEBUG"' in x or b'"level":"DEBUG"' in x for x in router_lines), "DEBUG logs were on"
 
     leaks: list[str] = []
-    hits = _hits(proc.stdout)
+    hits = _hits(stdout)
     if hits:
         leaks.append(f"stdout (spans, metrics): {hits}")
-    hits = _hits(proc.stderr)
+    hits = _hits(stderr)
     if hits:
         leaks.append(f"logs: {hits}")
+    hits = _hits(b"".join(scraped))
+    if hits:
+        leaks.append(f"/metrics: {hits}")
     written = [*env.routed_topics(), *env.quarantine_topics(), env.audit_topic]
     seen = 0
     for topic in written:

@@ -1,6 +1,7 @@
 """/metrics, /healthz and /readyz of a router running on the real cluster: scraped while it drains a
 backlog, the consumer lag is non-zero before it catches up and zero after, the counters move, every
-input is counted once in the decisions, and /readyz turns ready once partitions are assigned."""
+input is counted once in the decisions, and /readyz turns ready once partitions are assigned. /readyz
+turns not-ready while OpenBao does not answer and ready again after."""
 
 from __future__ import annotations
 
@@ -122,3 +123,66 @@ def test_a_running_router_exports_lag_counters_and_readiness(
         assert s.get("router_stalled", 1) == 0
         assert 0 <= s.get("router_placement_verdict_age_seconds", -1) <= 10  # placement.max_verdict_age_s
         assert code == 200, "a drained, idle router with its partitions stays ready"
+
+
+def _wait_ready(base: str, want: int, proc: subprocess.Popen[str], timeout: float = 180) -> dict[str, Any]:
+    """Until /readyz answers ``want``; its JSON body. Fails if the router exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = _get(base + "/readyz")
+        if got is not None and got[0] == want:
+            body: dict[str, Any] = json.loads(got[1])
+            return body
+        assert proc.poll() is None, f"the router exited ({proc.returncode}) before /readyz answered {want}"
+        assert time.monotonic() < deadline, f"/readyz never answered {want}: last {got}"
+        time.sleep(0.2)
+
+
+def test_readyz_turns_not_ready_while_openbao_is_stopped_and_ready_again_after(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path, openbao_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenBao frozen (SIGSTOP: its calls time out; its in-memory keys survive) under a running
+    router with transit KEKs: /readyz answers 503 naming the stall while records wait, and 200 again
+    once OpenBao answers (SIGCONT); every record then lands exactly once."""
+    import os
+    import signal
+
+    from tests.integration.test_faults_kms import TOKEN_ENV
+    from tests.integration.test_router_e2e import load_samples
+    from tests.integration.test_router_resilience import _exactly_once
+
+    server = openbao_factory()
+    for j in ("eu", "us"):
+        server.client().secrets.transit.create_key(f"rr-{j}")
+    monkeypatch.setenv(TOKEN_ENV, server.token)
+    port = _free_port()
+    keys = {
+        "providers": {"bao": {"type": "openbao", "url": server.url, "ca_file": str(server.ca_file),
+                              "token_env": TOKEN_ENV, "timeout_s": 1.0}},
+        "jurisdictions": {"eu": {"provider": "bao", "key": "rr-eu"}, "us": {"provider": "bao", "key": "rr-us"}},
+        "signer": {"keyring": str(tmp_path / "keyring.json")},
+        "data_keys": {"max_records": 20},
+    }
+    env = make_env(kafka_cluster, kafka_admin, tmp_path, extra={
+        "keys": keys, "telemetry": {"metrics_address": f"127.0.0.1:{port}", "lag_interval_s": 0.5}})
+    base = f"http://127.0.0.1:{port}"
+    load_samples(env, n=200, seed=61)
+    proc = subprocess.Popen(router_cmd(env, "r", 20.0), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_ready(base, 200, proc)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        try:
+            load_samples(env, n=200, seed=62)
+            body = _wait_ready(base, 503, proc)
+            assert any("stalled" in r or "key" in r for r in body["reasons"]), body
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+        _wait_ready(base, 200, proc)
+        _out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert server.token not in err
+    _exactly_once(env, 400)

@@ -19,6 +19,7 @@ import yaml
 from router.devtools.devcluster import secure
 from router.devtools.devcluster.errors import DevClusterError
 from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
+from tests.unit.stand_in_java import read_props, stand_in_java
 
 pytestmark = pytest.mark.unit
 
@@ -28,38 +29,12 @@ REPO = Path(__file__).resolve().parents[2]
 def _stand_in_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, format_fails: bool = False) -> Path:
     """A ``java`` whose storage tool appends its arguments to the returned file (and exits 0, or
     echoes them and exits 1 with ``format_fails``) and whose broker exits at once."""
-    from router.devtools.devcluster import artifacts
-
     record = tmp_path / "format-args"
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    java = bindir / "java"
     storage = (
         'echo "formatting failed for $*"; exit 1' if format_fails else f"printf '%s\\n' \"$@\" >> {record}; exit 0"
     )
-    java.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in\n'
-        "  *-version*) echo 'openjdk version \"17.0.1\"' >&2; exit 0;;\n"
-        f"  *StorageTool*) {storage};;\n"
-        "  *kafka.Kafka*) echo 'ERROR stand-in broker stops'; exit 1;;\n"
-        "esac\n"
-    )
-    java.chmod(0o755)
-    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
-    monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path / "cache"))
-    version = artifacts.kafka_version()
-    libs = tmp_path / "cache" / "kafka" / version / "libs"
-    libs.mkdir(parents=True)
-    (libs / "k.jar").write_bytes(b"")
-    (libs / "MANIFEST.json").write_text(
-        json.dumps({"kafka_version": version, "pom": artifacts.POM.read_text(), "jars": ["k.jar"]})
-    )
+    stand_in_java(tmp_path, monkeypatch, storage=storage)
     return record
-
-
-def _props(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 @pytest.fixture
@@ -152,7 +127,7 @@ def test_secure_server_properties(failed_secure_start: tuple[Path, Path]) -> Non
     recorded = json.loads((state / "state.json").read_text())
     for n in recorded["nodes"]:
         node_dir = state / f"node-{n['node_id']}"
-        props = _props(node_dir / "server.properties")
+        props = read_props(node_dir / "server.properties")
         sasl, mtls, ctrl = n["port"], n["mtls_port"], n["controller_port"]
         assert len({sasl, mtls, ctrl}) == 3
         assert props["listeners"] == (

@@ -13,6 +13,7 @@ import pytest
 from router.devtools.devcluster import artifacts
 from router.devtools.devcluster.errors import DevClusterError
 from router.devtools.devcluster.launcher import DevCluster, _check_port
+from tests.unit.stand_in_java import stand_in_java
 
 pytestmark = pytest.mark.unit
 
@@ -116,28 +117,7 @@ def test_broker_that_exits_during_start_up_is_reported_with_its_log(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A stand-in `java` formats storage fine, then the 'broker' dies with a bind error."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    java = bindir / "java"
-    java.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in\n'
-        "  *-version*) echo 'openjdk version \"17.0.1\"' >&2; exit 0;;\n"
-        "  *StorageTool*) exit 0;;\n"
-        "  *kafka.Kafka*) echo 'ERROR java.net.BindException: Address already in use'; exit 1;;\n"
-        "esac\n"
-    )
-    java.chmod(0o755)
-    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
-    # A cache entry so that no Maven runs.
-    monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path / "cache"))
-    version = artifacts.kafka_version()
-    libs = tmp_path / "cache" / "kafka" / version / "libs"
-    libs.mkdir(parents=True)
-    (libs / "k.jar").write_bytes(b"")
-    (libs / "MANIFEST.json").write_text(
-        json.dumps({"kafka_version": version, "pom": artifacts.POM.read_text(), "jars": ["k.jar"]})
-    )
+    stand_in_java(tmp_path, monkeypatch, broker_says="ERROR java.net.BindException: Address already in use")
     state = tmp_path / "state"
     with pytest.raises(
         DevClusterError,

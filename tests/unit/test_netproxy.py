@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from router.devtools.netproxy import Mode, NetProxyError, ProxyControl, ProxySet, _FrameScanner
+from tests.unit.stand_in_java import read_props, stand_in_java
 
 pytestmark = pytest.mark.unit
 
@@ -485,44 +486,13 @@ def test_close_resets_open_connections_and_frees_the_port(echo: Upstream) -> Non
 
 
 # -- the dev cluster launcher with --proxy (no JVM: a stand-in `java`) ----------------------------
-def _stand_in_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`java` that formats storage fine and whose 'broker' exits at once; a cache so no Maven runs."""
-    from router.devtools.devcluster import artifacts
-
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    java = bindir / "java"
-    java.write_text(
-        "#!/bin/sh\n"
-        'case "$*" in\n'
-        "  *-version*) echo 'openjdk version \"17.0.1\"' >&2; exit 0;;\n"
-        "  *StorageTool*) exit 0;;\n"
-        "  *kafka.Kafka*) echo 'ERROR stand-in broker stops'; exit 1;;\n"
-        "esac\n"
-    )
-    java.chmod(0o755)
-    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
-    monkeypatch.setenv("ROUTER_CACHE_DIR", str(tmp_path / "cache"))
-    version = artifacts.kafka_version()
-    libs = tmp_path / "cache" / "kafka" / version / "libs"
-    libs.mkdir(parents=True)
-    (libs / "k.jar").write_bytes(b"")
-    (libs / "MANIFEST.json").write_text(
-        json.dumps({"kafka_version": version, "pom": artifacts.POM.read_text(), "jars": ["k.jar"]})
-    )
-
-
-def _props(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-
-
 def test_launcher_with_proxy_advertises_the_proxy_keeps_replication_direct_and_cleans_up(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from router.devtools.devcluster.errors import DevClusterError
     from router.devtools.devcluster.launcher import DevCluster
 
-    _stand_in_java(tmp_path, monkeypatch)
+    stand_in_java(tmp_path, monkeypatch)
     state = tmp_path / "state"
     with pytest.raises(DevClusterError, match="broker 1 .* exited during start-up"):
         DevCluster(state).up(["eu-west-1a", "us-east-1a"], timeout=20, proxy=True)
@@ -533,7 +503,7 @@ def test_launcher_with_proxy_advertises_the_proxy_keeps_replication_direct_and_c
     ports += [n["controller_port"] for n in nodes] + [int(proxy["control"].rsplit(":", 1)[1])]
     assert len(set(ports)) == len(ports) == 9
     for n in nodes:
-        props = _props(state / f"node-{n['node_id']}" / "server.properties")
+        props = read_props(state / f"node-{n['node_id']}" / "server.properties")
         assert props["listeners"] == (
             f"PLAINTEXT://127.0.0.1:{n['port']},INTERNAL://127.0.0.1:{n['internal_port']},"
             f"CONTROLLER://127.0.0.1:{n['controller_port']}"
@@ -566,13 +536,13 @@ def test_launcher_without_proxy_keeps_its_listeners(monkeypatch: pytest.MonkeyPa
     from router.devtools.devcluster.errors import DevClusterError
     from router.devtools.devcluster.launcher import DevCluster
 
-    _stand_in_java(tmp_path, monkeypatch)
+    stand_in_java(tmp_path, monkeypatch)
     state = tmp_path / "state"
     with pytest.raises(DevClusterError, match="exited during start-up"):
         DevCluster(state).up(["eu-west-1a"], timeout=20)
     recorded = json.loads((state / "state.json").read_text())
     n = recorded["nodes"][0]
-    props = _props(state / "node-1" / "server.properties")
+    props = read_props(state / "node-1" / "server.properties")
     assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{n['port']},CONTROLLER://127.0.0.1:{n['controller_port']}"
     assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{n['port']}"
     assert props["inter.broker.listener.name"] == "PLAINTEXT"

@@ -35,11 +35,14 @@ def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None
     return n
 
 
-def read_topic(bootstrap: str, topic: str, *, isolation: str = "read_committed", timeout: float = 60.0) -> list[Any]:
-    """Every message of every partition from the beginning to the current end, in partition order."""
+def read_topic(bootstrap: str, topic: str, *, isolation: str = "read_committed", timeout: float = 60.0,
+               client: dict[str, Any] | None = None) -> list[Any]:
+    """Every message of every partition from the beginning to the current end, in partition order.
+    ``client``: extra client properties (security settings of a secured cluster)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
+            **(client or {}),
             "group.id": f"reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "isolation.level": isolation,

@@ -305,7 +305,7 @@ def test_run_refuses_a_stray_grant_then_the_plan_alone_runs_the_deployment(
                              AclOperation.READ, AclPermissionType.ALLOW)
         admin.delete_acls([f], request_timeout=15)[f].result()
 
-    records = list(generate(40, seed=5))
+    records = list(generate(400, seed=5))
     producer = Producer(_client_conf(secured, "admin"))
     for rec in records:
         producer.produce(env.ingress, rec.value, rec.key, headers=list(rec.headers.items()))
@@ -332,6 +332,11 @@ def test_run_refuses_a_stray_grant_then_the_plan_alone_runs_the_deployment(
         _stop(app)
     assert stats.consumed == len(records)
     assert stats.aborts == 0 and stats.commits >= 1
+    # the end-to-end check: each input once by source position, one audit record each, chains
+    # verified, every output opening under its topic's jurisdiction only (read as the super user)
+    from tests.integration.test_router_resilience import _exactly_once
+
+    _exactly_once(env, len(records), client=_client_conf(secured, "admin"))
 
     # the auditor verifies the trail the router wrote, with its own grants only
     assert main(["audit", "verify", "--config", str(_as(env, secured, "auditor")), "--timeout", "60"]) == 0

@@ -45,8 +45,9 @@ def load_samples(env: RouterEnv, n: int = N_EVENTS, seed: int = 1) -> list[Any]:
     return records
 
 
-def collect(env: RouterEnv) -> dict[str, Any]:
-    """Every committed output, opened or decoded, keyed by source position."""
+def collect(env: RouterEnv, client: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every committed output, opened or decoded, keyed by source position (``client``: extra
+    client properties of a secured cluster)."""
     keys = build_jurisdiction_keys(env.config.keys)  # type: ignore[arg-type]
     opener = Opener(keys, build_public_keys(env.config.keys))  # type: ignore[arg-type]
     placed = {t.name: t.jurisdiction for t in env.config.topics}
@@ -54,7 +55,7 @@ def collect(env: RouterEnv) -> dict[str, Any]:
     quarantined: list[tuple[int, int, str, str]] = []
     plaintexts: dict[tuple[int, int], bytes] = {}
     for topic in env.routed_topics():
-        for m in read_topic(env.bootstrap, topic):
+        for m in read_topic(env.bootstrap, topic, client=client):
             if m.value() is None:
                 continue  # an erasure tombstone: no data, audited with its source position
             opened = opener.open(
@@ -63,7 +64,7 @@ def collect(env: RouterEnv) -> dict[str, Any]:
             routed.append((opened.ctx.source_partition, opened.ctx.source_offset, topic, opened.ctx.jurisdiction))
             plaintexts[(opened.ctx.source_partition, opened.ctx.source_offset)] = opened.plaintext
     for topic in env.quarantine_topics():
-        for m in read_topic(env.bootstrap, topic):
+        for m in read_topic(env.bootstrap, topic, client=client):
             rec = decode_quarantine(m.value())
             if not rec.sealed_payload:  # OVERSIZED: metadata and a keyed digest only
                 quarantined.append((rec.source_partition, rec.source_offset, topic, rec.reason))
@@ -76,7 +77,7 @@ def collect(env: RouterEnv) -> dict[str, Any]:
                 expected_jurisdiction=placed[topic],
             )
             quarantined.append((rec.source_partition, rec.source_offset, topic, rec.reason))
-    audit = [(m.partition(), m.offset(), m.value()) for m in read_topic(env.bootstrap, env.audit_topic)]
+    audit = [(m.partition(), m.offset(), m.value()) for m in read_topic(env.bootstrap, env.audit_topic, client=client)]
     audit_only = []  # bare tombstones: an audit record and nothing else
     for _p, _o, value in audit:
         fields = decode_audit(value).fields

@@ -29,10 +29,10 @@ def _router_cmd(env: Any, instance: str, idle: float) -> list[str]:
     return router_cmd(env, instance, idle)
 
 
-def _exactly_once(env: Any, expected: int) -> dict[str, Any]:
-    out = collect(env)
+def _exactly_once(env: Any, expected: int, client: dict[str, Any] | None = None) -> dict[str, Any]:
+    out = collect(env, client)
     positions = Counter((p, o) for p, o, *_ in out["routed"] + out["quarantined"] + out["audit_only"])
-    inputs = {(m.partition(), m.offset()) for m in read_topic(env.bootstrap, env.ingress)}
+    inputs = {(m.partition(), m.offset()) for m in read_topic(env.bootstrap, env.ingress, client=client)}
     assert len(inputs) == expected
     dupes = [k for k, c in positions.items() if c > 1]
     missing = inputs - set(positions)
@@ -61,6 +61,28 @@ def test_start_up_is_refused_when_an_eu_destination_has_a_us_replica(
     proc = subprocess.run(_router_cmd(env, "a", 3), capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert bad in proc.stderr and "partition 0" in proc.stderr and f"broker {us[0]}" in proc.stderr
+
+
+def test_start_up_is_refused_when_the_ingress_topic_has_a_replica_outside_its_jurisdiction(
+    kafka_cluster: Any, kafka_admin: Any, tmp_path: Path
+) -> None:
+    """Raw CDC sits on the ingress topic before it is classified: an ingress topic declared in eu
+    with a replica on a us broker must stop `run` before anything is consumed."""
+    eu, us = kafka_cluster.brokers_in("eu-"), kafka_cluster.brokers_in("us-")
+    if not eu or not us:
+        pytest.skip("needs eu-* and us-* brokers")
+    env = make_env(kafka_cluster, kafka_admin, tmp_path)
+    ingress = f"crm.ingress.misplaced.{env.suffix}"
+    kafka_admin.create_topics(
+        [NewTopic(ingress, num_partitions=1, replica_assignment=[[eu[0], us[0]]])], request_timeout=30
+    )[ingress].result()
+    doc = yaml.safe_load(env.config_path.read_text())
+    doc["pipeline"]["ingress"] = [{**doc["pipeline"]["ingress"][0], "topic": ingress}]  # declared in eu
+    env.config_path.write_text(yaml.safe_dump(doc))
+    _wait_for_replicas(kafka_admin, ingress, 0, [eu[0], us[0]])
+    proc = subprocess.run(_router_cmd(env, "a", 3), capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ingress in proc.stderr and "partition 0" in proc.stderr and f"broker {us[0]}" in proc.stderr
 
 
 def test_replica_moved_abroad_during_a_run_diverts_to_quarantine(

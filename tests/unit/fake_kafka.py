@@ -65,6 +65,28 @@ class FakeMessage:
         return (1, 1_700_000_000_000)
 
 
+class FakePartitionEof:
+    """The end-of-partition event ``consume()`` hands out with ``enable.partition.eof``: an error
+    event (``_PARTITION_EOF``) that says which partition was read to its end, and where."""
+
+    def __init__(self, partition: int, topic: str | None = None, offset: int | None = None) -> None:
+        self._partition = partition
+        self._topic = topic
+        self._offset = offset
+
+    def error(self) -> KafkaError:
+        return KafkaError(KafkaError._PARTITION_EOF)
+
+    def topic(self) -> str | None:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int | None:
+        return self._offset
+
+
 @dataclass
 class FakeErrorEvent:
     """An error event as ``consume()`` returns it among the messages."""

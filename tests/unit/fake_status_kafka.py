@@ -28,6 +28,8 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
+from tests.unit.fake_kafka import FakeMessage, FakePartitionEof
+
 OFFSET_INVALID = -1001
 _EARLIEST = type(OffsetSpec.earliest())
 
@@ -140,48 +142,6 @@ class FakeAdmin:
         return out
 
 
-@dataclass
-class _Eof:
-    _topic: str
-    _partition: int
-    _offset: int
-
-    def error(self) -> KafkaError:
-        return KafkaError(KafkaError._PARTITION_EOF)
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-
-@dataclass
-class _Msg:
-    _topic: str
-    _partition: int
-    _offset: int
-    _value: bytes
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes:
-        return self._value
-
-
 class FakeLog:
     """Partitions of committed records at chosen offsets (gaps are transaction markers), each with a
     Kafka timestamp; ``end`` per partition is its high watermark (past the last marker)."""
@@ -239,14 +199,14 @@ class FakeReader:
                 if len(out) >= num_messages:
                     return out
                 if o >= self.pos[key]:
-                    out.append(_Msg(key[0], key[1], o, v))
+                    out.append(FakeMessage(key[0], key[1], o, v))
                     self.log.served.append((key[0], key[1], o))
                     self.pos[key] = o + 1
                     self.eof_sent.discard(key)
             if self.pos[key] < end:
                 self.pos[key] = end  # past the trailing marker
             if key not in self.eof_sent and len(out) < num_messages:
-                out.append(_Eof(key[0], key[1], self.pos[key]))
+                out.append(FakePartitionEof(key[1], key[0], self.pos[key]))
                 self.eof_sent.add(key)
         return out
 

@@ -34,7 +34,7 @@ from router.quarantine.reader import (
     read_quarantine,
 )
 from router.quarantine.record import QuarantineRecord, encode_quarantine
-from tests.unit.fake_kafka import FakeMessage
+from tests.unit.fake_kafka import FakeMessage, FakePartitionEof
 
 pytestmark = pytest.mark.unit
 
@@ -218,17 +218,6 @@ def test_stats_of_an_empty_topic() -> None:
 # -- the Kafka reader over a fake consumer ---------------------------------------------------------
 
 
-class _Eof:
-    def __init__(self, partition: int) -> None:
-        self._partition = partition
-
-    def error(self) -> KafkaError:
-        return KafkaError(KafkaError._PARTITION_EOF)
-
-    def partition(self) -> int:
-        return self._partition
-
-
 class _Topic:
     def __init__(self, partitions: int) -> None:
         self.partitions = {p: object() for p in range(partitions)}
@@ -286,7 +275,7 @@ class _FakeReader:
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
         out = self._collect()
-        if not [m for m in out if not isinstance(m, _Eof)] and self.t.on_idle:
+        if not [m for m in out if not isinstance(m, FakePartitionEof)] and self.t.on_idle:
             self.t.on_idle.pop(0)()  # a record arrives while this poll waits
             out += self._collect()
         return out
@@ -301,7 +290,7 @@ class _FakeReader:
                 self.pos[p] = out[-1].offset() + 1
                 self.eof_sent.discard(p)
             elif p not in self.eof_sent:
-                out.append(_Eof(p))
+                out.append(FakePartitionEof(p))
                 self.eof_sent.add(p)
         return out
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_INVALID, TopicPartition
 
 from router.audit.chain import AuditChain, verify_chain
 from router.audit.record import REPLAY_FORMAT_VERSION, decode_audit
@@ -27,7 +27,7 @@ from router.pipeline.engine import TransactionalEngine
 from router.pipeline.processor import RouterProcessor, RouterSettings
 from router.quarantine.replay import ReplayOptions, replay
 from router.routing.build import evaluator_for
-from tests.unit.fake_kafka import FakeCluster, FakeMessage
+from tests.unit.fake_kafka import FakeCluster, FakeMessage, FakePartitionEof
 from tests.unit.test_pipeline_processor import FakePlacement
 from tests.unit.test_quarantine_replay import (
     AUDIT,
@@ -42,17 +42,6 @@ from tests.unit.test_quarantine_replay import (
 )
 
 pytestmark = pytest.mark.unit
-
-
-class _Eof:
-    def __init__(self, partition: int) -> None:
-        self._partition = partition
-
-    def error(self) -> KafkaError:
-        return KafkaError(KafkaError._PARTITION_EOF)
-
-    def partition(self) -> int:
-        return self._partition
 
 
 class FakeReader:
@@ -99,7 +88,7 @@ class FakeReader:
             out.extend(take)
             self.positions[(topic, partition)] = pos + len(take)
             if pos + len(take) >= len(log):
-                out.append(_Eof(partition))
+                out.append(FakePartitionEof(partition))
         return out
 
     def close(self) -> None:

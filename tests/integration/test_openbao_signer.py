@@ -257,14 +257,23 @@ def test_a_response_wrapped_secret_id_is_unwrapped_once(
     assert len(signer.sign(b"m")) == 64
 
 
-def test_the_token_is_renewed_after_two_thirds_of_its_lease(
-    openbao: OpenBaoEndpoint, names: dict[str, str], approle: dict[str, Any]
-) -> None:
+def _approle_session_on_a_clock(
+    openbao: OpenBaoEndpoint, approle: dict[str, Any]
+) -> tuple[OpenBaoSession, list[float]]:
+    """A fresh secret id, an AppRole session that logs in with it, and the clock its token keeper
+    reads (``now[0]`` seconds, moved by the test)."""
     _secret_id(openbao, approle)
     now = [0.0]
     session = OpenBaoSession(openbao[0], AppRoleLogin(approle["role_id_file"], approle["secret_id_file"],
                                                        mount=approle["mount"]), verify=openbao.ca_file)  # fmt: skip
     session.keeper._clock = lambda: now[0]
+    return session, now
+
+
+def test_the_token_is_renewed_after_two_thirds_of_its_lease(
+    openbao: OpenBaoEndpoint, names: dict[str, str], approle: dict[str, Any]
+) -> None:
+    session, now = _approle_session_on_a_clock(openbao, approle)
     signer = OpenBaoTransitSigner(session, names["signer"])
     assert len(signer.sign(b"m")) == 64
     token = session.client.token
@@ -280,11 +289,7 @@ def test_the_token_is_renewed_after_two_thirds_of_its_lease(
 def test_a_failed_renewal_logs_in_again(
     openbao: OpenBaoEndpoint, names: dict[str, str], approle: dict[str, Any]
 ) -> None:
-    _secret_id(openbao, approle)
-    now = [0.0]
-    session = OpenBaoSession(openbao[0], AppRoleLogin(approle["role_id_file"], approle["secret_id_file"],
-                                                       mount=approle["mount"]), verify=openbao.ca_file)  # fmt: skip
-    session.keeper._clock = lambda: now[0]
+    session, now = _approle_session_on_a_clock(openbao, approle)
     signer = OpenBaoTransitSigner(session, names["signer"])
     signer.sign(b"m")
     first = session.client.token

@@ -24,6 +24,7 @@ from typing import Any
 
 from router.config.models import RouterConfig
 from router.errors import ConfigError
+from router.pipeline.config import PipelineConfig
 from router.pipeline.engine import EngineSettings, EngineStats, TransactionalEngine
 from router.telemetry.runtime import RouterTelemetry
 
@@ -103,6 +104,35 @@ def audit_placement(topic: str, partitions: int, recorded: Mapping[int, int]) ->
         log.warning("audit topic %s has %d partitions; its chains stay placed over the first %d (the count its "
                     "trail records), the others stay unused", topic, partitions, placed)
     return placed
+
+
+def engine_settings(
+    pipe: PipelineConfig,
+    *,
+    bootstrap_config: dict[str, str],
+    ingress_topics: list[str],
+    group_id: str,
+    transactional_id: str,
+    batch_size: int,
+    consumer_overrides: dict[str, Any] | None = None,
+) -> EngineSettings:
+    """The engine's settings: the given clients, group and transactional id, and the commit, timeout
+    and back-off settings of the ``pipeline`` section (``run`` and ``quarantine replay`` both
+    transact with them)."""
+    return EngineSettings(
+        bootstrap_config=bootstrap_config,
+        ingress_topics=ingress_topics,
+        group_id=group_id,
+        transactional_id=transactional_id,
+        batch_size=batch_size,
+        commit_interval_ms=pipe.commit_interval_ms,
+        commit_max_records=pipe.commit_max_records,
+        session_timeout_ms=pipe.session_timeout_ms,
+        transaction_timeout_ms=pipe.transaction_timeout_ms,
+        stall_backoff_max_s=pipe.stall_backoff_max_s,
+        abort_escalate_after=pipe.abort_escalate_after,
+        consumer_overrides=dict(consumer_overrides or {}),
+    )
 
 
 def _require(config: RouterConfig, *sections: str) -> None:
@@ -225,18 +255,13 @@ class RouterApp:
             DigestKeys(jurisdiction_keys),
             chain_tails=chain_tails,
         )
-        settings = EngineSettings(
+        settings = engine_settings(
+            pipe,
             bootstrap_config=self.client_props,
             ingress_topics=[i.topic for i in pipe.ingress],
             group_id=pipe.group_id,
             transactional_id=f"{pipe.transactional_id_prefix}-{self.instance_id}",
             batch_size=pipe.batch_size,
-            commit_interval_ms=pipe.commit_interval_ms,
-            commit_max_records=pipe.commit_max_records,
-            session_timeout_ms=pipe.session_timeout_ms,
-            transaction_timeout_ms=pipe.transaction_timeout_ms,
-            stall_backoff_max_s=pipe.stall_backoff_max_s,
-            abort_escalate_after=pipe.abort_escalate_after,
             # client.id names this instance among the group's members (`residency-router status`)
             consumer_overrides={"client.id": self.client_props.get("client.id")
                                 or f"{pipe.transactional_id_prefix}-{self.instance_id}",

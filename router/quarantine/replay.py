@@ -732,8 +732,13 @@ def replay(config: Any, options: ReplayOptions) -> ReplaySummary:  # noqa: PLR09
     from router.envelope import Sealer  # noqa: PLC0415
     from router.kafka_read import committed_reader  # noqa: PLC0415
     from router.keys.factory import build_dek_manager, build_jurisdiction_keys, build_signer  # noqa: PLC0415
-    from router.pipeline.app import _WatchPlacement, audit_placement, default_instance_id  # noqa: PLC0415
-    from router.pipeline.engine import EngineSettings, TransactionalEngine  # noqa: PLC0415
+    from router.pipeline.app import (  # noqa: PLC0415
+        _WatchPlacement,
+        audit_placement,
+        default_instance_id,
+        engine_settings,
+    )
+    from router.pipeline.engine import TransactionalEngine  # noqa: PLC0415
     from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
     from router.quarantine.sealed import build_opener  # noqa: PLC0415
     from router.routing.build import evaluator_for, ingress_of  # noqa: PLC0415
@@ -840,18 +845,9 @@ def replay(config: Any, options: ReplayOptions) -> ReplaySummary:  # noqa: PLR09
             run_dry(processor, props, topic, starts=starts, ends=ends, batch_size=batch_size, progress=progress)
             complete = True
         else:
-            engine = TransactionalEngine(EngineSettings(
-                bootstrap_config=props,
-                ingress_topics=[topic],
-                group_id=group,
-                transactional_id=txn_id,
+            engine = TransactionalEngine(engine_settings(
+                pipe, bootstrap_config=props, ingress_topics=[topic], group_id=group, transactional_id=txn_id,
                 batch_size=batch_size,
-                commit_interval_ms=pipe.commit_interval_ms,
-                commit_max_records=pipe.commit_max_records,
-                session_timeout_ms=pipe.session_timeout_ms,
-                transaction_timeout_ms=pipe.transaction_timeout_ms,
-                stall_backoff_max_s=pipe.stall_backoff_max_s,
-                abort_escalate_after=pipe.abort_escalate_after,
             ), processor)
             if options.install_signal_handlers:
                 engine.install_signal_handlers()

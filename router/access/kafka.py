@@ -11,6 +11,7 @@ says (``reason`` NO_AUTHORIZER).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -141,21 +142,22 @@ def apply(config: RouterConfig, admin: Any, *, dry_run: bool = False, prune: boo
         return Applied(todo, dry_run=True)
     if todo.create:
         futures = admin.create_acls([to_kafka(b) for b in todo.create], request_timeout=timeout)
-        for b in todo.create:
-            try:
-                futures[to_kafka(b)].result()
-            except KafkaException as err:
-                raise RouterError(f"creating ACL {b.permission} {b.operation} on {b.resource_type} "
-                                  f"{b.pattern_type} {b.name!r} for {b.principal} failed: {err}") from None
+        _settle("creating", todo.create, futures, to_kafka)
     if todo.delete:
         futures = admin.delete_acls([_filter(b) for b in todo.delete], request_timeout=timeout)
-        for b in todo.delete:
-            try:
-                futures[_filter(b)].result()
-            except KafkaException as err:
-                raise RouterError(f"deleting ACL {b.permission} {b.operation} on {b.resource_type} "
-                                  f"{b.pattern_type} {b.name!r} for {b.principal} failed: {err}") from None
+        _settle("deleting", todo.delete, futures, _filter)
     return Applied(todo, dry_run=False)
+
+
+def _settle(doing: str, bindings: Sequence[Binding], futures: Mapping[Any, Any], key: Callable[[Binding], Any]) -> None:
+    """Wait for each binding's future (found under ``key(binding)``) in order; the first the broker
+    refuses raises :class:`RouterError` naming the binding and what was being done to it."""
+    for b in bindings:
+        try:
+            futures[key(b)].result()
+        except KafkaException as err:
+            raise RouterError(f"{doing} ACL {b.permission} {b.operation} on {b.resource_type} "
+                              f"{b.pattern_type} {b.name!r} for {b.principal} failed: {err}") from None
 
 
 def check_cluster(config: RouterConfig, admin: Any, *, timeout: float = DEFAULT_TIMEOUT_S) -> AclReport:

@@ -14,8 +14,6 @@ waited for with a deadline.
 
 from __future__ import annotations
 
-import inspect
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -39,11 +37,12 @@ from confluent_kafka.admin import (
 from router.access.kafka import apply
 from router.cli import main
 from router.config.base import ClusterConfig
-from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
+from router.devtools.devcluster.launcher import ClusterInfo
 from router.devtools.samples import generate
 from router.errors import RouterError
 from router.pipeline.app import RouterApp
 from tests.integration.router_env import RouterEnv, make_env
+from tests.integration.secure_cluster import quiet_librdkafka, read_first, secured_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -51,29 +50,13 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
 RACKS = ("eu-west-1a", "eu-central-1a", "us-east-1a")
 DEADLINE_S = 60.0
 
-_quiet = logging.getLogger("tests.acls.librdkafka")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
-
-
-def _secure_api_missing() -> str | None:
-    if "secure" not in inspect.signature(DevCluster.up).parameters:
-        return "DevCluster.up has no secure=True (the secured dev cluster is not in this tree)"
-    if not hasattr(ClusterInfo, "client_config"):
-        return "ClusterInfo.client_config(principal, via) is missing (the secured dev cluster is not in this tree)"
-    return None
+_quiet = quiet_librdkafka("tests.acls.librdkafka")
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    missing = _secure_api_missing()
-    if missing:
-        pytest.skip(missing)
-    cluster = DevCluster(tmp_path_factory.mktemp("devcluster-acls"))
-    try:
-        yield cluster.up(RACKS, secure=True, heap_mb=384)  # type: ignore[call-arg]
-    finally:
-        cluster.down()
+    with secured_cluster(tmp_path_factory, "devcluster-acls", RACKS) as info:
+        yield info
 
 
 def _cluster_section(info: ClusterInfo, principal: str) -> dict[str, Any]:
@@ -148,30 +131,6 @@ def _produce(conf: dict[str, Any], topic: str, value: str) -> KafkaError | None:
     return outcome[0]
 
 
-def _read(conf: dict[str, Any], topic: str, group: str) -> tuple[list[bytes], set[int]]:
-    """What a consumer of ``group`` reads from the start of ``topic`` within the deadline: values,
-    and the error codes it got (it stops at the first value or authorization error)."""
-    consumer = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    values: list[bytes] = []
-    errors: set[int] = set()
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline and not values:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if msg.error() is not None:
-                errors.add(msg.error().code())
-                if msg.error().code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED):
-                    break
-                continue
-            values.append(msg.value())
-    finally:
-        consumer.close()
-    return values, errors
-
-
 def test_principals_can_do_what_the_plan_says_and_nothing_more(secured: ClusterInfo, applied: dict[str, str]) -> None:
     value = applied["value"]
     # the router writes regional topics (ACLs reach each broker through the metadata log: retry)
@@ -185,11 +144,13 @@ def test_principals_can_do_what_the_plan_says_and_nothing_more(secured: ClusterI
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
     # an EU consumer reads crm.eu.* with a group under its own prefix
-    values, errors = _read(_client_conf(secured, "consumer-eu"), "crm.eu.contact", f"consumer-eu.{uuid.uuid4().hex}")
+    values, errors = read_first(_client_conf(secured, "consumer-eu"), "crm.eu.contact",
+                                f"consumer-eu.{uuid.uuid4().hex}", deadline_s=DEADLINE_S)
     assert value.encode() in values, errors
 
     # a US consumer is refused, with a group of its own prefix (so the topic is what is refused)
-    values, errors = _read(_client_conf(secured, "consumer-us"), "crm.eu.contact", f"consumer-us.{uuid.uuid4().hex}")
+    values, errors = read_first(_client_conf(secured, "consumer-us"), "crm.eu.contact",
+                                f"consumer-us.{uuid.uuid4().hex}", deadline_s=DEADLINE_S)
     assert values == []
     assert KafkaError.TOPIC_AUTHORIZATION_FAILED in errors
 

@@ -16,7 +16,6 @@ mocked.
 
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -28,7 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
+from router.devtools.devcluster.launcher import ClusterInfo
+from tests.integration.secure_cluster import secured_cluster
 from tests.unit.tls_util import write_ca
 
 pytestmark = pytest.mark.integration
@@ -42,13 +42,8 @@ PRINCIPAL = "admin"
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    if "secure" not in inspect.signature(DevCluster.up).parameters:
-        pytest.skip("DevCluster.up has no secure=True (the secured dev cluster is not in this tree)")
-    cluster = DevCluster(tmp_path_factory.mktemp("devcluster-cli-auth"))
-    try:
-        yield cluster.up(RACKS, secure=True, heap_mb=384)
-    finally:
-        cluster.down()
+    with secured_cluster(tmp_path_factory, "devcluster-cli-auth", RACKS) as info:
+        yield info
 
 
 def _write_config(directory: Path, cluster: dict[str, Any]) -> Path:

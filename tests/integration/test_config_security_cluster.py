@@ -9,7 +9,6 @@ reported by ``ClientErrorReporter`` naming the setting to fix. Nothing is mocked
 
 from __future__ import annotations
 
-import inspect
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ from confluent_kafka.admin import AdminClient
 
 from router.config.loader import load_config
 from router.config.security import ClientErrorReporter
-from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
+from router.devtools.devcluster.launcher import ClusterInfo
+from tests.integration.secure_cluster import secured_cluster
 from tests.unit.tls_util import write_ca
 
 pytestmark = pytest.mark.integration
@@ -35,13 +35,8 @@ PRINCIPAL = "admin"  # the cluster's super user: describing the cluster needs no
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    if "secure" not in inspect.signature(DevCluster.up).parameters:
-        pytest.skip("DevCluster.up has no secure=True (the secured dev cluster is not in this tree)")
-    cluster = DevCluster(tmp_path_factory.mktemp("devcluster-security"))
-    try:
-        yield cluster.up(RACKS, secure=True, heap_mb=384)  # type: ignore[call-arg]
-    finally:
-        cluster.down()
+    with secured_cluster(tmp_path_factory, "devcluster-security", RACKS) as info:
+        yield info
 
 
 def _config(tmp_path: Path, cluster: dict[str, Any]) -> Path:

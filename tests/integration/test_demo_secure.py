@@ -11,16 +11,14 @@ the running secured cluster with the command that stops it.
 
 from __future__ import annotations
 
-import logging
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import (
     AclBindingFilter,
     AclOperation,
@@ -33,15 +31,14 @@ from confluent_kafka.admin import (
 from router.cli import main
 from router.config.loader import load_config
 from router.devtools.devcluster.launcher import DevCluster
+from tests.integration.secure_cluster import quiet_librdkafka, read_first
 
 pytestmark = pytest.mark.integration
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
 DEADLINE_S = 60.0
 
-_quiet = logging.getLogger("tests.demo.librdkafka")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
+_quiet = quiet_librdkafka("tests.demo.librdkafka")
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +66,8 @@ def _one(pattern: str, text: str) -> re.Match[str]:
 def _read(conf: dict[str, Any], topic: str, group: str) -> tuple[int, set[int]]:
     """Records a consumer of ``group`` reads from the start of ``topic`` until its first record or
     authorization error (within the deadline), and the error codes it saw."""
-    consumer = Consumer({**conf, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "logger": _quiet})
-    records, errors = 0, set()
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + DEADLINE_S
-        while time.monotonic() < deadline and not records:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if (err := msg.error()) is not None:
-                errors.add(err.code())
-                if err.code() in (KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED):
-                    break
-                continue
-            records += 1
-    finally:
-        consumer.close()
-    return records, errors
+    values, errors = read_first({**conf, "logger": _quiet}, topic, group, deadline_s=DEADLINE_S)
+    return len(values), errors
 
 
 def _totals(out: str) -> tuple[int, int, int, int]:

@@ -7,7 +7,6 @@ librdkafka's errors (``error_cb`` and the exceptions of the calls), waited for w
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -30,7 +29,8 @@ from confluent_kafka.admin import (
 )
 
 from router.devtools.devcluster import tls
-from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
+from router.devtools.devcluster.launcher import ClusterInfo
+from tests.integration.secure_cluster import quiet_librdkafka, secured_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +38,13 @@ RACKS = ("eu-west-1a", "eu-central-1a", "us-east-1a")
 PRINCIPALS = ("router", "consumer-eu", "auditor")
 DEADLINE_S = 60.0
 
-_quiet = logging.getLogger("tests.devcluster_secure.librdkafka")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
+_quiet = quiet_librdkafka("tests.devcluster_secure.librdkafka")
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
-    cluster = DevCluster(tmp_path_factory.mktemp("devcluster-secure"))
-    try:
-        yield cluster.up(RACKS, secure=True, principals=PRINCIPALS, heap_mb=384)
-    finally:
-        cluster.down()
+    with secured_cluster(tmp_path_factory, "devcluster-secure", RACKS, principals=PRINCIPALS) as info:
+        yield info
 
 
 class Client:

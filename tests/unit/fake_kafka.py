@@ -23,10 +23,14 @@ by the next ``consume()`` as error events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
+
+from router.pipeline import engine as engine_mod
 
 
 @dataclass
@@ -446,3 +450,21 @@ class FakeConsumer:
 
     def close(self) -> None:
         self.closed = True
+
+
+def wire_engine(cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
+    """``cluster``'s producer and consumer factories in place of ``router.pipeline.engine``'s
+    ``Producer`` and ``Consumer`` for the test (``cluster`` is returned, for fixtures)."""
+    monkeypatch.setattr(engine_mod, "Producer", cluster.producer)
+    monkeypatch.setattr(engine_mod, "Consumer", cluster.consumer)
+    return cluster
+
+
+def done(value: Any = None, error: BaseException | None = None) -> Future[Any]:
+    """A finished future, as the admin client's calls return them: its result, or its exception."""
+    f: Future[Any] = Future()
+    if error is not None:
+        f.set_exception(error)
+    else:
+        f.set_result(value)
+    return f

@@ -28,16 +28,10 @@ from confluent_kafka.admin import (
     OffsetSpec,
 )
 
-from tests.unit.fake_kafka import FakeMessage, FakePartitionEof
+from tests.unit.fake_kafka import FakeMessage, FakePartitionEof, done
 
 OFFSET_INVALID = -1001
 _EARLIEST = type(OffsetSpec.earliest())
-
-
-def _done(value: Any) -> Future[Any]:
-    f: Future[Any] = Future()
-    f.set_result(value)
-    return f
 
 
 def _failed(err: BaseException) -> Future[Any]:
@@ -101,7 +95,7 @@ class FakeAdmin:
         out: dict[Any, Any] = {}
         for tp, spec in request.items():
             table = self.low if isinstance(spec, _EARLIEST) else self.high
-            out[tp] = _done(ListOffsetsResultInfo(table[(tp.topic, tp.partition)], -1, -1))
+            out[tp] = done(ListOffsetsResultInfo(table[(tp.topic, tp.partition)], -1, -1))
         return out
 
     def list_consumer_group_offsets(self, request: list[Any], request_timeout: float = -1) -> dict[str, Any]:
@@ -110,7 +104,7 @@ class FakeAdmin:
         mine = self.committed.get(req.group_id, {})
         tps = [TopicPartition(tp.topic, tp.partition, mine.get((tp.topic, tp.partition), OFFSET_INVALID))
                for tp in req.topic_partitions]
-        return {req.group_id: _done(ConsumerGroupTopicPartitions(req.group_id, tps))}
+        return {req.group_id: done(ConsumerGroupTopicPartitions(req.group_id, tps))}
 
     def describe_consumer_groups(self, group_ids: list[str], request_timeout: float = -1) -> dict[str, Any]:
         self.calls.append("describe_consumer_groups")
@@ -122,13 +116,13 @@ class FakeAdmin:
             fg = self.groups.get(g, FakeGroup(state="DEAD"))
             members = [MemberDescription(mid, cid, host, MemberAssignment([TopicPartition(t, p) for t, p in parts]))
                        for mid, cid, host, parts in fg.members]
-            out[g] = _done(ConsumerGroupDescription(g, False, members, fg.assignor, fg.state,
+            out[g] = done(ConsumerGroupDescription(g, False, members, fg.assignor, fg.state,
                                                     Node(fg.coordinator, "127.0.0.1", 9092)))
         return out
 
     def describe_cluster(self, request_timeout: float = -1) -> Any:
         self._check("describe_cluster")
-        return _done(SimpleNamespace(nodes=[Node(b, "127.0.0.1", 9092 + b, rack) for b, rack in self.racks.items()]))
+        return done(SimpleNamespace(nodes=[Node(b, "127.0.0.1", 9092 + b, rack) for b, rack in self.racks.items()]))
 
     def describe_topics(self, topics: Any, request_timeout: float = -1) -> dict[str, Any]:
         self._check("describe_topics")
@@ -138,7 +132,7 @@ class FakeAdmin:
                 out[name] = _failed(kafka_error(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic"))
                 continue
             parts = [SimpleNamespace(id=p, replicas=list(r)) for p, r in sorted(self.replicas[name].items())]
-            out[name] = _done(SimpleNamespace(partitions=parts))
+            out[name] = done(SimpleNamespace(partitions=parts))
         return out
 
 

@@ -26,19 +26,11 @@ from router.cli import main
 from router.config.loader import load_config, parse_config
 from router.config.models import RouterConfig
 from router.errors import ConfigError
+from tests.unit.fake_kafka import done
 
 pytestmark = pytest.mark.unit
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "router.yaml"
-
-
-def _done(value: Any = None, error: Exception | None = None) -> Future[Any]:
-    f: Future[Any] = Future()
-    if error is not None:
-        f.set_exception(error)
-    else:
-        f.set_result(value)
-    return f
 
 
 class FakeAclAdmin:
@@ -54,15 +46,15 @@ class FakeAclAdmin:
         assert acl_filter.restype == ResourceType.ANY and acl_filter.name is None
         assert acl_filter.resource_pattern_type == ResourcePatternType.ANY and acl_filter.principal is None
         if self.error is not None:
-            return _done(error=KafkaException(KafkaError(self.error)))
-        return _done(list(self.acls))
+            return done(error=KafkaException(KafkaError(self.error)))
+        return done(list(self.acls))
 
     def create_acls(self, acls: list[AclBinding], **_kw: Any) -> dict[AclBinding, Future[Any]]:
         for acl in acls:
             if acl not in self.acls:
                 self.acls.append(acl)
             self.created.append(acl)
-        return {acl: _done() for acl in acls}
+        return {acl: done() for acl in acls}
 
     def delete_acls(self, filters: list[AclBindingFilter], **_kw: Any) -> dict[AclBindingFilter, Future[Any]]:
         out = {}
@@ -73,7 +65,7 @@ class FakeAclAdmin:
                         f.permission_type)]
             self.acls = [a for a in self.acls if a not in gone]
             self.deleted.append(f)
-            out[f] = _done(gone)
+            out[f] = done(gone)
         return out
 
 

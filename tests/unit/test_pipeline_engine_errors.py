@@ -22,12 +22,11 @@ from confluent_kafka import KafkaError, Message, TopicPartition
 from router.audit.chain import AuditChain, ChainTail, verify_chain
 from router.audit.record import ChainId, decode_audit
 from router.errors import ReasonCode, RouterError
-from router.pipeline import engine as engine_mod
 from router.pipeline.copy import CopyProcessor
 from router.pipeline.engine import EngineSettings, FatalPipelineError, OutRecord, StallError, TransactionalEngine
 from router.pipeline.processor import RouterProcessor
 from router.quarantine.record import decode_quarantine
-from tests.unit.fake_kafka import FakeCluster, FakeErrorEvent
+from tests.unit.fake_kafka import FakeCluster, FakeErrorEvent, wire_engine
 from tests.unit.test_pipeline_processor import DIGESTS, PLACED, FakePlacement, _keys, _route, settings
 
 pytestmark = pytest.mark.unit
@@ -38,10 +37,7 @@ ROUTED = "crm.eu.contact"
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    c = FakeCluster()
-    monkeypatch.setattr(engine_mod, "Producer", c.producer)
-    monkeypatch.setattr(engine_mod, "Consumer", c.consumer)
-    return c
+    return wire_engine(FakeCluster(), monkeypatch)
 
 
 def _settings(**overrides: Any) -> EngineSettings:

@@ -15,11 +15,10 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from router.errors import ConfigError
-from router.pipeline import engine as engine_mod
 from router.pipeline.copy import CopyProcessor
 from router.pipeline.engine import EngineSettings, TransactionalEngine
 from router.pipeline.faults import ENV, STEPS, FaultPoints
-from tests.unit.fake_kafka import FakeCluster
+from tests.unit.fake_kafka import FakeCluster, wire_engine
 
 pytestmark = pytest.mark.unit
 
@@ -189,10 +188,7 @@ def test_stop_suspends_at_its_step_and_the_run_goes_on_after_sigcont() -> None:
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    c = FakeCluster()
-    monkeypatch.setattr(engine_mod, "Producer", c.producer)
-    monkeypatch.setattr(engine_mod, "Consumer", c.consumer)
-    return c
+    return wire_engine(FakeCluster(), monkeypatch)
 
 
 def _run(cluster: FakeCluster, fault: str) -> TransactionalEngine:

@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from router.errors import ConfigError
 from router.placement.kafka import PlacementWatch, snapshot
 from router.placement.model import ClusterSnapshot, PlacementUnavailableError
+from tests.unit.fake_kafka import done
 
 pytestmark = pytest.mark.unit
 
@@ -236,15 +237,6 @@ class Node:
         self.rack = rack
 
 
-def _done(value: Any = None, error: BaseException | None = None) -> Future[Any]:
-    f: Future[Any] = Future()
-    if error is not None:
-        f.set_exception(error)
-    else:
-        f.set_result(value)
-    return f
-
-
 def _timed_out() -> KafkaException:
     return KafkaException(KafkaError(KafkaError._TIMED_OUT, "Timed out waiting for controller"))
 
@@ -267,21 +259,21 @@ class FakeAdmin:
     def describe_cluster(self, request_timeout: float) -> Future[Any]:
         self.calls.append("describe_cluster")
         if not self._controller_up():
-            return _done(error=_timed_out())
-        return _done(SimpleNamespace(nodes=[Node(b, r) for b, r in self.live.items()]))
+            return done(error=_timed_out())
+        return done(SimpleNamespace(nodes=[Node(b, r) for b, r in self.live.items()]))
 
     def describe_topics(self, topics: Any, request_timeout: float) -> dict[str, Future[Any]]:
         self.calls.append("describe_topics")
         out: dict[str, Future[Any]] = {}
         for name in topics.topic_names:
             if not self._controller_up():
-                out[name] = _done(error=_timed_out())
+                out[name] = done(error=_timed_out())
             elif name not in self.topics:
-                out[name] = _done(error=KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)))
+                out[name] = done(error=KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)))
             else:
                 parts = [SimpleNamespace(id=p, replicas=[Node(b, None) for b in r])
                          for p, r in self.topics[name].items()]
-                out[name] = _done(SimpleNamespace(partitions=parts))
+                out[name] = done(SimpleNamespace(partitions=parts))
         return out
 
     def list_topics(self, timeout: float) -> Any:

@@ -22,7 +22,6 @@ from router.audit.chain import AuditChain, verify_chain
 from router.audit.record import REPLAY_FORMAT_VERSION, AuditRecord, decode_audit
 from router.config.loader import parse_config
 from router.config.models import RouterConfig
-from router.pipeline import engine as engine_mod
 from router.pipeline.engine import EngineSettings, TransactionalEngine
 from router.pipeline.processor import RouterProcessor, RouterSettings
 from router.quarantine import replay as replay_mod
@@ -43,7 +42,7 @@ from router.quarantine.replay import (
     run_engine,
 )
 from router.routing.build import evaluator_for
-from tests.unit.fake_kafka import FakeCluster, FakeMessage
+from tests.unit.fake_kafka import FakeCluster, FakeMessage, wire_engine
 from tests.unit.test_pipeline_processor import DIGESTS, FakePlacement, _keys
 
 pytestmark = pytest.mark.unit
@@ -92,10 +91,7 @@ def _event(i: int, country: str) -> bytes:
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    c = FakeCluster(max_txns=2000)
-    monkeypatch.setattr(engine_mod, "Producer", c.producer)
-    monkeypatch.setattr(engine_mod, "Consumer", c.consumer)
-    return c
+    return wire_engine(FakeCluster(max_txns=2000), monkeypatch)
 
 
 def _engine_settings(topic: str, group: str, txn: str, batch: int = 5) -> EngineSettings:

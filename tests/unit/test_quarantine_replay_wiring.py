@@ -22,12 +22,11 @@ from router.envelope import Opener, Sealer
 from router.keys.digest import DigestKeys
 from router.keys.factory import build_dek_manager, build_jurisdiction_keys, build_public_keys, build_signer
 from router.keys.local import LocalKeyring
-from router.pipeline import engine as engine_mod
 from router.pipeline.engine import TransactionalEngine
 from router.pipeline.processor import RouterProcessor, RouterSettings
 from router.quarantine.replay import ReplayOptions, replay
 from router.routing.build import evaluator_for
-from tests.unit.fake_kafka import FakeCluster, FakeMessage, FakePartitionEof
+from tests.unit.fake_kafka import FakeCluster, FakeMessage, FakePartitionEof, wire_engine
 from tests.unit.test_pipeline_processor import FakePlacement
 from tests.unit.test_quarantine_replay import (
     AUDIT,
@@ -130,9 +129,7 @@ def _config(tmp_path: Path, countries: dict[str, list[str]]) -> RouterConfig:
 
 @pytest.fixture
 def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    cluster = FakeCluster(max_txns=2000)
-    monkeypatch.setattr(engine_mod, "Producer", cluster.producer)
-    monkeypatch.setattr(engine_mod, "Consumer", cluster.consumer)
+    cluster = wire_engine(FakeCluster(max_txns=2000), monkeypatch)
     watch = FakeWatch()
     monkeypatch.setattr("router.placement.kafka.admin_for", lambda *_a, **_k: object())
     monkeypatch.setattr("router.placement.kafka.check_startup", lambda *_a, **_k: watch.report)

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError
 
-from router.pipeline import engine as engine_mod
 from router.pipeline.copy import CopyProcessor
 from router.pipeline.engine import EngineHealth, EngineStats
 from router.telemetry.health import RouterHealth
-from tests.unit.fake_kafka import FakeCluster
+from tests.unit.fake_kafka import FakeCluster, wire_engine
 from tests.unit.test_pipeline_engine_errors import (
     INGRESS,
     Stalling,
@@ -30,10 +29,7 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def cluster(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
-    c = FakeCluster()
-    monkeypatch.setattr(engine_mod, "Producer", c.producer)
-    monkeypatch.setattr(engine_mod, "Consumer", c.consumer)
-    return c
+    return wire_engine(FakeCluster(), monkeypatch)
 
 
 @dataclass

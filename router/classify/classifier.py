@@ -10,8 +10,10 @@ under the top-level field, never under a nested key (keys may be data, and are s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ from router.ingest.event import ChangeEvent
 _MAX_ENTITY_PLANS = 1024
 _MAX_FIELD_PLANS = 4096  # per entity
 _MAX_CACHED_NAME = 256  # a longer field name is resolved again on each event rather than kept
+_MAX_HIT_TEXT = 128  # a longer string is scanned each time it occurs
+_MAX_HIT_TEXTS = 8192  # remembered short strings per classifier; the memory is cleared when full
 _JSON_START = ("{", "[")
 _JSON_FIRST = frozenset("{[")
 
@@ -123,17 +127,56 @@ def _json_container(text: str) -> Any:
     return parsed if isinstance(parsed, dict | list) else None
 
 
+class _ShortTextHits:
+    """:meth:`Scanner.hits` of short strings, remembered across events.
+
+    CRM values repeat: picklist values, country and city names, titles, field names used as keys,
+    the same name in every update of a record. A string of at most :data:`_MAX_HIT_TEXT` characters
+    is scanned once and its detectors are remembered, at most :data:`_MAX_HIT_TEXTS` of them (all
+    forgotten when full). The memory holds no value: it is keyed by a keyed BLAKE2b-128 digest of the
+    string's code points (a random key per classifier, never written anywhere), and holds only
+    which detectors hit. ``Scanner.hits`` is a pure function of the text, so the answer is the one a
+    scan would give (short of a collision of the digest, ~2^-100 among the entries kept).
+    """
+
+    __slots__ = ("_hash", "_known", "_scan", "min_length")
+
+    def __init__(self, scanner: Scanner) -> None:
+        self._scan = scanner.hits
+        self.min_length = scanner.min_length
+        self._hash = blake2b(key=os.urandom(32), digest_size=16)
+        self._known: dict[bytes, tuple[Detector, ...]] = {}
+
+    def __call__(self, text: str) -> tuple[Detector, ...]:
+        if len(text) > _MAX_HIT_TEXT:
+            return self._scan(text)
+        h = self._hash.copy()
+        h.update(text.encode("utf-8", "surrogatepass"))  # one byte string per string, lone surrogates too
+        digest = h.digest()
+        known = self._known
+        hits = known.get(digest)
+        if hits is None:
+            hits = self._scan(text)
+            if len(known) >= _MAX_HIT_TEXTS:
+                known.clear()
+            known[digest] = hits
+        return hits
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
 class _EventScan:
     """The scan of one event: each distinct string scanned once, a budget of characters, a depth
     limit. ``incomplete`` holds the value-free reason once a limit stopped the scan."""
 
-    __slots__ = ("_left", "_max_chars", "_seen", "incomplete", "max_depth", "min_length", "prompt", "scanner",
+    __slots__ = ("_left", "_max_chars", "_seen", "hits", "incomplete", "max_depth", "min_length", "prompt",
                  "secret")
 
-    def __init__(self, scanner: Scanner, max_chars: int, max_depth: int, secret: Detector | None,
+    def __init__(self, hits: _ShortTextHits, max_chars: int, max_depth: int, secret: Detector | None,
                  prompt: Detector | None = None) -> None:
-        self.scanner = scanner
-        self.min_length = scanner.min_length
+        self.hits = hits
+        self.min_length = hits.min_length
         self.max_depth = max_depth
         self.secret = secret
         self.prompt = prompt
@@ -172,7 +215,7 @@ class _EventScan:
         first = text[:1]
         parsed = _json_container(text) if first in _JSON_FIRST or first.isspace() else None
         if parsed is None:
-            result = self.scanner.hits(text)
+            result = self.hits(text)
         else:
             hits: set[Detector] = set()
             self._walk(parsed, depth, True, hits)
@@ -212,7 +255,8 @@ class _EventScan:
 class Classifier:
     """Classifies events. Build once from config; :meth:`classify` is pure and thread-safe.
 
-    Guarantees: a field's value is read only to scan it and never stored; findings hold
+    Guarantees: a field's value is read only to scan it and never stored (short strings are
+    remembered by a keyed digest with the detectors that hit, see :class:`_ShortTextHits`); findings hold
     top-level field names. Scanned are free-text fields and fields no catalog covers, in both
     images, at any depth, every string at least :attr:`scan_min_length` long (the shortest match
     of any enabled detector), each distinct string once per event. Null values carry no data and
@@ -237,6 +281,7 @@ class Classifier:
             config.detectors, phone_regions=config.phone_regions, special=config.special_category.settings())
         self._scanner = Scanner(self.detectors)
         self.scan_min_length = self._scanner.min_length
+        self._hits = _ShortTextHits(self._scanner)
         """Strings shorter than this are not scanned: no enabled detector can match them."""
         self._secret = next((d for d in self.detectors if d.category is Category.SECRET), None)
         self._prompt_detector = next((d for d in self.detectors if d.category is Category.PROPRIETARY_PROMPT), None)
@@ -309,7 +354,7 @@ class Classifier:
                 if kind in _UNSCANNED or (kind is str and len(value) < min_length):
                     continue  # a number, a boolean or a string too short for any detector: nothing to find
                 if scan is None:
-                    scan = _EventScan(self._scanner, cfg.max_scan_chars, cfg.max_depth, self._secret,
+                    scan = _EventScan(self._hits, cfg.max_scan_chars, cfg.max_depth, self._secret,
                                       self._prompt_detector)
                 if scan.incomplete is None:
                     hits = scan.value(value)

@@ -20,7 +20,22 @@ Format 3 (``schemas/audit_v3.avsc``) is format 2 plus a :class:`ReplayLink`: the
 quarantine record that ``quarantine replay`` routed. Its source is the quarantine topic-partition
 the replay consumed (so replay chains never share a writer with the router's chains), and the link
 names the quarantine record, the policy version it was quarantined under and the original ingress
-position. The router's own decisions are written as format 2.
+position.
+
+Format 4 (``schemas/audit_v4.avsc``, written by the router and by ``quarantine replay`` now) has two
+record kinds in one chain, told apart by byte 33 (the union branch of ``entry``: ``0x00``, ``0x02``):
+
+- a *decision* (:class:`AuditRecord`): format 2's fields, plus ``destination_jurisdiction`` and
+  ``placement_snapshot`` (:class:`AuditFields`), plus format 3's replay link when a replay wrote it;
+- a *placement record* (:class:`PlacementRecord`): the canonical placement snapshot the chain's
+  later decisions rely on (:class:`PlacementSnapshot`), written by the chain's writer into the same
+  chain (``seq`` and ``prev_hash`` continue) whenever the snapshot in force changes. Decisions
+  reference it by ``placement_snapshot`` = SHA-256 of its content (not its chain hash).
+
+Reading (the API other readers use): :func:`decode_entry` decodes any record of formats 1-4 into an
+:class:`AuditRecord` or a :class:`PlacementRecord`; :func:`decode_audit` decodes decisions only (a
+placement record raises :class:`NotADecisionRecord`); :func:`is_placement_record` tells the kind from
+the bytes without decoding.
 
 Canonical bytes and the hash:
 
@@ -43,7 +58,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 from fastavro import parse_schema, schemaless_writer
 
@@ -53,9 +68,13 @@ from router.resources import schema_file
 
 FORMAT_VERSION = 2
 REPLAY_FORMAT_VERSION = 3
+SNAPSHOT_FORMAT_VERSION = 4
+"""Format 4: decisions that reference a placement snapshot, and the placement records (the router
+and ``quarantine replay`` write this format)."""
 SCHEMA_PATH = schema_file("audit.avsc")
 FORMAT_1_SCHEMA_PATH = schema_file("audit_v1.avsc")
 REPLAY_SCHEMA_PATH = schema_file("audit_v3.avsc")
+SNAPSHOT_SCHEMA_PATH = schema_file("audit_v4.avsc")
 HASH_SIZE = 32
 ZERO_HASH = bytes(HASH_SIZE)
 HASH_OFFSET = 1
@@ -68,6 +87,11 @@ class AuditDecodeError(RouterError):
     """Bytes that are not an audit record of a supported format version."""
 
 
+class NotADecisionRecord(AuditDecodeError):
+    """A format-4 placement record where a decision was asked for (:func:`decode_audit`); read the
+    trail with :func:`decode_entry` to get both kinds."""
+
+
 def _load_schema(path: Any) -> Any:
     return parse_schema(json.loads(path.read_text(encoding="utf-8")))
 
@@ -75,6 +99,7 @@ def _load_schema(path: Any) -> Any:
 _SCHEMA = _load_schema(SCHEMA_PATH)
 _SCHEMA_1 = _load_schema(FORMAT_1_SCHEMA_PATH)
 _SCHEMA_3 = _load_schema(REPLAY_SCHEMA_PATH)
+_SCHEMA_4 = _load_schema(SNAPSHOT_SCHEMA_PATH)
 
 
 class ChainId(NamedTuple):
@@ -142,6 +167,12 @@ class AuditFields(NamedTuple):
     instance_id: str
     processed_at_ms: int
     trace_id: str | None = None
+    destination_jurisdiction: str | None = None
+    """Format 4: the jurisdiction ``destination_topic`` must sit in (the decision's); None when
+    nothing was written (``audit_only``) and in formats 1-3."""
+    placement_snapshot: bytes | None = None
+    """Format 4: the SHA-256 of the :class:`PlacementSnapshot` the decision relied on (a placement
+    record earlier in the same chain holds it); None when the writer had none, and in formats 1-3."""
 
 
 class ReplayLink(NamedTuple):
@@ -172,7 +203,9 @@ class AuditRecord:
     """Formats 2 and 3: the partition count the chain is placed over. None for format 1."""
     format_version: int = FORMAT_VERSION
     replay: ReplayLink | None = None
-    """Format 3: the quarantine record this replay routed. None for formats 1 and 2."""
+    """Formats 3 and 4: the quarantine record this replay routed. None for the router's decisions."""
+
+    kind: ClassVar[str] = "decision"
 
     def chain(self, partition: int) -> ChainId:
         """The record's chain; ``partition`` is the audit partition it was read from (format 1)."""
@@ -185,6 +218,109 @@ class AuditRecord:
         if self.audit_partitions is None:
             return None
         return chain_partition(self.fields.source_topic, self.fields.source_partition, self.audit_partitions)
+
+
+class PlacementSnapshot:
+    """One placement verdict as recorded in the trail: its canonical content and that content's hash.
+
+    ``content`` is canonical JSON (UTF-8, sorted keys, no spaces; built by
+    :func:`router.placement.model.snapshot_content`), so the same placement always gives the same
+    bytes and the same :attr:`sha256`. Its keys (``v`` 1): ``taken_at_ms`` (wall clock of the first
+    check that saw this placement), ``jurisdictions_sha256`` (hex SHA-256 of the canonical JSON of
+    the ``jurisdictions`` config section in force), ``brokers`` (``{"<id>": {"rack", "jurisdiction"
+    [, "offline": true]}}``; a broker the cluster did not list and nobody remembers is absent),
+    ``topics`` (``{"<topic>": {"jurisdiction": required, "verdict": "ok" | "violation" | "missing",
+    "partitions": {"<partition>": [replica broker ids]}}}``), ``verdict`` (``ok`` or ``violation``)
+    and ``violations`` (``[{"topic", "partition", "broker"}]``). Names, ids and racks only.
+    """
+
+    __slots__ = ("_parsed", "content", "sha256")
+
+    def __init__(self, content: bytes) -> None:
+        self.content = bytes(content)
+        self.sha256 = hashlib.sha256(self.content).digest()
+        self._parsed: dict[str, Any] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PlacementSnapshot) and other.content == self.content
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
+
+    def __repr__(self) -> str:
+        return f"PlacementSnapshot(sha256={self.sha256.hex()[:16]}..., {len(self.content)} bytes)"
+
+    def parsed(self) -> dict[str, Any]:
+        """The content as JSON; raises :class:`AuditDecodeError` if it is not a JSON object."""
+        if self._parsed is None:
+            try:
+                d = json.loads(self.content)
+            except (ValueError, UnicodeDecodeError):
+                raise AuditDecodeError("malformed placement snapshot: not JSON") from None
+            if not isinstance(d, dict):
+                raise AuditDecodeError("malformed placement snapshot: not a JSON object")
+            self._parsed = d
+        return self._parsed
+
+    def replicas(self, topic: str, partition: int) -> tuple[int, ...] | None:
+        """The replica broker ids of ``topic[partition]`` in the snapshot; None if it has none."""
+        t = self.parsed().get("topics", {}).get(topic)
+        if not isinstance(t, dict):
+            return None
+        r = t.get("partitions", {}).get(str(partition))
+        return tuple(int(b) for b in r) if isinstance(r, list) else None
+
+    def broker_jurisdiction(self, broker: int) -> str | None:
+        """The jurisdiction the snapshot records for ``broker``'s rack; None if none or unknown."""
+        b = self.parsed().get("brokers", {}).get(str(broker))
+        j = b.get("jurisdiction") if isinstance(b, dict) else None
+        return j if isinstance(j, str) else None
+
+    @property
+    def taken_at_ms(self) -> int | None:
+        t = self.parsed().get("taken_at_ms")
+        return t if isinstance(t, int) else None
+
+    @property
+    def verdict(self) -> str | None:
+        v = self.parsed().get("verdict")
+        return v if isinstance(v, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementRecord:
+    """A decoded format-4 placement record: a link of its chain (``seq``/``prev_hash`` continue the
+    chain's decisions) holding the placement snapshot later decisions of the chain reference."""
+
+    seq: int
+    prev_hash: bytes
+    hash: bytes
+    source_topic: str
+    source_partition: int
+    audit_partitions: int
+    snapshot_sha256: bytes
+    """As written; equals ``snapshot.sha256`` unless the record was forged (verification checks)."""
+    snapshot: PlacementSnapshot
+    router_version: str
+    instance_id: str
+    written_at_ms: int
+    format_version: int = SNAPSHOT_FORMAT_VERSION
+    replay: None = None
+    """Never a replay link (so that ``rec.replay`` reads on either kind)."""
+
+    kind: ClassVar[str] = "placement"
+
+    def chain(self, partition: int) -> ChainId:
+        """The record's chain: its source."""
+        return ChainId(self.source_topic, self.source_partition)
+
+    def placed_in(self) -> int:
+        """The audit partition the record must sit in."""
+        return chain_partition(self.source_topic, self.source_partition, self.audit_partitions)
+
+
+AuditEntry = AuditRecord | PlacementRecord
+"""Anything a chain holds: a decision, or (format 4) a placement record."""
 
 
 def _to_avro(seq: int, prev_hash: bytes, f: AuditFields, audit_partitions: int,
@@ -444,13 +580,48 @@ def encode_audit_fastavro(
     return out.getvalue(), digest
 
 
+def _fields_of(d: dict[str, Any]) -> AuditFields:
+    return AuditFields(
+        decision=d["decision"],
+        reason=d["reason"],
+        classification_level=d["classification_level"],
+        categories=tuple(d["categories"]),
+        field_names=tuple(d["field_names"]),
+        jurisdictions=tuple(d["jurisdictions"]),
+        destination_topic=d["destination_topic"],
+        destination_partition=d["destination_partition"],
+        placement_verdict=d["placement_verdict"],
+        payload_sha256=d["payload_sha256"],
+        sealed_sha256=d["sealed_sha256"],
+        source_topic=d["source_topic"],
+        source_partition=d["source_partition"],
+        source_offset=d["source_offset"],
+        source_timestamp_ms=d["source_timestamp_ms"],
+        event_id=d["event_id"],
+        policy_version=d["policy_version"],
+        router_version=d["router_version"],
+        instance_id=d["instance_id"],
+        processed_at_ms=d["processed_at_ms"],
+        trace_id=d["trace_id"],
+        destination_jurisdiction=d.get("destination_jurisdiction"),
+        placement_snapshot=d.get("placement_snapshot"),
+    )
+
+
 def decode_audit(data: bytes) -> AuditRecord:
-    """Parse an audit record of format 2, 3 or 1; does not check its hash (see
+    """Parse a decision record of format 4, 3, 2 or 1; does not check its hash (see
     :func:`router.audit.chain.verify_chain`).
 
-    Raises :class:`AuditDecodeError` for another format version, truncated or trailing bytes.
+    Raises :class:`NotADecisionRecord` for a format-4 placement record (read the trail with
+    :func:`decode_entry`), :class:`AuditDecodeError` for another format version, truncated or
+    trailing bytes.
     """
     replay: ReplayLink | None = None
+    if data[:1] == _V4_HEAD:
+        rec = _decode_v4(data)
+        if isinstance(rec, PlacementRecord):
+            raise NotADecisionRecord("a format-4 placement record, not a decision")
+        return rec
     if data[:1] == _FORMAT_1_HEAD:
         d = read_versioned(data, _SCHEMA_1, 1, "audit record", AuditDecodeError)
         version, audit_partitions = 1, None
@@ -468,30 +639,146 @@ def decode_audit(data: bytes) -> AuditRecord:
         seq=d["seq"],
         prev_hash=d["prev_hash"],
         hash=d["hash"],
-        fields=AuditFields(
-            decision=d["decision"],
-            reason=d["reason"],
-            classification_level=d["classification_level"],
-            categories=tuple(d["categories"]),
-            field_names=tuple(d["field_names"]),
-            jurisdictions=tuple(d["jurisdictions"]),
-            destination_topic=d["destination_topic"],
-            destination_partition=d["destination_partition"],
-            placement_verdict=d["placement_verdict"],
-            payload_sha256=d["payload_sha256"],
-            sealed_sha256=d["sealed_sha256"],
-            source_topic=d["source_topic"],
-            source_partition=d["source_partition"],
-            source_offset=d["source_offset"],
-            source_timestamp_ms=d["source_timestamp_ms"],
-            event_id=d["event_id"],
-            policy_version=d["policy_version"],
-            router_version=d["router_version"],
-            instance_id=d["instance_id"],
-            processed_at_ms=d["processed_at_ms"],
-            trace_id=d["trace_id"],
-        ),
+        fields=_fields_of(d),
         audit_partitions=audit_partitions,
         format_version=version,
         replay=replay,
     )
+
+
+# -- format 4 ------------------------------------------------------------------------------------
+
+_V4_HEAD = avro_long(SNAPSHOT_FORMAT_VERSION)
+_ENTRY_DECISION = avro_long(0)
+_ENTRY_PLACEMENT = avro_long(1)
+ENTRY_OFFSET = HASH_OFFSET + HASH_SIZE
+"""Byte offset of the union branch of a format-4 record's ``entry`` (0x00 decision, 0x02 placement)."""
+
+
+def is_placement_record(data: bytes) -> bool:
+    """True when ``data`` is (by its first bytes) a format-4 placement record; no decoding."""
+    return data[:1] == _V4_HEAD and data[ENTRY_OFFSET : ENTRY_OFFSET + 1] == _ENTRY_PLACEMENT
+
+
+def _opt_hash(h: bytes | None) -> bytes:
+    if h is None:
+        return _NULL
+    if len(h) != HASH_SIZE:
+        raise ValueError(f"placement_snapshot must be {HASH_SIZE} bytes, got {len(h)}")
+    return _PRESENT + h
+
+
+def _sealed(head: bytes, prev_hash: bytes, rest: bytes) -> tuple[bytes, bytes]:
+    h = hashlib.sha256(prev_hash)
+    h.update(head)
+    h.update(ZERO_HASH)
+    h.update(rest)
+    digest = h.digest()
+    return b"".join((head, digest, rest)), digest
+
+
+def encode_decision(
+    seq: int, prev_hash: bytes, fields: AuditFields, audit_partitions: int = 1, replay: ReplayLink | None = None
+) -> tuple[bytes, bytes]:
+    """Encode a format-4 decision at ``seq`` after ``prev_hash`` (with ``fields.placement_snapshot``
+    and ``fields.destination_jurisdiction``; ``replay`` for a replayed quarantine record); returns
+    ``(record bytes, its hash)``. The layout is format 2's fields after the ``entry`` branch byte,
+    then the three format-4 fields (fixed layout, byte-identical to fastavro)."""
+    _check_chain_fields(seq, prev_hash, audit_partitions)
+    rest = b"".join((
+        _ENTRY_DECISION,
+        _encode_fields(seq, prev_hash, fields, audit_partitions),
+        avro_opt_str(fields.destination_jurisdiction),
+        _opt_hash(fields.placement_snapshot),
+        _NULL if replay is None else _PRESENT + _encode_link(replay),
+    ))
+    return _sealed(_V4_HEAD, prev_hash, rest)
+
+
+def encode_placement(
+    seq: int, prev_hash: bytes, snapshot: PlacementSnapshot, *, source_topic: str, source_partition: int,
+    audit_partitions: int = 1, router_version: str, instance_id: str, written_at_ms: int,
+) -> tuple[bytes, bytes]:
+    """Encode a format-4 placement record of ``snapshot`` at ``seq`` of the chain of
+    ``source_topic[source_partition]``; returns ``(record bytes, its hash)``."""
+    _check_chain_fields(seq, prev_hash, audit_partitions)
+    rest = b"".join((
+        _ENTRY_PLACEMENT,
+        avro_long(seq),
+        prev_hash,
+        avro_long(audit_partitions),
+        avro_str(source_topic),
+        avro_long(source_partition),
+        snapshot.sha256,
+        avro_bytes(snapshot.content),
+        avro_str(router_version),
+        avro_str(instance_id),
+        avro_long(written_at_ms),
+    ))
+    return _sealed(_V4_HEAD, prev_hash, rest)
+
+
+def _v4_avro(seq: int, prev_hash: bytes, entry: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"format_version": SNAPSHOT_FORMAT_VERSION, "hash": ZERO_HASH,
+            "entry": (f"residency_router.v4.{name}", {"seq": seq, "prev_hash": prev_hash, **entry})}
+
+
+def encode_v4_fastavro(seq: int, prev_hash: bytes, entry: AuditFields | PlacementRecord, audit_partitions: int = 1,
+                       replay: ReplayLink | None = None) -> bytes:
+    """A format-4 record through fastavro's schema interpretation (the reference encoding; tests).
+    ``entry``: a decision's fields, or a :class:`PlacementRecord` whose chain fields are ignored."""
+    if isinstance(entry, PlacementRecord):
+        d = _v4_avro(seq, prev_hash, {
+            "audit_partitions": audit_partitions, "source_topic": entry.source_topic,
+            "source_partition": entry.source_partition, "snapshot_sha256": entry.snapshot.sha256,
+            "snapshot": entry.snapshot.content, "router_version": entry.router_version,
+            "instance_id": entry.instance_id, "written_at_ms": entry.written_at_ms}, "PlacementEntry")
+    else:
+        body = _to_avro(seq, prev_hash, entry, audit_partitions)
+        for k in ("format_version", "hash", "seq", "prev_hash"):
+            del body[k]
+        body.update(destination_jurisdiction=entry.destination_jurisdiction,
+                    placement_snapshot=entry.placement_snapshot,
+                    replay=None if replay is None else replay._asdict())
+        d = _v4_avro(seq, prev_hash, body, "DecisionEntry")
+    out = io.BytesIO()
+    schemaless_writer(out, _SCHEMA_4, d)
+    canonical = out.getvalue()
+    digest = chain_hash(prev_hash, canonical)
+    return canonical[:HASH_OFFSET] + digest + canonical[HASH_OFFSET + HASH_SIZE :]
+
+
+def _decode_v4(data: bytes) -> AuditEntry:
+    d = read_versioned(data, _SCHEMA_4, SNAPSHOT_FORMAT_VERSION, "audit record", AuditDecodeError)
+    e = d["entry"]
+    if e["audit_partitions"] < 1:
+        raise AuditDecodeError(f"malformed audit record: audit_partitions is {e['audit_partitions']}")
+    if "snapshot" in e:
+        return PlacementRecord(
+            seq=e["seq"], prev_hash=e["prev_hash"], hash=d["hash"], source_topic=e["source_topic"],
+            source_partition=e["source_partition"], audit_partitions=e["audit_partitions"],
+            snapshot_sha256=e["snapshot_sha256"], snapshot=PlacementSnapshot(e["snapshot"]),
+            router_version=e["router_version"], instance_id=e["instance_id"], written_at_ms=e["written_at_ms"],
+        )
+    replay = ReplayLink(**e["replay"]) if e["replay"] is not None else None
+    return AuditRecord(
+        seq=e["seq"], prev_hash=e["prev_hash"], hash=d["hash"], fields=_fields_of(e),
+        audit_partitions=e["audit_partitions"], format_version=SNAPSHOT_FORMAT_VERSION, replay=replay,
+    )
+
+
+def decode_entry(data: bytes) -> AuditEntry:
+    """Parse any chain link of formats 1-4: a decision (:class:`AuditRecord`) or a format-4
+    placement record (:class:`PlacementRecord`). Does not check hashes or snapshot references
+    (:func:`router.audit.chain.verify_chain` does). Raises :class:`AuditDecodeError` for another
+    format version, truncated or trailing bytes.
+
+    This is the reader's API for the whole trail: ``rec.kind`` is ``"decision"`` or
+    ``"placement"``; both have ``seq``, ``prev_hash``, ``hash``, ``format_version``,
+    ``audit_partitions``, ``chain(partition)`` and ``placed_in()``. A decision's
+    ``fields.placement_snapshot`` names the ``snapshot.sha256`` of a placement record earlier in its
+    chain (format 4; None before).
+    """
+    if data[:1] == _V4_HEAD:
+        return _decode_v4(data)
+    return decode_audit(data)

@@ -17,12 +17,10 @@ from typing import Any
 import pytest
 import yaml
 from opentelemetry import trace
-from opentelemetry.metrics import _internal as metrics_api
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from router import telemetry
 from router.audit.chain import AuditChain
 from router.config.loader import parse_config
 from router.envelope import Sealer
@@ -32,12 +30,12 @@ from router.keys.local import LocalKeyProvider, LocalKeyring, LocalSigner
 from router.pipeline.processor import RouterProcessor, RouterSettings
 from router.routing.build import evaluator_for
 from router.telemetry import setup
-from router.telemetry.config import TelemetryConfig
 from router.telemetry.health import ConsumerLag, RouterHealth, activate, deactivate
 from router.telemetry.keys import ProviderStatus, observe_keys
 from router.telemetry.logs import JsonFormatter
 from router.telemetry.server import MetricsServer
 from tests.unit.fake_kafka import FakeMessage
+from tests.unit.telemetry_util import prometheus_bound
 
 pytestmark = pytest.mark.unit
 
@@ -71,18 +69,10 @@ def _events() -> list[bytes | None]:
 
 @pytest.fixture
 def prometheus() -> Iterator[setup.Telemetry]:
-    """As in test_telemetry_endpoints: the router's proxy instruments bound to a provider whose
+    """The router's proxy instruments bound to a provider whose
     Prometheus reader this test reads, and bound back afterwards."""
-    assert isinstance(telemetry.meter, metrics_api._ProxyMeter)
-    built = setup.build(TelemetryConfig(metrics_address="127.0.0.1:0"))
-    previous = metrics_api._METER_PROVIDER
-    metrics_api._PROXY_METER_PROVIDER.on_set_meter_provider(built.meter_provider)
-    try:
+    with prometheus_bound() as built:
         yield built
-    finally:
-        if previous is not None:
-            metrics_api._PROXY_METER_PROVIDER.on_set_meter_provider(previous)
-        built.meter_provider.shutdown()
 
 
 @pytest.fixture

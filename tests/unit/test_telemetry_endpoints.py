@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from opentelemetry.metrics import _internal as metrics_api
 from prometheus_client.parser import text_string_to_metric_families
 
 from router import telemetry
@@ -27,6 +26,7 @@ from router.telemetry.health import ConsumerLag, RouterHealth, activate, deactiv
 from router.telemetry.keys import JurisdictionProvider, ProviderOutcome, ProviderStatus
 from router.telemetry.runtime import RouterTelemetry
 from router.telemetry.server import MetricsServer
+from tests.unit.telemetry_util import prometheus_bound
 
 pytestmark = pytest.mark.unit
 
@@ -34,21 +34,9 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def prometheus() -> Iterator[setup.Telemetry]:
     """The router's instruments bound to a fresh MeterProvider whose Prometheus reader feeds a
-    registry of this test's own.
-
-    The OpenTelemetry API sets its global provider once per process (another test may have); the
-    router's instruments are the API's proxies, created at import, so they are re-bound here the
-    way the API binds them when a provider is first set, and bound back afterwards."""
-    assert isinstance(telemetry.meter, metrics_api._ProxyMeter), "router.telemetry imported after a provider was set"
-    built = setup.build(TelemetryConfig(metrics_address="127.0.0.1:0"))
-    previous = metrics_api._METER_PROVIDER
-    metrics_api._PROXY_METER_PROVIDER.on_set_meter_provider(built.meter_provider)
-    try:
+    registry of this test's own (bound back afterwards)."""
+    with prometheus_bound() as built:
         yield built
-    finally:
-        if previous is not None:
-            metrics_api._PROXY_METER_PROVIDER.on_set_meter_provider(previous)
-        built.meter_provider.shutdown()
 
 
 @dataclass

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ import yaml
 from router.devtools.devcluster import secure
 from router.devtools.devcluster.errors import DevClusterError
 from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
-from tests.unit.stand_in_java import read_props, stand_in_java
+from tests.unit.devcluster_util import devcluster_cli, read_props, stand_in_java
 
 pytestmark = pytest.mark.unit
 
@@ -186,13 +184,7 @@ def test_status_json_lists_listeners_ca_and_credential_paths_not_secrets(
     failed_secure_start: tuple[Path, Path],
 ) -> None:
     state, _ = failed_secure_start
-    out = subprocess.run(
-        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(state), "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = devcluster_cli(state, "status", "--json")
     assert out.returncode == 1  # the stand-in brokers exited
     doc = json.loads(out.stdout)
     info = _loaded(state)
@@ -215,13 +207,7 @@ def test_status_json_lists_listeners_ca_and_credential_paths_not_secrets(
         "certificate": str(state / "principals" / "router" / "client.crt"),
         "key": str(state / "principals" / "router" / "client.key"),
     }
-    text = subprocess.run(
-        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(state), "status"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    text = devcluster_cli(state, "status")
     assert "principals: admin, router, sre-eu" in text.stdout
     state_json = (state / "state.json").read_text()
     for pw in _passwords(state).values():

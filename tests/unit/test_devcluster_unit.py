@@ -13,7 +13,7 @@ import pytest
 from router.devtools.devcluster import artifacts
 from router.devtools.devcluster.errors import DevClusterError
 from router.devtools.devcluster.launcher import DevCluster, _check_port
-from tests.unit.stand_in_java import stand_in_java
+from tests.unit.devcluster_util import stand_in_java
 
 pytestmark = pytest.mark.unit
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from router.devtools.netproxy import Mode, NetProxyError, ProxyControl, ProxySet, _FrameScanner
-from tests.unit.stand_in_java import read_props, stand_in_java
+from tests.unit.devcluster_util import devcluster_cli, read_props, stand_in_java
 
 pytestmark = pytest.mark.unit
 
@@ -576,13 +576,7 @@ def test_cli_status_json_shows_the_proxy_ports_and_control(tmp_path: Path) -> No
         "proxy": {"pid": 2**22 + 12346, "control": "127.0.0.1:40041", "log": str(tmp_path / "proxy.log")},
     }
     (tmp_path / "state.json").write_text(json.dumps(state))
-    out = subprocess.run(
-        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(tmp_path), "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = devcluster_cli(tmp_path, "status", "--json")
     assert out.returncode == 1  # nothing runs
     doc = json.loads(out.stdout)
     assert doc["proxy"] == {
@@ -595,13 +589,7 @@ def test_cli_status_json_shows_the_proxy_ports_and_control(tmp_path: Path) -> No
     assert doc["brokers"][0]["listener"] == "PLAINTEXT://127.0.0.1:40011"
     assert doc["brokers"][0]["internal_listener"] == "INTERNAL://127.0.0.1:40031"
     assert doc["direct_bootstrap"] == "127.0.0.1:40031"
-    proxy_cmd = subprocess.run(
-        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(tmp_path), "proxy", "blackhole"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proxy_cmd = devcluster_cli(tmp_path, "proxy", "blackhole")
     assert proxy_cmd.returncode == 2
     assert "is not running" in proxy_cmd.stderr
 
@@ -633,13 +621,7 @@ def test_cli_proxy_verb_switches_the_recorded_proxy_process_and_down_stops_it(ec
     (tmp_path / "state.json").write_text(json.dumps(state))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(tmp_path), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return devcluster_cli(tmp_path, *args)
 
     try:
         out = cli("proxy", "blackhole", "--broker", "1", "--direction", "downstream", "--json")

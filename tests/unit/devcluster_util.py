@@ -1,5 +1,5 @@
-"""A stand-in ``java`` for dev cluster launcher tests without a JVM, and a reader of the
-``server.properties`` the launcher writes.
+"""For dev cluster launcher tests without a JVM: a stand-in ``java``, a reader of the
+``server.properties`` the launcher writes, and the ``devcluster`` command run as a user runs it.
 
 The stand-in answers ``-version`` as Java 17, runs ``storage`` (a shell snippet) for the storage
 tool and makes every broker print ``broker_says`` and exit 1 at once, so the launcher writes all a
@@ -10,6 +10,8 @@ that no Maven runs.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,15 @@ def stand_in_java(
 def read_props(path: Path) -> dict[str, str]:
     """The ``key=value`` lines of a properties file."""
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def devcluster_cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``residency-router devcluster --state-dir STATE ARGS...`` in a subprocess (text output,
+    60 s at the most, any exit code)."""
+    return subprocess.run(
+        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", str(state), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -7,9 +7,6 @@ librdkafka's errors (``error_cb`` and the exceptions of the calls), waited for w
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +28,7 @@ from confluent_kafka.admin import (
 from router.devtools.devcluster import tls
 from router.devtools.devcluster.launcher import ClusterInfo
 from tests.integration.secure_cluster import quiet_librdkafka, secured_cluster
+from tests.unit.devcluster_util import devcluster_cli
 
 pytestmark = pytest.mark.integration
 
@@ -181,14 +179,7 @@ def test_client_is_its_principal_and_needs_an_acl(secured: ClusterInfo, via: str
 
 
 def test_status_json_lists_listeners_and_credential_paths_never_secrets(secured: ClusterInfo) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", secured.state_dir, "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ},
-    )
+    out = devcluster_cli(secured.state_dir, "status", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["security_protocol"] == "SASL_SSL"

@@ -252,16 +252,10 @@ def test_end_txn_answer_lost_in_a_partition_commits_once(proxied: ClusterInfo, p
 
 def test_devcluster_cli_status_shows_the_proxies(proxied: ClusterInfo) -> None:
     import json
-    import subprocess
-    import sys
 
-    out = subprocess.run(
-        [sys.executable, "-m", "router.cli", "devcluster", "--state-dir", proxied.state_dir, "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    from tests.unit.devcluster_util import devcluster_cli
+
+    out = devcluster_cli(proxied.state_dir, "status", "--json")
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert proxied.proxy is not None

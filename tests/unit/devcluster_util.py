@@ -56,7 +56,7 @@ def read_props(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def devcluster_cli(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def devcluster_cli(state: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     """``residency-router devcluster --state-dir STATE ARGS...`` in a subprocess (text output,
     60 s at the most, any exit code)."""
     return subprocess.run(

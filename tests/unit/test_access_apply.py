@@ -25,7 +25,7 @@ from router.access.plan import plan
 from router.cli import main
 from router.config.loader import load_config, parse_config
 from router.config.models import RouterConfig
-from router.errors import ConfigError
+from router.errors import ConfigError, RouterError
 from tests.unit.fake_kafka import done
 
 pytestmark = pytest.mark.unit
@@ -207,3 +207,29 @@ def test_cli_check_not_allowed_to_describe_is_an_error_naming_the_grant(
     cli_admin.error = KafkaError.CLUSTER_AUTHORIZATION_FAILED
     assert main(["acls", "check", "--config", str(EXAMPLE)]) == 2
     assert "ALLOW DESCRIBE on the CLUSTER resource" in capsys.readouterr().err
+
+
+class RefusingAclAdmin(FakeAclAdmin):
+    """Refuses every binding it is asked to create or delete, as a broker does for a client
+    without ALTER on the cluster."""
+
+    @staticmethod
+    def _refused() -> Future[Any]:
+        return done(error=KafkaException(KafkaError(KafkaError.CLUSTER_AUTHORIZATION_FAILED)))
+
+    def create_acls(self, acls: list[AclBinding], **_kw: Any) -> dict[AclBinding, Future[Any]]:
+        return {acl: self._refused() for acl in acls}
+
+    def delete_acls(self, filters: list[AclBindingFilter], **_kw: Any) -> dict[AclBindingFilter, Future[Any]]:
+        return {f: self._refused() for f in filters}
+
+
+def test_a_refused_binding_is_named_with_what_was_being_done_to_it(config: RouterConfig) -> None:
+    with pytest.raises(RouterError, match=r"^creating ACL ALLOW \S+ on \S+ \S+ '[^']+' for User:\S+ failed: "):
+        apply(config, RefusingAclAdmin())
+    planned = [to_kafka(b) for b in plan(config)]
+    with pytest.raises(RouterError) as err:
+        apply(config, RefusingAclAdmin([*planned, stray_us_read_on_eu()]), prune=True)
+    assert str(err.value).startswith(
+        "deleting ACL ALLOW READ on TOPIC LITERAL 'crm.eu.contact' for User:consumer-us failed: "
+    )

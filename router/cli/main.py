@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "router.cli.simulate",
     "router.cli.keys",
     "router.cli.audit",
+    "router.cli.report",
     "router.cli.quarantine",
     "router.cli.status",
     "router.cli.topics",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from router.audit.chain import VerifyReport, verify_chain
@@ -445,3 +445,21 @@ def _report(t: _Tally, ctx: ReportContext, verified: VerifyReport, excluded: Cou
         processing=_processing(t, ctx),
         summary=tuple(SummaryRow(*k, n) for k, n in sorted(t.summary.items())), notes=tuple(notes),
     )
+
+
+def with_retention(report: Report, retention: Mapping[str, TopicRetention]) -> Report:
+    """``report`` with each destination's retention taken from ``retention`` (read once the
+    destinations are known); destinations absent from it say ``not read``."""
+    def one(d: Destination) -> Destination:
+        r = retention.get(d.topic)
+        if r is None:
+            return replace(d, retention_ms=None, cleanup_policy=None, retention_error="not read")
+        return replace(d, retention_ms=r.retention_ms, cleanup_policy=r.cleanup_policy, retention_error=r.error)
+
+    return replace(report, processing=tuple(replace(p, destinations=tuple(one(d) for d in p.destinations))
+                                            for p in report.processing))
+
+
+def destination_topics(report: Report) -> list[str]:
+    """Every topic the report's verified decisions wrote to."""
+    return sorted({d.topic for p in report.processing for d in p.destinations})

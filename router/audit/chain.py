@@ -26,6 +26,16 @@ against an external anchor (a (seq, hash) recorded elsewhere, e.g. by :meth:`Ver
 Format-1 records (one chain per audit partition) are verified as such. Format-3 records (replayed
 quarantine records) form chains of their own, one per quarantine topic-partition (their source),
 and are verified like any format-2 chain.
+
+Placement snapshots (format 4). The writer appends a placement record
+(:meth:`AuditChain.append_placement`) to a chain before the first decision that relies on a
+snapshot the chain does not hold yet; each decision names the snapshot's hash. Verification then
+proves residency from the trail alone: every referenced snapshot is a placement record earlier in
+the same chain whose content hashes to the reference (else ``snapshot_missing``), and in it every
+replica of the decision's destination partition sits on a broker whose recorded jurisdiction is the
+decision's destination jurisdiction (else ``residency_violation``). Decisions without a reference
+(formats 1-3, or format 4 written without a snapshot) are counted as not snapshot-referenced, not
+failures.
 """
 
 from __future__ import annotations
@@ -40,14 +50,19 @@ from router.audit.record import (
     HASH_SIZE,
     ZERO_HASH,
     AuditDecodeError,
+    AuditEntry,
     AuditFields,
     AuditRecord,
     ChainId,
+    PlacementRecord,
+    PlacementSnapshot,
     ReplayLink,
     canonical_bytes,
     chain_hash,
-    decode_audit,
+    decode_entry,
     encode_audit,
+    encode_decision,
+    encode_placement,
     stored_hash,
 )
 
@@ -69,6 +84,8 @@ class ChainState:
     """An immutable copy of every chain's tail, from :meth:`AuditChain.checkpoint`."""
 
     tails: Mapping[ChainKey, ChainTail] = field(default_factory=lambda: MappingProxyType({}))
+    snapshots: Mapping[ChainKey, bytes] = field(default_factory=lambda: MappingProxyType({}))
+    """Per chain, the hash of the last placement snapshot appended to it (since its tail was set)."""
 
 
 class AuditChain:
@@ -80,13 +97,45 @@ class AuditChain:
     the partition count chains are placed over, recorded in every record.
     """
 
-    __slots__ = ("_tails", "audit_partitions")
+    __slots__ = ("_snapshots", "_tails", "audit_partitions")
 
     def __init__(self, state: ChainState | None = None, *, audit_partitions: int = 1) -> None:
         if audit_partitions < 1:
             raise ValueError(f"audit_partitions must be >= 1, got {audit_partitions}")
         self._tails: dict[ChainKey, ChainTail] = dict(state.tails) if state is not None else {}
+        self._snapshots: dict[ChainKey, bytes] = dict(state.snapshots) if state is not None else {}
         self.audit_partitions = audit_partitions
+
+    def _next(self, chain: ChainKey) -> tuple[int, bytes]:
+        tail = self._tails.get(chain)
+        return (0, ZERO_HASH) if tail is None else (tail.seq + 1, tail.hash)
+
+    def append_decision(self, chain: ChainKey, fields: AuditFields, replay: ReplayLink | None = None) -> bytes:
+        """Chain a format-4 decision onto ``chain``'s tail (``fields.placement_snapshot``: the hash of
+        a snapshot appended to this chain before, see :meth:`snapshot_of`); returns the bytes to
+        produce. ``chain`` must be ``(fields.source_topic, fields.source_partition)``."""
+        seq, prev = self._next(chain)
+        data, digest = encode_decision(seq, prev, fields, self.audit_partitions, replay)
+        self._tails[chain] = ChainTail(seq, digest)
+        return data
+
+    def append_placement(self, chain: tuple[str, int], snapshot: PlacementSnapshot, *, router_version: str,
+                         instance_id: str, written_at_ms: int) -> bytes:
+        """Chain a format-4 placement record of ``snapshot`` onto ``chain`` (a source ``(topic,
+        partition)``); later decisions of the chain may reference ``snapshot.sha256``. Returns the
+        bytes to produce (to the chain's audit partition, in the same transaction as those decisions)."""
+        seq, prev = self._next(chain)
+        data, digest = encode_placement(seq, prev, snapshot, source_topic=chain[0], source_partition=chain[1],
+                                        audit_partitions=self.audit_partitions, router_version=router_version,
+                                        instance_id=instance_id, written_at_ms=written_at_ms)
+        self._tails[chain] = ChainTail(seq, digest)
+        self._snapshots[chain] = snapshot.sha256
+        return data
+
+    def snapshot_of(self, chain: ChainKey) -> bytes | None:
+        """The hash of the last snapshot appended to ``chain`` since its tail was set (None: none, so
+        the next decision relying on one must be preceded by a placement record)."""
+        return self._snapshots.get(chain)
 
     def append(self, chain: ChainKey, fields: AuditFields, replay: ReplayLink | None = None) -> bytes:
         """Chain ``fields`` onto ``chain``'s tail; returns the record bytes to produce (format 3
@@ -104,7 +153,9 @@ class AuditChain:
         return data
 
     def set_tail(self, chain: ChainKey, tail: ChainTail | tuple[int, bytes] | None) -> None:
-        """Continue ``chain`` after ``tail`` (as from ``read_chain_tails``); ``None``: start at 0."""
+        """Continue ``chain`` after ``tail`` (as from ``read_chain_tails``); ``None``: start at 0.
+        Forgets the chain's snapshot: the next decision writes the current one again."""
+        self._snapshots.pop(chain, None)
         if tail is None:
             self._tails.pop(chain, None)
         else:
@@ -121,11 +172,13 @@ class AuditChain:
         """
         tail = checked_tail(last_record)
         self._tails[chain] = tail
+        self._snapshots.pop(chain, None)
         return tail
 
     def forget(self, chain: ChainKey) -> None:
         """Drop a chain's state (after it was revoked); it must be set again before use."""
         self._tails.pop(chain, None)
+        self._snapshots.pop(chain, None)
 
     def tail(self, chain: ChainKey) -> ChainTail | None:
         """The last appended record of ``chain``, or None if nothing is known."""
@@ -133,25 +186,27 @@ class AuditChain:
 
     def checkpoint(self) -> ChainState:
         """An immutable copy of the current state (take it right after a commit)."""
-        return ChainState(MappingProxyType(dict(self._tails)))
+        return ChainState(MappingProxyType(dict(self._tails)), MappingProxyType(dict(self._snapshots)))
 
     def rollback(self, state: ChainState) -> None:
-        """Return to ``state`` (after an abort): later appends continue from there."""
+        """Return to ``state`` (after an abort): later appends continue from there (and a placement
+        record that was rolled back is written again)."""
         self._tails = dict(state.tails)
+        self._snapshots = dict(state.snapshots)
 
 
-def checked_tail(record: bytes | AuditRecord, data: bytes | None = None) -> ChainTail:
+def checked_tail(record: bytes | AuditEntry, data: bytes | None = None) -> ChainTail:
     """The ``(seq, hash)`` of a record that is to be extended, after checking its own hash.
 
     ``record`` is the record's bytes, or its decoded form with the bytes in ``data``. Raises
     :class:`router.audit.record.AuditDecodeError` if it does not decode or its hash fails.
     """
-    if isinstance(record, AuditRecord):
+    if isinstance(record, AuditRecord | PlacementRecord):
         rec, raw = record, data
         if raw is None:
             raise ValueError("checked_tail needs the record's bytes")
     else:
-        rec, raw = decode_audit(record), record
+        rec, raw = decode_entry(record), record
     if chain_hash(rec.prev_hash, canonical_bytes(raw)) != rec.hash:
         raise AuditDecodeError(f"the audit record with seq {rec.seq} fails its own hash; refusing to extend it")
     return ChainTail(rec.seq, rec.hash)
@@ -183,6 +238,14 @@ class BreakKind(StrEnum):
     MISPLACED = "misplaced"
     """A format-2 record is not in the audit partition its chain is placed in, or its chain has
     records in two audit partitions (copied, or written with another placement)."""
+    BAD_SNAPSHOT = "bad_snapshot"
+    """A placement record whose snapshot content does not hash to its ``snapshot_sha256``, or is not
+    a JSON object (written wrong: its chain hash holds)."""
+    SNAPSHOT_MISSING = "snapshot_missing"
+    """A decision references a placement snapshot that no placement record earlier in its chain holds."""
+    RESIDENCY_VIOLATION = "residency_violation"
+    """In the snapshot a decision references, a replica of its destination partition sits on a broker
+    whose recorded jurisdiction is not the destination's (or the snapshot does not list the partition)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +278,18 @@ class ChainReport:
     """The last record of the intact prefix (the whole chain if ``broken`` is None)."""
     broken: ChainBreak | None = None
     format_version: int | None = None
-    """1 or 2 (None if no record of the chain decoded)."""
+    """The format of the chain's first decoded record, 1 to 4 (None if none decoded)."""
+    replay: bool = False
+    """A replay chain (``quarantine replay``'s decisions, with replay links)."""
+    placement_records: int = 0
+    """Placement records verified (format 4)."""
+    referenced: int = 0
+    """Decisions verified against the snapshot they reference (residency proved from the trail)."""
+    unreferenced: int = 0
+    """Decisions verified without a snapshot reference (formats 1-3, or written without one): their
+    residency is not provable from the trail; not a failure."""
+    unavailable: int = 0
+    """With ``allow_head_truncation``: decisions whose snapshot was in the removed head (unchecked)."""
 
 
 def _order(chain: ChainId) -> tuple[int, str, int]:
@@ -263,12 +337,87 @@ class _Walk:
     """(offset, claimed seq, expected seq) of a forward jump, classified once the chain ends."""
     seen_seqs: set[int] = field(default_factory=set)
     format_version: int | None = None
+    truncated: bool = False
+    """The chain was taken to start at a record after seq 0 (``allow_head_truncation``)."""
+    replay: bool = False
+    snapshots: dict[bytes, PlacementSnapshot] = field(default_factory=dict)
+    placement_records: int = 0
+    referenced: int = 0
+    unreferenced: int = 0
+    unavailable: int = 0
 
     def at(self, offset: int, kind: BreakKind, detail: str, seq: int | None) -> ChainBreak:
         return ChainBreak(self.partition, offset, kind, detail, seq, self.chain)
 
 
-def _check(w: _Walk, partition: int, offset: int, rec: AuditRecord, data: bytes, *,
+def residency_problem(rec: AuditRecord, snapshot: PlacementSnapshot) -> str | None:
+    """Why ``snapshot`` does not prove that ``rec``'s output sat in its destination's jurisdiction,
+    or None when it does (or nothing was written). Every replica of the destination partition (of
+    every partition, if the record names none) must be on a broker whose recorded jurisdiction is
+    ``destination_jurisdiction``. Names topics, partitions, brokers and jurisdictions only."""
+    f = rec.fields
+    if f.decision == "audit_only" or not f.destination_topic:
+        return None
+    j = f.destination_jurisdiction
+    if j is None:
+        return f"seq {rec.seq}: references a snapshot but records no destination jurisdiction"
+    if f.destination_partition is not None:
+        partitions = [f.destination_partition]
+    else:
+        topic = snapshot.parsed().get("topics", {}).get(f.destination_topic, {})
+        partitions = sorted(int(p) for p in topic.get("partitions", {})) if isinstance(topic, dict) else []
+        if not partitions:
+            return f"seq {rec.seq}: snapshot lists no partition of {f.destination_topic}"
+    for partition in partitions:
+        replicas = snapshot.replicas(f.destination_topic, partition)
+        if not replicas:
+            return f"seq {rec.seq}: snapshot lists no replica of {f.destination_topic}[{partition}]"
+        for broker in replicas:
+            where = snapshot.broker_jurisdiction(broker)
+            if where != j:
+                return (f"seq {rec.seq}: {f.destination_topic}[{partition}] has a replica on broker {broker} "
+                        f"(jurisdiction {where or 'none'}), outside {j}")
+    return None
+
+
+def _check_placement(w: _Walk, offset: int, rec: PlacementRecord) -> ChainBreak | None:
+    """A placement record's content: it hashes to its ``snapshot_sha256`` and is a JSON object."""
+    snap = rec.snapshot
+    if snap.sha256 != rec.snapshot_sha256:
+        return w.at(offset, BreakKind.BAD_SNAPSHOT, f"seq {rec.seq}: the snapshot does not hash to its "
+                    "snapshot_sha256", rec.seq)
+    try:
+        snap.parsed()
+    except AuditDecodeError as err:
+        return w.at(offset, BreakKind.BAD_SNAPSHOT, f"seq {rec.seq}: {err}", rec.seq)
+    w.snapshots[snap.sha256] = snap
+    w.placement_records += 1
+    return None
+
+
+def _check_snapshots(w: _Walk, offset: int, rec: AuditEntry) -> ChainBreak | None:
+    """The placement checks of an intact link: a placement record's content; a decision's reference."""
+    if isinstance(rec, PlacementRecord):
+        return _check_placement(w, offset, rec)
+    ref = rec.fields.placement_snapshot
+    if ref is None:
+        w.unreferenced += 1
+        return None
+    snap = w.snapshots.get(ref)
+    if snap is None:
+        if w.truncated:
+            w.unavailable += 1
+            return None
+        return w.at(offset, BreakKind.SNAPSHOT_MISSING, f"seq {rec.seq}: references placement snapshot "
+                    f"{ref.hex()[:16]}, which no earlier placement record of the chain holds", rec.seq)
+    problem = residency_problem(rec, snap)
+    if problem is not None:
+        return w.at(offset, BreakKind.RESIDENCY_VIOLATION, f"{problem} (snapshot {ref.hex()[:16]})", rec.seq)
+    w.referenced += 1
+    return None
+
+
+def _check(w: _Walk, partition: int, offset: int, rec: AuditEntry, data: bytes, *,
            allow_head_truncation: bool) -> ChainBreak | None:
     if chain_hash(rec.prev_hash, canonical_bytes(data)) != stored_hash(data):
         return w.at(offset, BreakKind.EDITED, f"seq {rec.seq}: hash does not match the record", rec.seq)
@@ -284,7 +433,7 @@ def _check(w: _Walk, partition: int, offset: int, rec: AuditRecord, data: bytes,
     expected = 0 if w.tail is None else w.tail.seq + 1
     broken: ChainBreak | None = None
     if w.tail is None and allow_head_truncation:
-        pass  # the first record seen starts the chain
+        w.truncated = rec.seq > 0  # the first record seen starts the chain
     elif rec.seq < expected:
         broken = w.at(offset, BreakKind.DUPLICATED, f"seq {rec.seq} after seq {expected - 1}", rec.seq)
     elif rec.seq > expected:
@@ -297,8 +446,17 @@ def _check(w: _Walk, partition: int, offset: int, rec: AuditRecord, data: bytes,
         broken = w.at(offset, BreakKind.BROKEN_LINK, f"seq {rec.seq}: prev_hash is not the hash of seq {expected - 1}",
                       rec.seq)
     if broken is None:
+        broken = _check_snapshots(w, offset, rec)
+    if broken is None:
         w.tail = ChainTail(rec.seq, rec.hash)
     return broken
+
+
+def _note(w: _Walk, rec: AuditEntry) -> None:
+    if w.format_version is None:
+        w.format_version = rec.format_version
+    if rec.replay is not None:
+        w.replay = True
 
 
 def verify_chain(records: Iterable[tuple[int, int, bytes]], *, allow_head_truncation: bool = False) -> VerifyReport:
@@ -319,7 +477,7 @@ def verify_chain(records: Iterable[tuple[int, int, bytes]], *, allow_head_trunca
     for partition, offset, data in records:
         per_partition[partition] = per_partition.get(partition, 0) + 1
         try:
-            rec: AuditRecord | None = decode_audit(data)
+            rec: AuditEntry | None = decode_entry(data)
         except AuditDecodeError as err:
             rec, undecodable = None, str(err)
         chain = rec.chain(partition) if rec is not None else ChainId(None, partition)
@@ -330,8 +488,8 @@ def verify_chain(records: Iterable[tuple[int, int, bytes]], *, allow_head_trunca
         if w.first_offset is None:
             w.first_offset = offset
         w.last_offset = offset
-        if rec is not None and w.format_version is None:
-            w.format_version = rec.format_version
+        if rec is not None:
+            _note(w, rec)
         if w.broken is not None:
             continue
         if rec is None:
@@ -355,5 +513,6 @@ def verify_chain(records: Iterable[tuple[int, int, bytes]], *, allow_head_trunca
                 broken = w.at(offset, BreakKind.DELETED,
                               f"seq {claimed} where seq {expected} was expected; {lost} missing", claimed)
         out[chain] = ChainReport(chain, w.partition, w.records, w.first_offset, w.last_offset, w.tail, broken,
-                                 w.format_version)
+                                 w.format_version, w.replay, w.placement_records, w.referenced, w.unreferenced,
+                                 w.unavailable)
     return VerifyReport(MappingProxyType(out), MappingProxyType(dict(sorted(per_partition.items()))))

@@ -28,7 +28,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from router.audit.chain import ChainTail, checked_tail
-from router.audit.record import AuditDecodeError, AuditRecord, ChainId, chain_key, decode_audit
+from router.audit.record import AuditDecodeError, AuditEntry, ChainId, chain_key, decode_entry
 from router.errors import RouterError
 from router.kafka_read import committed_reader, partitions_of
 
@@ -103,14 +103,14 @@ def scan_chain_tails(
     stop, window = high, TAIL_WINDOW
     while stop > low and wanted:
         start = max(low, stop - window)
-        last: dict[ChainId, tuple[AuditRecord, bytes]] = {}
+        last: dict[ChainId, tuple[AuditEntry, bytes]] = {}
         for m in _read_window(consumer, topic, partition, start=start, stop=stop, deadline=deadline):
             key = m.key()
             if key is not None and key not in wanted:
                 continue
             value = m.value() or b""
             try:
-                rec = decode_audit(value)
+                rec = decode_entry(value)  # a placement record (format 4) is a chain link too
             except AuditDecodeError:
                 if key is None:
                     continue  # not a record of any chain asked for
@@ -182,10 +182,10 @@ def read_recorded_placements(
             stop, window = high, TAIL_WINDOW
             while stop > low:
                 start = max(low, stop - window)
-                last: AuditRecord | None = None
+                last: AuditEntry | None = None
                 for m in _read_window(consumer, topic, p, start=start, stop=stop, deadline=deadline):
                     try:
-                        last = decode_audit(m.value() or b"")
+                        last = decode_entry(m.value() or b"")
                     except AuditDecodeError:
                         continue  # not an audit record: verification reports it if it should be one
                 if last is not None:

@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from router.config.models import RouterConfig
 from router.errors import ConfigError
@@ -28,14 +29,52 @@ from router.pipeline.config import PipelineConfig
 from router.pipeline.engine import EngineSettings, EngineStats, TransactionalEngine
 from router.telemetry.runtime import RouterTelemetry
 
+if TYPE_CHECKING:
+    from router.audit.record import PlacementSnapshot
+
 log = logging.getLogger("router.app")
 
 
 class _WatchPlacement:
-    """Adapts :class:`router.placement.kafka.PlacementWatch` to what the processor asks."""
+    """Adapts :class:`router.placement.kafka.PlacementWatch` to what the processor asks.
 
-    def __init__(self, watch: Any) -> None:
+    With ``jurisdiction_of_rack`` (and the ``jurisdictions_sha256`` of the config's jurisdictions
+    section) it also offers :meth:`snapshot`, the verdict in force as the audit trail records it.
+    """
+
+    def __init__(self, watch: Any, *, jurisdiction_of_rack: Any = None, jurisdictions_sha256: str = "") -> None:
         self.watch = watch
+        self._j_of_rack = jurisdiction_of_rack
+        self._jurisdictions_sha256 = jurisdictions_sha256
+        self._seen: tuple[Any, Any] = (None, None)
+        """(the last report turned into a snapshot, its content without the time)"""
+        self._snapshot: PlacementSnapshot | None = None
+
+    def snapshot(self) -> PlacementSnapshot | None:
+        """The :class:`router.audit.record.PlacementSnapshot` of the verdict in force, or None (no
+        unexpired verdict, or no rack mapping given). A new snapshot is made only when a check saw a
+        placement that differs from the last one (brokers, racks, replicas, verdicts, jurisdictions
+        map); its ``taken_at_ms`` is the wall-clock time of that check. Re-checks that change nothing
+        keep the snapshot, so chains get no placement record for them."""
+        if self._j_of_rack is None:
+            return None
+        report = self.watch.report
+        if report is None or self.watch.expired:
+            return None
+        seen_report, seen_body = self._seen
+        if report is not seen_report:
+            from router.audit.record import PlacementSnapshot  # noqa: PLC0415
+            from router.placement.model import PlacementReport, canonical_json, snapshot_content  # noqa: PLC0415
+
+            if not isinstance(report, PlacementReport):  # a watch that keeps no report of its own kind
+                return None
+            body = snapshot_content(report, self._j_of_rack, jurisdictions_sha256=self._jurisdictions_sha256)
+            if body != seen_body or self._snapshot is None:
+                # the report's time is on the watch's monotonic clock: carried over to the wall clock
+                taken_ms = int((time.time() - (time.monotonic() - report.taken_at)) * 1000)
+                self._snapshot = PlacementSnapshot(canonical_json({**body, "taken_at_ms": taken_ms}))
+            self._seen = (report, body)
+        return self._snapshot
 
     def permitted(self, topic: str, jurisdiction: str) -> bool:
         return bool(self.watch.permitted(topic, jurisdiction))
@@ -179,6 +218,7 @@ class RouterApp:
         from router.keys.factory import build_dek_manager, build_jurisdiction_keys, build_signer  # noqa: PLC0415
         from router.pipeline.processor import RouterProcessor, RouterSettings  # noqa: PLC0415
         from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
+        from router.placement.model import jurisdictions_sha256  # noqa: PLC0415
         from router.routing.build import evaluator_for, ingress_of  # noqa: PLC0415
         from router.telemetry.keys import observe_keys  # noqa: PLC0415
 
@@ -239,7 +279,8 @@ class RouterApp:
 
         processor = RouterProcessor(
             evaluator,
-            _WatchPlacement(self.watch),
+            _WatchPlacement(self.watch, jurisdiction_of_rack=cfg.jurisdiction_of_rack,
+                            jurisdictions_sha256=jurisdictions_sha256(cfg)),
             sealer,
             AuditChain(),
             RouterSettings(

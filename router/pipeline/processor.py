@@ -24,6 +24,13 @@ the consumed offset.
   partition :func:`router.audit.record.chain_partition` places it in (a stable hash of the source
   over the audit partition count fixed at start-up); several chains may share an audit partition.
   Tails are read back from the audit topic on every assignment and after a producer restart.
+- Placement snapshots in the trail (audit format 4): when the placement offers one
+  (``snapshot()``), the first record a batch writes to a chain whose last placement record (since
+  its tail was read back) holds another snapshot is preceded by a placement record of the current
+  one, and every audit record references it (``placement_snapshot``), so `audit verify` can prove
+  from the trail that each output's replicas sat in its jurisdiction. The snapshot is taken when
+  the batch starts; if it changes before the batch's records are built, the batch stalls and is
+  decided again (each record's reference matches the verdict it was decided under).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from confluent_kafka import Message, TopicPartition
 
 from router import __version__, telemetry
 from router.audit.chain import AuditChain, ChainTail
-from router.audit.record import AuditFields, chain_key, chain_partition
+from router.audit.record import AuditFields, PlacementSnapshot, chain_key, chain_partition
 from router.envelope import SealContext, Sealer
 from router.envelope.errors import MalformedEnvelope
 from router.envelope.frame import encode_context, key_digest
@@ -70,6 +77,13 @@ class Placement(Protocol):
     def partitions(self, topic: str) -> int: ...
 
     def verdict(self) -> str: ...
+
+
+class SnapshotPlacement(Protocol):
+    """A placement that also offers the snapshot its verdict rests on (``_WatchPlacement``); None
+    while there is no unexpired verdict. Placements without it write no placement records."""
+
+    def snapshot(self) -> PlacementSnapshot | None: ...
 
 
 @dataclass
@@ -185,6 +199,9 @@ class RouterProcessor:
         chain.audit_partitions = self.audit_partitions
         self._audit_slot: dict[tuple[str, int], tuple[int, bytes]] = {}
         """Source -> (its chain's audit partition, the records' Kafka key); computed once each."""
+        snapshot = getattr(placement, "snapshot", None)
+        self._snapshot_of: Callable[[], PlacementSnapshot | None] | None = snapshot if callable(snapshot) else None
+        self._batch_snapshot: PlacementSnapshot | None = None
 
     # -- BatchProcessor --------------------------------------------------------------------
     def checkpoint(self) -> object:
@@ -241,6 +258,7 @@ class RouterProcessor:
     def process(self, msgs: Sequence[Message]) -> list[OutRecord]:
         with telemetry.tracer.start_as_current_span("router.batch") as span:
             span.set_attribute("router.records", len(msgs))
+            self._batch_snapshot = self._snapshot_of() if self._snapshot_of is not None else None
             if self.s.audit_jurisdiction is not None and not self.placement.permitted(
                 self.s.audit_topic, self.s.audit_jurisdiction
             ):
@@ -421,10 +439,16 @@ class RouterProcessor:
     ) -> list[OutRecord]:
         now_ms = int(time.time() * 1000)
         verdict = self.placement.verdict()
+        snap = self._batch_snapshot
+        if self._snapshot_of is not None and self._snapshot_of() != snap:
+            raise StallError("the placement verdict changed while the batch was decided; deciding it again "
+                             "under the new one")
+        snap_ref = snap.sha256 if snap is not None else None
+        snapshot_of = self.chain.snapshot_of
         trace_id = next((v.decode() for k, v in trace if k == "traceparent"), None)
         outs: list[OutRecord] = []
         counts: dict[tuple[str, str, str], int] = {}
-        append = self.chain.append
+        append = self.chain.append_decision
         instance_id = self.s.instance_id
         audit_topic = self.s.audit_topic
         audit_headers = trace or None
@@ -437,8 +461,13 @@ class RouterProcessor:
             decision = _DECISION.get(p.kind, "quarantine")
             ts_type, ts = p.msg.timestamp()
             audit_partition, audit_key = self.audit_slot(p.source_topic, p.source_partition)
+            source = (p.source_topic, p.source_partition)
+            if snap is not None and snapshot_of(source) != snap_ref:
+                outs.append(OutRecord(audit_topic, self.chain.append_placement(
+                    source, snap, router_version=__version__, instance_id=instance_id, written_at_ms=now_ms,
+                ), audit_key, audit_partition, audit_headers))
             audit_value = append(
-                (p.source_topic, p.source_partition),
+                source,
                 AuditFields(
                     decision=decision,  # type: ignore[arg-type]
                     reason=_REASON_TEXT[p.reason],
@@ -461,6 +490,8 @@ class RouterProcessor:
                     instance_id=instance_id,
                     processed_at_ms=now_ms,
                     trace_id=trace_id,
+                    destination_jurisdiction=ev.jurisdiction if out is not None else None,
+                    placement_snapshot=snap_ref,
                 ),
             )
             outs.append(OutRecord(audit_topic, audit_value, audit_key, audit_partition, audit_headers))

@@ -20,6 +20,8 @@ with a rack stays unknown and fails closed.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -250,6 +252,53 @@ def verify(
             on_offline,
         )
     return PlacementReport(out, dict(snapshot.brokers), broker_j, snapshot.taken_at, offline)
+
+
+def canonical_json(obj: object) -> bytes:
+    """Deterministic JSON bytes: sorted keys, no spaces, ASCII only (the same object, the same
+    bytes, in any process)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
+
+
+def jurisdictions_sha256(config: RouterConfig) -> str:
+    """Hex SHA-256 of the canonical JSON of the config's ``jurisdictions`` section (the
+    jurisdiction -> racks map placement is judged by)."""
+    section = {name: j.model_dump(mode="json") for name, j in config.jurisdictions.items()}
+    return hashlib.sha256(canonical_json(section)).hexdigest()
+
+
+def snapshot_content(report: PlacementReport, jurisdiction_of_rack: JurisdictionOfRack, *,
+                     jurisdictions_sha256: str, taken_at_ms: int | None = None) -> dict[str, object]:
+    """The placement verdict of ``report`` as a JSON-ready dict, for the audit trail's placement
+    records (:class:`router.audit.record.PlacementSnapshot`; :func:`canonical_json` gives its bytes).
+
+    Every checked topic with its required jurisdiction, verdict and per partition the replica
+    broker ids; every broker the report knows (listed, or offline with its last-known rack) with its
+    rack and the jurisdiction that rack maps to (``jurisdiction_of_rack``, as :func:`verify` maps
+    it); the jurisdictions map hash; the overall verdict and
+    each violation (topic, partition, broker). ``taken_at_ms`` is left out when None, so that two
+    checks that saw the same placement compare equal without it. Size: about 15 bytes per replica
+    plus the topic names (100 topics of 12 partitions, 3 replicas: about 20 KB).
+    """
+    brokers: dict[str, dict[str, object]] = {}
+    for b, rack in report.offline.items():
+        brokers[str(b)] = {"rack": rack, "jurisdiction": jurisdiction_of_rack(rack), "offline": True}
+    for b, rack in report.brokers.items():
+        brokers[str(b)] = {"rack": rack, "jurisdiction": report.broker_jurisdictions.get(b)}
+    topics = {
+        name: {"jurisdiction": t.required, "verdict": t.verdict.value,
+               "partitions": {str(p): list(r) for p, r in sorted(t.partitions.items())}}
+        for name, t in sorted(report.topics.items())
+    }
+    violations = [{"topic": t.topic, "partition": v.partition, "broker": v.broker}
+                  for t in sorted(report.failures, key=lambda t: t.topic) for v in t.violations]
+    out: dict[str, object] = {
+        "v": 1, "jurisdictions_sha256": jurisdictions_sha256, "brokers": brokers, "topics": topics,
+        "verdict": "ok" if report.ok else "violation", "violations": violations,
+    }
+    if taken_at_ms is not None:
+        out["taken_at_ms"] = taken_at_ms
+    return out
 
 
 def plan_assignment(brokers_of_jurisdiction: Sequence[int], partitions: int, rf: int) -> list[list[int]]:

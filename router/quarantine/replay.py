@@ -20,8 +20,10 @@ expired consumer group or a kill between transactions.
 One writer per chain. Replay audit records form chains of their own, one per quarantine
 topic-partition (their ``source_*`` is the quarantine record's position), placed in the audit topic
 like the router's chains (:func:`router.audit.record.chain_partition`). The router's chains are
-never written to. Two replays of one jurisdiction share the transactional id: the second fences
-the first.
+never written to. They are written in audit format 4, the replay link included: like ``run``, the
+replay puts a placement record of the placement snapshot its decisions rely on into the replay chain
+before the first decision that references it (after each assignment, and when it changes). Two
+replays of one jurisdiction share the transactional id: the second fences the first.
 
 The replay ends when its positions reach the end offsets the quarantine partitions had when it
 started (records quarantined later are left for the next replay), at a point where everything it
@@ -52,14 +54,15 @@ from confluent_kafka import KafkaException, Message, TopicPartition
 
 from router.audit.chain import AuditChain, ChainState, ChainTail, checked_tail
 from router.audit.record import (
-    REPLAY_FORMAT_VERSION,
     AuditDecodeError,
+    AuditEntry,
     AuditFields,
-    AuditRecord,
+    PlacementRecord,
+    PlacementSnapshot,
     ReplayLink,
     chain_key,
     chain_partition,
-    decode_audit,
+    decode_entry,
 )
 from router.errors import ConfigError, RouterError
 from router.keys.digest import DigestKeys
@@ -124,16 +127,17 @@ WINDOW = 1000
 """Offsets read back from an audit partition's end at first; x4 each further window."""
 
 
-def replay_chains_from(records: Iterable[tuple[int, AuditRecord, bytes]],
+def replay_chains_from(records: Iterable[tuple[int, AuditEntry, bytes]],
                        sources: Sequence[tuple[str, int]]) -> dict[tuple[str, int], ReplayChain]:
     """The replay chains of ``sources`` in ``records`` = ``(offset, decoded, bytes)`` of one audit
     partition, any order. A found tail's own hash is checked (never extend a damaged chain)."""
     wanted = set(sources)
-    found: dict[tuple[str, int], list[tuple[int, AuditRecord, bytes]]] = {}
+    found: dict[tuple[str, int], list[tuple[int, AuditEntry, bytes]]] = {}
     for offset, rec, data in records:
-        f = rec.fields
-        source = (f.source_topic, f.source_partition)
-        if rec.format_version == REPLAY_FORMAT_VERSION and source in wanted:
+        of = rec.chain(0)
+        source = (of.source_topic or "", of.partition)
+        # a replay chain holds replayed decisions (with their link) and its placement records
+        if (rec.replay is not None or isinstance(rec, PlacementRecord)) and source in wanted:
             found.setdefault(source, []).append((offset, rec, data))
     out: dict[tuple[str, int], ReplayChain] = {}
     for source in sources:
@@ -183,7 +187,7 @@ def read_replay_chains(
     where = f"audit topic {audit_topic}[{audit_partition}]"
     deadline = time.monotonic() + timeout
     consumer = committed_reader(consumer_config, group_prefix="residency-router-replay-audit")
-    collected: list[tuple[int, AuditRecord, bytes]] = []
+    collected: list[tuple[int, AuditEntry, bytes]] = []
     started: set[tuple[str, int]] = set()
     try:
         try:
@@ -198,10 +202,11 @@ def read_replay_chains(
                 if m.key() not in keys:
                     continue
                 data = m.value() or b""
-                rec = decode_audit(data)
+                rec = decode_entry(data)
                 collected.append((m.offset(), rec, data))
                 if rec.seq == 0:
-                    started.add((rec.fields.source_topic, rec.fields.source_partition))
+                    chain = rec.chain(audit_partition)
+                    started.add((chain.source_topic or "", chain.partition))
             stop, window = start, window * 4
         return replay_chains_from(collected, sources)
     except AuditDecodeError as exc:
@@ -273,17 +278,34 @@ class _KeptKeyDigests(DigestKeys):
         return self._digests.payload_digest(jurisdiction, payload)
 
 
+_PLACEMENT_MARK = b"placement"
+"""What :class:`_Decisions` returns for the router processor's placement record (not produced)."""
+
+
 class _Decisions(AuditChain):
     """Takes the router processor's audit fields instead of chaining them: a replay records its
-    decisions in chains of its own, never in the router's."""
+    decisions in chains of its own, never in the router's. The placement snapshot the router
+    processor would record is kept (:attr:`snapshot`) for the replay chain's own placement record."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fields: list[AuditFields] = []
+        self.snapshot: PlacementSnapshot | None = None
 
     def append(self, chain: object, fields: AuditFields, replay: ReplayLink | None = None) -> bytes:
         self.fields.append(fields)
         return b""
+
+    def append_decision(self, chain: object, fields: AuditFields, replay: ReplayLink | None = None) -> bytes:
+        return self.append(chain, fields, replay)
+
+    def append_placement(self, chain: tuple[str, int], snapshot: PlacementSnapshot, *, router_version: str,
+                         instance_id: str, written_at_ms: int) -> bytes:
+        self.snapshot = snapshot
+        return _PLACEMENT_MARK
+
+    def snapshot_of(self, chain: object) -> bytes | None:
+        return self.snapshot.sha256 if self.snapshot is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +474,8 @@ class ReplayProcessor:
         pending: OutRecord | None = None
         fields = iter(self._decisions.fields)
         for o in outs:
+            if o.topic == self.s.audit_topic and o.value == _PLACEMENT_MARK:
+                continue  # the snapshot is in self._decisions.snapshot
             if o.topic == self.s.audit_topic:
                 decided.append((pending, next(fields)))
                 pending = None
@@ -473,14 +497,24 @@ class ReplayProcessor:
         source = (self.s.topic, partition)
         link = ReplayLink(self.s.topic, partition, offset, rec.reason, rec.policy_version, rec.quarantined_at_ms,
                           rec.source_topic, rec.source_partition, rec.source_offset)
-        audit = self.chain.append(source, fields._replace(
+        key, audit_partition = chain_key(*source), chain_partition(self.s.topic, partition, self.s.audit_partitions)
+        out = [routed]
+        snap = self._decisions.snapshot
+        if fields.placement_snapshot is not None and snap is not None and snap.sha256 == fields.placement_snapshot \
+                and self.chain.snapshot_of(source) != snap.sha256:
+            out.append(OutRecord(self.s.audit_topic, self.chain.append_placement(
+                source, snap, router_version=fields.router_version, instance_id=self.s.instance_id,
+                written_at_ms=fields.processed_at_ms), key, audit_partition))
+        elif fields.placement_snapshot is not None and self.chain.snapshot_of(source) != fields.placement_snapshot:
+            raise StallError("the placement snapshot of a replayed decision is not known; deciding it again")
+        audit = self.chain.append_decision(source, fields._replace(
             source_topic=self.s.topic, source_partition=partition, source_offset=offset,
             source_timestamp_ms=ts if ts_type != 0 else None, instance_id=self.s.instance_id,
         ), link)
         self._new_links.add((partition, offset))
         self.counts[(rec.reason, REPLAYED, routed.topic)] += 1
-        return [routed, OutRecord(self.s.audit_topic, audit, chain_key(*source),
-                                  chain_partition(self.s.topic, partition, self.s.audit_partitions))]
+        out.append(OutRecord(self.s.audit_topic, audit, key, audit_partition))
+        return out
 
 
 # -- the summary ---------------------------------------------------------------------------------
@@ -740,6 +774,7 @@ def replay(config: Any, options: ReplayOptions) -> ReplaySummary:  # noqa: PLR09
     )
     from router.pipeline.engine import TransactionalEngine  # noqa: PLC0415
     from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
+    from router.placement.model import jurisdictions_sha256  # noqa: PLC0415
     from router.quarantine.sealed import build_opener  # noqa: PLC0415
     from router.routing.build import evaluator_for, ingress_of  # noqa: PLC0415
 
@@ -824,7 +859,8 @@ def replay(config: Any, options: ReplayOptions) -> ReplaySummary:  # noqa: PLR09
                            instance_id=instance, reasons=reasons, ingress_topics=frozenset(ingress),
                            header_bound_topics=header_bound, topic_jurisdiction=placed),
             evaluator,
-            _WatchPlacement(watch),
+            _WatchPlacement(watch, jurisdiction_of_rack=config.jurisdiction_of_rack,
+                            jurisdictions_sha256=jurisdictions_sha256(config)),
             sealer,
             DigestKeys(jurisdiction_keys),
             RouterSettings(

@@ -148,7 +148,7 @@ def test_prev_hash_must_be_32_bytes() -> None:
 def test_other_format_version_is_rejected() -> None:
     data, _ = encode_audit(0, ZERO_HASH, fields())
     with pytest.raises(AuditDecodeError, match="format version"):
-        decode_audit(b"\x08" + data[1:])
+        decode_audit(b"\x0a" + data[1:])  # format 5: none yet
     with pytest.raises(AuditDecodeError):  # format 2 bytes labelled format 1 do not parse as format 1
         decode_audit(b"\x02" + data[1:])
     with pytest.raises(AuditDecodeError):  # nor as format 3 (a replay record: they lack its link)

@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from router.audit.chain import AuditChain, verify_chain
-from router.audit.record import REPLAY_FORMAT_VERSION, AuditRecord, decode_audit
+from router.audit.record import AuditRecord, decode_entry
 from router.config.loader import parse_config
 from router.config.models import RouterConfig
 from router.pipeline.engine import EngineSettings, TransactionalEngine
@@ -120,7 +120,7 @@ class ChainsFromFake:
 
     def __call__(self, partition: int, sources: Sequence[tuple[str, int]]) -> Mapping[tuple[str, int], ReplayChain]:
         self.reads += 1
-        records = [(o, decode_audit(v), v) for p, o, v in _audit_log(self.cluster) if p == partition]
+        records = [(o, decode_entry(v), v) for p, o, v in _audit_log(self.cluster) if p == partition]
         return replay_chains_from(records, sources)
 
 
@@ -188,8 +188,8 @@ def _routed(cluster: FakeCluster, keys: Any, topic: str = "crm.eu.contact") -> l
 
 
 def _replay_records(cluster: FakeCluster) -> list[AuditRecord]:
-    records = (decode_audit(v) for _p, _o, v in _audit_log(cluster))
-    return [r for r in records if r.format_version == REPLAY_FORMAT_VERSION]
+    records = (decode_entry(v) for _p, _o, v in _audit_log(cluster))
+    return [r for r in records if isinstance(r, AuditRecord) and r.replay is not None]
 
 
 # -- tests -------------------------------------------------------------------------------------------

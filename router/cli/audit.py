@@ -6,6 +6,11 @@ included: the error names the ``clusters.default.security`` setting to fix). A c
 partition's (format 2) or one audit partition's (format 1, records written before chains were kept
 per ingress partition); a replay chain is one quarantine partition's (format 3, written by
 ``quarantine replay``).
+
+Format 4 chains also hold placement records: every decision that references a placement snapshot is
+checked against it (the snapshot is an earlier record of the same chain, and every replica of the
+decision's destination partition sat in the destination's jurisdiction): residency proved from the
+trail alone. Decisions without a reference (formats 1-3) are counted as not snapshot-referenced.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ def register(sub: Any) -> None:
         description="Read the audit topic (read_committed) from the beginning to its current end and "
                     "check every chain (one per ingress partition; several may share an audit partition): "
                     "edited, deleted, reordered, duplicated, misplaced or undecodable records are reported "
-                    "with their partition, offset and chain.",
+                    "with their partition, offset and chain. Decisions that reference a placement snapshot "
+                    "(format 4) are checked against it: the snapshot must be earlier in the chain "
+                    "(snapshot_missing) and hold every replica of the destination partition in the "
+                    "destination's jurisdiction (residency_violation).",
     )
     v.add_argument("--config", required=True, help="router YAML config (audit.topic, clusters.default)")
     v.add_argument("--bootstrap", metavar="HOST:PORT,...", help="override clusters.default.bootstrap from the config")
@@ -61,7 +69,6 @@ def _consumer_config(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 def _verify(args: argparse.Namespace) -> int:
     from router.audit.chain import verify_chain  # noqa: PLC0415
     from router.audit.kafka import read_audit  # noqa: PLC0415
-    from router.audit.record import REPLAY_FORMAT_VERSION  # noqa: PLC0415
     from router.quarantine.access import is_access_record  # noqa: PLC0415
 
     props, topic = _consumer_config(args)
@@ -83,6 +90,12 @@ def _verify(args: argparse.Namespace) -> int:
             "ok": report.ok,
             "records": report.records,
             "access_records": access[0],
+            "residency": {
+                "placement_records": sum(c.placement_records for c in chains),
+                "snapshot_referenced": sum(c.referenced for c in chains),
+                "not_snapshot_referenced": sum(c.unreferenced for c in chains),
+                "snapshot_unavailable": sum(c.unavailable for c in chains),
+            },
             "partitions": [{"partition": n, "records": count} for n, count in report.partition_records.items()],
             "chains": [
                 {
@@ -90,7 +103,11 @@ def _verify(args: argparse.Namespace) -> int:
                     "source_topic": c.chain.source_topic,
                     "source_partition": None if c.chain.source_topic is None else c.chain.partition,
                     "format_version": c.format_version,
-                    "kind": "replay" if c.format_version == REPLAY_FORMAT_VERSION else "router",
+                    "kind": "replay" if c.replay else "router",
+                    "placement_records": c.placement_records,
+                    "snapshot_referenced": c.referenced,
+                    "not_snapshot_referenced": c.unreferenced,
+                    "snapshot_unavailable": c.unavailable,
                     "partition": c.partition,
                     "records": c.records,
                     "first_offset": c.first_offset,
@@ -113,9 +130,15 @@ def _verify(args: argparse.Namespace) -> int:
             tail = "-" if c.tail is None else f"seq {c.tail.seq} hash {c.tail.hash.hex()[:16]}"
             state = "ok" if c.broken is None else f"BROKEN at partition {c.broken.partition} offset " \
                                                   f"{c.broken.offset}: {c.broken.kind.value}"
-            kind = "replay chain" if c.format_version == REPLAY_FORMAT_VERSION else "chain"
-            print(f"  {kind} {c.chain.describe()} in partition {c.partition}: {c.records} records, "
+            kind = "replay chain" if c.replay else "chain"
+            placements = f" ({c.placement_records} placement)" if c.placement_records else ""
+            print(f"  {kind} {c.chain.describe()} in partition {c.partition}: {c.records} records{placements}, "
                   f"verified tail {tail}: {state}")
+        referenced, unreferenced = sum(c.referenced for c in chains), sum(c.unreferenced for c in chains)
+        unavailable = sum(c.unavailable for c in chains)
+        print(f"  residency: {referenced} decision(s) proved against the placement snapshot they reference; "
+              f"{unreferenced} not snapshot-referenced (formats 1-3, or written without a snapshot)"
+              + (f"; {unavailable} whose snapshot retention removed" if unavailable else ""))
         if access[0]:
             print(f"  {access[0]} quarantine access record(s) (quarantine show --decrypt): "
                   "not chain links, not verified")

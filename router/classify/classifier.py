@@ -127,40 +127,39 @@ def _json_container(text: str) -> Any:
     return parsed if isinstance(parsed, dict | list) else None
 
 
-class _ShortTextHits:
-    """:meth:`Scanner.hits` of short strings, remembered across events.
+class _TextMemory:
+    """What the scan of a short string found, remembered across events.
 
-    CRM values repeat: picklist values, country and city names, titles, field names used as keys,
-    the same name in every update of a record. A string of at most :data:`_MAX_HIT_TEXT` characters
-    is scanned once and its detectors are remembered, at most :data:`_MAX_HIT_TEXTS` of them (all
-    forgotten when full). The memory holds no value: it is keyed by a keyed BLAKE2b-128 digest of the
-    string's code points (a random key per classifier, never written anywhere), and holds only
-    which detectors hit. ``Scanner.hits`` is a pure function of the text, so the answer is the one a
-    scan would give (short of a collision of the digest, ~2^-100 among the entries kept).
+    CRM values repeat: picklist values, country and city names, titles, the same name or address
+    in every update of a record. The detectors that hit in a string of at most
+    :data:`_MAX_HIT_TEXT` characters are remembered, at most :data:`_MAX_HIT_TEXTS` strings (all
+    forgotten when full). The memory holds no value: an entry is keyed by a keyed BLAKE2b-128
+    digest of the string's code points (a random key per classifier, never written anywhere) and
+    holds only which detectors hit. A plain string's scan is a pure function of its text, and so is
+    the walk of a JSON string that is a field's whole value (depth 0) and stays within
+    ``max_depth``: the answer remembered is the one a scan would give (short of a collision of the
+    digest, ~2^-100 among the entries kept).
     """
 
-    __slots__ = ("_hash", "_known", "_scan", "min_length")
+    __slots__ = ("_hash", "_known")
 
-    def __init__(self, scanner: Scanner) -> None:
-        self._scan = scanner.hits
-        self.min_length = scanner.min_length
+    def __init__(self) -> None:
         self._hash = blake2b(key=os.urandom(32), digest_size=16)
         self._known: dict[bytes, tuple[Detector, ...]] = {}
 
-    def __call__(self, text: str) -> tuple[Detector, ...]:
-        if len(text) > _MAX_HIT_TEXT:
-            return self._scan(text)
+    def key(self, text: str) -> bytes:
         h = self._hash.copy()
         h.update(text.encode("utf-8", "surrogatepass"))  # one byte string per string, lone surrogates too
-        digest = h.digest()
+        return h.digest()
+
+    def get(self, key: bytes) -> tuple[Detector, ...] | None:
+        return self._known.get(key)
+
+    def put(self, key: bytes, hits: tuple[Detector, ...]) -> None:
         known = self._known
-        hits = known.get(digest)
-        if hits is None:
-            hits = self._scan(text)
-            if len(known) >= _MAX_HIT_TEXTS:
-                known.clear()
-            known[digest] = hits
-        return hits
+        if len(known) >= _MAX_HIT_TEXTS:
+            known.clear()
+        known[key] = hits
 
     def __len__(self) -> int:
         return len(self._known)
@@ -170,13 +169,14 @@ class _EventScan:
     """The scan of one event: each distinct string scanned once, a budget of characters, a depth
     limit. ``incomplete`` holds the value-free reason once a limit stopped the scan."""
 
-    __slots__ = ("_left", "_max_chars", "_seen", "hits", "incomplete", "max_depth", "min_length", "prompt",
-                 "secret")
+    __slots__ = ("_left", "_max_chars", "_seen", "incomplete", "max_depth", "memory", "min_length", "prompt",
+                 "scan", "secret")
 
-    def __init__(self, hits: _ShortTextHits, max_chars: int, max_depth: int, secret: Detector | None,
-                 prompt: Detector | None = None) -> None:
-        self.hits = hits
-        self.min_length = hits.min_length
+    def __init__(self, scanner: Scanner, memory: _TextMemory, max_chars: int, max_depth: int, *,
+                 secret: Detector | None, prompt: Detector | None = None) -> None:
+        self.scan = scanner.hits
+        self.memory = memory
+        self.min_length = scanner.min_length
         self.max_depth = max_depth
         self.secret = secret
         self.prompt = prompt
@@ -213,13 +213,23 @@ class _EventScan:
                 return ()
             self._left -= len(text)
         first = text[:1]
-        parsed = _json_container(text) if first in _JSON_FIRST or first.isspace() else None
+        maybe_json = first in _JSON_FIRST or first.isspace()
+        key = None
+        if len(text) <= _MAX_HIT_TEXT and (depth == 0 or not maybe_json):
+            key = self.memory.key(text)
+            known = self.memory.get(key)
+            if known is not None:
+                self._seen[text] = known
+                return known
+        parsed = _json_container(text) if maybe_json else None
         if parsed is None:
-            result = self.hits(text)
+            result = self.scan(text)
         else:
             hits: set[Detector] = set()
             self._walk(parsed, depth, True, hits)
             result = tuple(hits)
+        if key is not None and self.incomplete is None:  # a walk stopped by max_depth is not remembered
+            self.memory.put(key, result)
         self._seen[text] = result
         return result
 
@@ -256,7 +266,7 @@ class Classifier:
     """Classifies events. Build once from config; :meth:`classify` is pure and thread-safe.
 
     Guarantees: a field's value is read only to scan it and never stored (short strings are
-    remembered by a keyed digest with the detectors that hit, see :class:`_ShortTextHits`); findings hold
+    remembered by a keyed digest with the detectors that hit, see :class:`_TextMemory`); findings hold
     top-level field names. Scanned are free-text fields and fields no catalog covers, in both
     images, at any depth, every string at least :attr:`scan_min_length` long (the shortest match
     of any enabled detector), each distinct string once per event. Null values carry no data and
@@ -281,7 +291,7 @@ class Classifier:
             config.detectors, phone_regions=config.phone_regions, special=config.special_category.settings())
         self._scanner = Scanner(self.detectors)
         self.scan_min_length = self._scanner.min_length
-        self._hits = _ShortTextHits(self._scanner)
+        self._memory = _TextMemory()
         """Strings shorter than this are not scanned: no enabled detector can match them."""
         self._secret = next((d for d in self.detectors if d.category is Category.SECRET), None)
         self._prompt_detector = next((d for d in self.detectors if d.category is Category.PROPRIETARY_PROMPT), None)
@@ -354,8 +364,8 @@ class Classifier:
                 if kind in _UNSCANNED or (kind is str and len(value) < min_length):
                     continue  # a number, a boolean or a string too short for any detector: nothing to find
                 if scan is None:
-                    scan = _EventScan(self._hits, cfg.max_scan_chars, cfg.max_depth, self._secret,
-                                      self._prompt_detector)
+                    scan = _EventScan(self._scanner, self._memory, cfg.max_scan_chars, cfg.max_depth,
+                                      secret=self._secret, prompt=self._prompt_detector)
                 if scan.incomplete is None:
                     hits = scan.value(value)
                     if hits:

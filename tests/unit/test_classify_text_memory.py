@@ -1,4 +1,4 @@
-"""The classifier's memory of short strings across events (``_ShortTextHits``).
+"""The classifier's memory of short strings across events (``_TextMemory``).
 
 What it may hold is bounded: at most ``_MAX_HIT_TEXTS`` entries, only strings of at most
 ``_MAX_HIT_TEXT`` characters, and no value (keys are keyed digests, values the detectors that hit).
@@ -40,7 +40,7 @@ def categories(c: Classifier, text: str) -> set[Category]:
 
 
 def memory(c: Classifier) -> dict[bytes, Any]:
-    known: dict[bytes, Any] = c._hits._known  # the bound is what is tested
+    known: dict[bytes, Any] = c._memory._known  # the bound is what is tested
     return known
 
 
@@ -78,3 +78,18 @@ def test_the_memory_is_bounded_in_entries(monkeypatch: pytest.MonkeyPatch) -> No
         expected = {Category.PII} if i % 7 == 0 else set()
         assert categories(c, text) == expected, text
         assert 0 < len(memory(c)) <= 50
+
+
+def test_a_json_value_is_remembered_only_when_its_walk_stayed_within_max_depth() -> None:
+    c = Classifier(ClassificationConfig(max_depth=2))
+    shallow = '{"Street": "1 Main St", "Email": "jane.doe@example.com"}'
+    deep = '[[["jane.doe@example.com"]]]'
+    for _ in range(2):
+        assert categories(c, shallow) == {Category.PII}
+        result = c.classify(event({"Note__c": deep}))
+        assert result.incomplete is not None and "max_depth" in result.incomplete
+    # The shallow JSON and "Street", "1 Main St", the address in it ("Email" is shorter than any
+    # detector's shortest match); not the deep JSON.
+    assert len(memory(c)) == 4
+    cold = Classifier(ClassificationConfig(max_depth=2))
+    assert c.classify(event({"Note__c": shallow})) == cold.classify(event({"Note__c": shallow}))

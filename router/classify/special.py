@@ -173,9 +173,25 @@ class _Lexicon:
             else:
                 (self.prefix if first.kind == "prefix" else self.exact).setdefault(first.text, []).append(term)
         self.prefix_lengths = sorted({len(p) for p in self.prefix}, reverse=True)
+        short = {len(p) for p in self.prefix if len(p) < 3}
+        by_start: dict[str, set[int]] = {}
+        for p in self.prefix:
+            if len(p) >= 3:
+                by_start.setdefault(p[:3], set()).add(len(p))
+        self.prefix_lengths_at = {start: tuple(sorted(n | short, reverse=True)) for start, n in by_start.items()}
+        """Per first three letters, the lengths of the prefixes a word starting so can have, longest
+        first: a prefix of three or more letters shares the word's first three, a shorter one is
+        always a candidate. The other lengths of :attr:`prefix_lengths` can find nothing there."""
+        self.short_prefix_lengths = tuple(sorted(short, reverse=True))
         self.starts = frozenset(w[:3] for w in (*self.exact, *self.prefix))
         """The first three letters of every term's first word (but infix ones): a word starting
         otherwise starts no term."""
+        langs_of: dict[str, list[str]] = {}
+        for lang, ctx in self.context.items():
+            for w in ctx.function:
+                langs_of.setdefault(w, []).append(lang)
+        self.function_langs = {w: tuple(langs) for w, langs in langs_of.items()}
+        """Per function word, the languages it is a function word of."""
         contexts = self.context.values()
         self.any_context = _Context(frozenset(w for c in contexts for w in c.strong),
                                     frozenset(w for c in contexts for w in c.veto),
@@ -248,7 +264,12 @@ class SpecialCategoryDetector(BaseDetector):
             last_end = hi
 
     def _in_window(self, window: bytes) -> Iterator[str]:
-        low = [window[a:b].decode("utf-8", "replace").casefold().replace(_APOSTROPHE, "'") for a, b in _WORDS(window)]
+        if window.isascii():  # decoded and folded once: ASCII offsets are character offsets
+            text = window.decode("ascii").lower()
+            low = [text[a:b] for a, b in _WORDS(window)]
+        else:
+            low = [window[a:b].decode("utf-8", "replace").casefold().replace(_APOSTROPHE, "'")
+                   for a, b in _WORDS(window)]
         folded = window.lower()
         infixes = [t for t in self._lex.infix if t.parts[0].text.encode() in folded]
         languages: frozenset[str] | None = None
@@ -264,7 +285,11 @@ class SpecialCategoryDetector(BaseDetector):
     def _languages(self, low: list[str]) -> frozenset[str]:
         """The lexicon languages the words most look like by their function words (all on a tie
         or when none occurs)."""
-        scores = {lang: sum(w in ctx.function for w in low) for lang, ctx in self._lex.context.items()}
+        scores = dict.fromkeys(self._lex.context, 0)
+        langs_of = self._lex.function_langs
+        for w in low:  # one lookup per word, whatever the number of languages
+            for lang in langs_of.get(w, ()):
+                scores[lang] += 1
         best = max(scores.values(), default=0)
         return frozenset(lang for lang, n in scores.items() if n == best)
 
@@ -272,7 +297,7 @@ class SpecialCategoryDetector(BaseDetector):
         lex = self._lex
         if word[:3] in lex.starts:
             yield from lex.exact.get(word, ())
-            for n in lex.prefix_lengths:
+            for n in lex.prefix_lengths_at.get(word[:3], lex.short_prefix_lengths):
                 if n <= len(word):
                     yield from lex.prefix.get(word[:n], ())
         for term in infixes:

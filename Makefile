@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= examples/router.yaml
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-unit test-integration test-faults lint demo demo-down bench eval clean
+.PHONY: help venv test test-unit test-integration test-faults lint demo demo-down report-demo bench eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,20 @@ demo: $(STAMP) ## start the local secured cluster and run the router demo on it 
 
 demo-down: $(STAMP) ## stop the demo's cluster and remove its state
 	$(BIN)/residency-router devcluster down
+
+REPORT_DIR ?= build/report
+report-demo: $(STAMP) ## run the demo, then write its evidence report to REPORT_DIR and a headless-chromium screenshot of its first screen (apt-get install chromium-headless-shell)
+	$(BIN)/residency-router demo --config $(CONFIG) $(DEMO_ARGS)
+	@state=$$($(BIN)/python -c 'from router.devtools.devcluster.launcher import default_state_dir; print(default_state_dir())'); \
+	work=$$(ls -td "$$state"/demo-*/ | head -1); \
+	cfg="$$work/operator.yaml"; [ -f "$$cfg" ] || cfg="$$work/router.yaml"; \
+	$(BIN)/residency-router report --config "$$cfg" --out $(REPORT_DIR); rc=$$?; [ $$rc -le 1 ] || exit $$rc; \
+	browser=$$(command -v chromium-headless-shell || command -v chromium) || \
+	  { echo "no headless browser for the screenshot: apt-get install chromium-headless-shell"; exit 1; }; \
+	$$browser --headless --no-sandbox --disable-gpu --enable-logging=stderr --v=0 --window-size=1280,900 \
+	  --screenshot=$(REPORT_DIR)/first-screen.png "file://$$(realpath $(REPORT_DIR))/report.html" 2>$(REPORT_DIR)/browser.log; \
+	if grep CONSOLE $(REPORT_DIR)/browser.log; then echo "the report page logged console messages"; exit 1; fi; \
+	echo "report: $(REPORT_DIR)/report.html; first screen: $(REPORT_DIR)/first-screen.png"; exit $$rc
 
 BENCH_ARGS ?= --profile
 bench: $(STAMP) ## micro-benchmarks, then the pipeline benchmark: per-stage table (bench_core.py), pipeline table, router/baseline last (own dev cluster unless ROUTER_BENCH_BOOTSTRAP)

@@ -50,8 +50,10 @@ def _source(kind: str, value: bytes | None, ingress: str | None) -> tuple[int, i
     if value is None:
         return None  # an erasure tombstone: its audit record carries the position
     if kind == "audit":
-        from router.audit.record import decode_audit  # noqa: PLC0415 - only the router mode needs it
+        from router.audit.record import decode_audit, is_placement_record  # noqa: PLC0415 - router mode only
 
+        if is_placement_record(value):
+            return None  # a placement snapshot: no event's position
         f = decode_audit(value).fields
         topic, partition, offset = f.source_topic, f.source_partition, f.source_offset
     elif kind == "quarantine":

@@ -469,7 +469,9 @@ def _summary(config: RouterConfig, props: Mapping[str, Any], start: Mapping[str,
             for m in msgs:
                 reasons[(t.jurisdiction, decode_quarantine(m.value()).reason)] += 1
         elif config.audit is not None and t.name == config.audit.topic:
-            audit_count = len(msgs)
+            from router.audit.record import is_placement_record  # noqa: PLC0415
+
+            audit_count = sum(not is_placement_record(m.value() or b"") for m in msgs)  # decisions, one per event
         elif msgs:
             total_routed += len(msgs)
             print(f"  {t.name:<44} {t.jurisdiction:<13} {len(msgs)}")

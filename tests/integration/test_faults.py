@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
+from router.audit.record import is_placement_record
 from tests.integration.router_env import RouterEnv, make_env, router_cmd
 from tests.integration.test_router_e2e import load_samples, run_router
 from tests.integration.test_router_resilience import _exactly_once
@@ -127,7 +128,7 @@ def test_sigkill_at_a_transaction_step_then_restart_is_exactly_once(
     first = _start(routers, env, fault=f"{step}:kill@2")
     first.wait_for_line(rf"^FAULT {step} #2 kill\b")
     assert first.wait(timeout=60) == -signal.SIGKILL, first.stderr[-2000:]
-    committed_before = len(read_topic(env.bootstrap, env.audit_topic))
+    committed_before = _audited(env)
     assert 0 < committed_before < n, "the kill must land after one commit and before the end"
     run_router(env, idle=8)
     _exactly_once(env, n)
@@ -163,7 +164,7 @@ def test_sigterm_mid_batch_finishes_the_transaction_and_exits_zero(
     os.kill(r.proc.pid, signal.SIGTERM)
     os.kill(r.proc.pid, signal.SIGCONT)
     assert r.wait(timeout=120) == 0, r.stderr[-2000:]
-    committed = len(read_topic(env.bootstrap, env.audit_topic))
+    committed = _audited(env)
     assert 0 < committed < n, "SIGTERM must stop the run before the end of the input"
     run_router(env, idle=8)
     _exactly_once(env, n)
@@ -261,7 +262,8 @@ def _set_pipeline(env: RouterEnv, **settings: Any) -> None:
 
 
 def _audited(env: RouterEnv) -> int:
-    return len(read_topic(env.bootstrap, env.audit_topic, timeout=30))
+    """Committed decisions (one audit record per input; the placement records not counted)."""
+    return sum(not is_placement_record(m.value()) for m in read_topic(env.bootstrap, env.audit_topic, timeout=30))
 
 
 def _wait_for_progress(env: RouterEnv, beyond: int, timeout: float = 120, router: RouterProcess | None = None) -> int:
@@ -376,6 +378,8 @@ def _positions_exactly_once(env: RouterEnv, ingress: list[str]) -> list[Any]:
     audited: Counter[tuple[str, int, int]] = Counter()
     decoded = []
     for _p, _o, value in audit_values:
+        if is_placement_record(value):
+            continue
         f = decode_audit(value).fields
         decoded.append(f)
         audited[(f.source_topic, f.source_partition, f.source_offset)] += 1
@@ -551,7 +555,8 @@ def test_a_partition_that_swallows_the_end_txn_answer_loses_and_duplicates_nothi
             time.sleep(0.2)
         # Seen around the proxies: the transaction whose answer is held did commit.
         deadline = time.monotonic() + 120
-        while len(read_topic(direct, env.audit_topic, timeout=30)) <= 1500:
+        while sum(not is_placement_record(m.value())
+                  for m in read_topic(direct, env.audit_topic, timeout=30)) <= 1500:
             assert time.monotonic() < deadline, "the held transaction never committed on the brokers"
             time.sleep(0.5)
         assert r.proc.poll() is None

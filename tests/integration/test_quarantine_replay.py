@@ -27,7 +27,7 @@ import pytest
 import yaml
 from confluent_kafka import Consumer, TopicPartition
 
-from router.audit.record import REPLAY_FORMAT_VERSION, decode_audit
+from router.audit.record import decode_audit, is_placement_record
 from router.envelope import Opener
 from router.keys.factory import build_jurisdiction_keys, build_public_keys
 from router.quarantine.record import decode_quarantine
@@ -117,9 +117,10 @@ def _routed(env: RouterEnv) -> dict[int, list[tuple[str, bytes]]]:
 
 
 def _replay_links(env: RouterEnv) -> list[Any]:
-    """The format-3 audit records (replayed quarantine records) in the audit topic."""
+    """The audit records of replayed quarantine records (with their replay link) in the audit topic."""
     values = [m.value() for m in read_topic(env.bootstrap, env.audit_topic)]
-    return [decode_audit(v) for v in values if v[:1] == bytes([REPLAY_FORMAT_VERSION << 1])]
+    decisions = [decode_audit(v) for v in values if not is_placement_record(v)]
+    return [r for r in decisions if r.replay is not None]
 
 
 def _assert_routed_exactly_once(q: dict[str, Any]) -> None:

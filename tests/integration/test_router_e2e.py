@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from router.audit.chain import verify_chain
-from router.audit.record import decode_audit
+from router.audit.record import decode_audit, is_placement_record
 from router.envelope import Opener
 from router.keys.factory import build_jurisdiction_keys, build_public_keys
 from router.quarantine.record import decode_quarantine
@@ -78,13 +78,14 @@ def collect(env: RouterEnv, client: dict[str, Any] | None = None) -> dict[str, A
             )
             quarantined.append((rec.source_partition, rec.source_offset, topic, rec.reason))
     audit = [(m.partition(), m.offset(), m.value()) for m in read_topic(env.bootstrap, env.audit_topic, client=client)]
+    decisions = [(p, o, v) for p, o, v in audit if not is_placement_record(v)]  # without the placement records
     audit_only = []  # bare tombstones: an audit record and nothing else
-    for _p, _o, value in audit:
+    for _p, _o, value in decisions:
         fields = decode_audit(value).fields
         if fields.decision == "audit_only":
             audit_only.append((fields.source_partition, fields.source_offset))
     return {"routed": routed, "quarantined": quarantined, "audit": audit, "plaintexts": plaintexts,
-            "audit_only": audit_only}
+            "audit_only": audit_only, "decisions": decisions}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def test_simulate_decides_every_record_as_run_did(routed_run: dict[str, Any], tm
     assert len(rows) == len(routed_run["records"])
     simulated = {routed_run["records"][row["line"] - 1].value: (row["reason"], row["topic"]) for row in rows}
     by_pos = {(m.partition(), m.offset()): m.value() for m in read_topic(env.bootstrap, env.ingress)}
-    for _p, _o, value in routed_run["audit"]:
+    for _p, _o, value in routed_run["decisions"]:
         fields = decode_audit(value).fields
         ran = (fields.reason, fields.destination_topic or None)
         assert simulated[by_pos[(fields.source_partition, fields.source_offset)]] == ran
@@ -172,11 +173,12 @@ def test_quarantine_carries_reason_codes(routed_run: dict[str, Any]) -> None:
 
 
 def test_one_intact_audit_record_per_input(routed_run: dict[str, Any]) -> None:
-    audit = routed_run["audit"]
-    assert len(audit) == N_EVENTS
+    audit, decisions = routed_run["audit"], routed_run["decisions"]
+    assert len(decisions) == N_EVENTS
     assert verify_chain(audit).ok
+    assert all(decode_audit(v).fields.placement_snapshot is not None for _, _, v in decisions)
     sources = Counter(
-        (decode_audit(v).fields.source_partition, decode_audit(v).fields.source_offset) for _, _, v in audit
+        (decode_audit(v).fields.source_partition, decode_audit(v).fields.source_offset) for _, _, v in decisions
     )
     assert set(sources) == routed_run["inputs"] and max(sources.values()) == 1
 

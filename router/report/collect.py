@@ -360,13 +360,14 @@ def _chains(verified: VerifyReport, excluded: Counter[ChainId], replays: set[Cha
     out = []
     for c in verified.sorted_chains():
         b = c.broken
-        replay = c.chain in replays or c.format_version == REPLAY_FORMAT_VERSION
+        replay = c.replay or c.chain in replays or c.format_version == REPLAY_FORMAT_VERSION
         out.append(ChainResult(
             c.chain.describe(), "replay" if replay else "router", c.partition,
             c.records, b is None, None if c.tail is None else c.tail.seq,
             None if c.tail is None else c.tail.hash.hex(),
             None if b is None else b.kind.value, None if b is None else b.partition,
-            None if b is None else b.offset, None if b is None else b.detail, excluded.get(c.chain, 0)))
+            None if b is None else b.offset, None if b is None else b.detail, excluded.get(c.chain, 0),
+            c.referenced, c.unreferenced))
     return tuple(out)
 
 

@@ -35,6 +35,11 @@ class ChainResult:
     break_detail: str | None = None
     excluded_records: int = 0
     """Records of this chain left out of every figure (the break and everything after it)."""
+    residency_proved: int = 0
+    """Decisions verified against the placement snapshot they name (format 4): the destination's
+    replicas sat in its jurisdiction, proved from the trail alone."""
+    residency_unproved: int = 0
+    """Decisions that name no snapshot (formats 1-3, or written without one): not a failure."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,10 +120,12 @@ def _sections(r: Report) -> list[str]:
         _table(("audit partition", "records", "chains", "broken chains", "state"),
                ((p.partition, p.records, p.chains, p.broken_chains, "ok" if p.ok else "BROKEN")
                 for p in r.partitions), numeric=(1, 2, 3)),
-        _table(("chain", "kind", "partition", "records", "verified tail seq", "state", "excluded"),
+        _table(("chain", "kind", "partition", "records", "verified tail seq", "state", "excluded",
+                "residency proved by snapshot", "no snapshot named"),
                ((c.chain, c.kind, c.partition, c.records, c.tail_seq,
-                 "ok" if c.ok else f"BROKEN: {c.break_kind} at offset {c.break_offset}", c.excluded_records)
-                for c in r.chains), numeric=(2, 3, 4, 6)),
+                 "ok" if c.ok else f"BROKEN: {c.break_kind} at offset {c.break_offset}", c.excluded_records,
+                 c.residency_proved, c.residency_unproved)
+                for c in r.chains), numeric=(2, 3, 4, 6, 7, 8)),
         "<h2>Events per jurisdiction of data</h2>",
         '<p class="muted">An event bound to several jurisdictions counts once in each.</p>',
         bar_chart(r.data_jurisdictions, "Events per data jurisdiction"),

@@ -363,3 +363,22 @@ def test_format_4_destination_jurisdiction_is_taken_from_the_record() -> None:
     c.decision(fields(0, dest="crm.eu.custom")._replace(destination_jurisdiction="eu"))
     r = collect(c.records, context())
     assert r.destination_jurisdictions.labels == ("eu",)
+
+
+def test_a_route_its_own_snapshot_shows_abroad_breaks_the_chain_and_is_excluded() -> None:
+    """audit verify proves residency from the snapshot a decision names: a route to crm.eu.contact[0]
+    naming a snapshot where that partition has a replica on a us broker breaks the chain there."""
+    good, bad = snapshot(violation=False), snapshot(violation=True)
+    c = V4Chain()
+    c.placement(good, T0)
+    c.decision(fields(0, at_ms=T0 + 1)._replace(destination_jurisdiction="eu", placement_snapshot=good.sha256))
+    c.placement(bad, T0 + 2)
+    c.decision(fields(1, at_ms=T0 + 3)._replace(destination_jurisdiction="eu", placement_snapshot=bad.sha256))
+    c.decision(fields(2, at_ms=T0 + 4)._replace(destination_jurisdiction="eu", placement_snapshot=good.sha256))
+    r = collect(c.records, context())
+    assert not r.ok
+    (chain,) = r.chains
+    assert (chain.break_kind, chain.break_offset, chain.excluded_records) == ("residency_violation", 3, 2)
+    assert chain.residency_proved == 1
+    assert r.decisions == 1
+    assert dict(r.by_decision) == {"route": 1}

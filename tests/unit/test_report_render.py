@@ -113,3 +113,23 @@ def test_an_empty_trail_renders() -> None:
     page = render_html(r)
     assert "no events" in page
     assert summary_csv(r) == ",".join(CSV_HEADER) + "\n"
+
+
+def test_page_lists_the_transfer_rule_the_snapshots_and_the_violation_window() -> None:
+    from tests.unit.test_report_collect import T0, V4Chain, snapshot
+
+    good, bad = snapshot(violation=False), snapshot(violation=True)
+    c = V4Chain()
+    c.placement(good, T0)
+    c.decision(fields(0, jurisdictions=("ch", "eu"), level="internal", categories=(), dest="crm.eu.contact")
+               ._replace(destination_jurisdiction="eu", placement_snapshot=good.sha256))
+    c.placement(bad, T0 + 2)
+    c.decision(fields(1, at_ms=T0 + 3, decision="quarantine", reason="PLACEMENT_VIOLATION", dest="quarantine.eu",
+                      verdict="violations: crm.eu.contact")
+               ._replace(destination_jurisdiction="eu", placement_snapshot=bad.sha256))
+    page = render_html(collect(c.records, context()))
+    assert "<td>ch-stays-in-ch-or-eu</td>" in page
+    assert f"<td>{bad.sha256.hex()[:16]}</td>" in page
+    assert "crm.eu.contact[0] on broker 3" in page
+    assert "Quarantined because of the window" in page
+    assert "crm.ingress[0]@1" in page

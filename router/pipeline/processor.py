@@ -29,8 +29,8 @@ the consumed offset.
   its tail was read back) holds another snapshot is preceded by a placement record of the current
   one, and every audit record references it (``placement_snapshot``), so `audit verify` can prove
   from the trail that each output's replicas sat in its jurisdiction. The snapshot is taken when
-  the batch starts; if it changes before the batch's records are built, the batch stalls and is
-  decided again (each record's reference matches the verdict it was decided under).
+  the batch starts; if it has changed once the batch is decided, the batch is decided again under
+  the new one (each record's reference matches the verdict it was decided under).
 """
 
 from __future__ import annotations
@@ -111,6 +111,9 @@ ChainTailsReader = Callable[[int, Sequence[tuple[str, int]]], Mapping[tuple[str 
 """(audit partition, sources placed in it) -> each source's committed chain tail (None: no record);
 e.g. :func:`router.audit.kafka.read_chain_tails`."""
 
+
+SNAPSHOT_ATTEMPTS = 3
+"""Times a batch is decided when the placement snapshot changes while it is (then it stalls)."""
 
 ENVELOPE_MARGIN = 16_384
 """Upper bound of what sealing and the quarantine wrapper add to a payload (header, proofs,
@@ -258,30 +261,44 @@ class RouterProcessor:
     def process(self, msgs: Sequence[Message]) -> list[OutRecord]:
         with telemetry.tracer.start_as_current_span("router.batch") as span:
             span.set_attribute("router.records", len(msgs))
-            self._batch_snapshot = self._snapshot_of() if self._snapshot_of is not None else None
-            if self.s.audit_jurisdiction is not None and not self.placement.permitted(
-                self.s.audit_topic, self.s.audit_jurisdiction
-            ):
-                raise StallError(
-                    f"audit topic {self.s.audit_topic} is not placed in {self.s.audit_jurisdiction}: "
-                    "no decision can be recorded safely"
-                )
-            for topic in {m.topic() for m in msgs}:
-                where = self.s.origin_jurisdiction(topic) if topic is not None else None
-                if topic is not None and where is not None and not self.placement.permitted(topic, where):
-                    raise StallError(
-                        f"ingress topic {topic} has a replica outside {where} (pipeline.ingress[].jurisdiction): "
-                        "its raw data must sit there; move the replica back"
-                    )
-            try:
-                pending = [self._pending(m) for m in msgs]
-                sealed = self._seal(pending)
-            except KeyUnavailable as err:
-                # A record whose jurisdiction's key is down cannot be sealed anywhere it may go, and
-                # its keyed digests cannot be computed: stall rather than write anything unsealed.
-                raise StallError(f"key unavailable: {err}") from err
+            for _attempt in range(SNAPSHOT_ATTEMPTS):
+                self._batch_snapshot = self._snapshot_of() if self._snapshot_of is not None else None
+                pending, sealed = self._decide_batch(msgs)
+                if self._snapshot_of is None or self._snapshot_of() == self._batch_snapshot:
+                    break
+                log.info("placement verdict changed while a batch was decided; deciding it again")
+            else:
+                raise StallError("the placement verdict kept changing while the batch was decided")
             trace = telemetry.trace_headers()
             return self._outputs(pending, sealed, trace)
+
+    def _decide_batch(
+        self, msgs: Sequence[Message]
+    ) -> tuple[list[_Pending], list[tuple[bytes, list[tuple[str, bytes]]] | None]]:
+        """Placement of the audit and ingress topics, then each record's decision, sealed. Touches
+        no chain: the batch can be decided again."""
+        if self.s.audit_jurisdiction is not None and not self.placement.permitted(
+            self.s.audit_topic, self.s.audit_jurisdiction
+        ):
+            raise StallError(
+                f"audit topic {self.s.audit_topic} is not placed in {self.s.audit_jurisdiction}: "
+                "no decision can be recorded safely"
+            )
+        for topic in {m.topic() for m in msgs}:
+            where = self.s.origin_jurisdiction(topic) if topic is not None else None
+            if topic is not None and where is not None and not self.placement.permitted(topic, where):
+                raise StallError(
+                    f"ingress topic {topic} has a replica outside {where} (pipeline.ingress[].jurisdiction): "
+                    "its raw data must sit there; move the replica back"
+                )
+        try:
+            pending = [self._pending(m) for m in msgs]
+            sealed = self._seal(pending)
+        except KeyUnavailable as err:
+            # A record whose jurisdiction's key is down cannot be sealed anywhere it may go, and
+            # its keyed digests cannot be computed: stall rather than write anything unsealed.
+            raise StallError(f"key unavailable: {err}") from err
+        return pending, sealed
 
     # -- steps -----------------------------------------------------------------------------
     def _pending(self, m: Message) -> _Pending:
@@ -440,9 +457,6 @@ class RouterProcessor:
         now_ms = int(time.time() * 1000)
         verdict = self.placement.verdict()
         snap = self._batch_snapshot
-        if self._snapshot_of is not None and self._snapshot_of() != snap:
-            raise StallError("the placement verdict changed while the batch was decided; deciding it again "
-                             "under the new one")
         snap_ref = snap.sha256 if snap is not None else None
         snapshot_of = self.chain.snapshot_of
         trace_id = next((v.decode() for k, v in trace if k == "traceparent"), None)

@@ -206,20 +206,48 @@ def test_an_aborted_placement_record_is_written_again() -> None:
     assert verify_chain(_trail(again)).ok
 
 
-def test_a_verdict_that_changes_while_a_batch_is_decided_stalls_it() -> None:
+def test_a_batch_decided_while_the_verdict_changed_is_decided_again_under_the_new_one() -> None:
+    cluster = Cluster()
+    proc, watch = _processor(cluster)
+    _batch(proc, 0, 0, 1)  # the chain holds the first snapshot
+    real_route = proc.evaluate
+    calls = []
+
+    def evaluate_then_move(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # the check that sees the move lands while the first record is decided
+            cluster.topics["crm.eu.contact"][0] = (1, 2, 5)
+            cluster.now += 6
+            watch.refresh()
+        return real_route(*args)
+
+    proc.evaluate = evaluate_then_move
+    audit = _batch(proc, 0, 1, 2)
+    assert len(calls) == 4  # two records, decided twice
+    assert [is_placement_record(v) for v in audit] == [True, False, False]
+    moved = decode_entry(audit[0])
+    assert isinstance(moved, PlacementRecord) and moved.snapshot.verdict == "violation"
+    for v in audit[1:]:
+        f = decode_audit(v).fields
+        assert (f.reason, f.placement_snapshot) == (ReasonCode.PLACEMENT_VIOLATION.value, moved.snapshot.sha256)
+
+
+def test_a_verdict_that_keeps_changing_stalls_the_batch() -> None:
     cluster = Cluster()
     proc, watch = _processor(cluster)
     real_route = proc.evaluate
+    moves = iter(range(10, 100))
 
     def evaluate_then_move(*args: Any) -> Any:
-        cluster.topics["crm.eu.contact"][0] = (1, 2, 5)
+        cluster.topics["crm.eu.contact"][0] = (1, 2, next(moves))  # another broker at every check
         cluster.now += 6
         watch.refresh()
         return real_route(*args)
 
     proc.evaluate = evaluate_then_move
-    with pytest.raises(StallError, match="placement verdict changed"):
+    with pytest.raises(StallError, match="kept changing"):
         _batch(proc, 0, 0, 1)
+    assert proc.chain.tail(("ingress", 0)) is None  # nothing was chained
 
 
 # -- verification against forged trails ------------------------------------------------------------

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
 
 from router.audit.chain import AuditChain, BreakKind, verify_chain
+from router.audit.kafka import scan_chain_tails
 from router.audit.record import (
     ZERO_HASH,
     AuditRecord,
@@ -26,6 +28,7 @@ from router.audit.record import (
     ReplayLink,
     canonical_bytes,
     chain_hash,
+    chain_key,
     chain_partition,
     decode_audit,
     decode_entry,
@@ -43,6 +46,7 @@ from router.placement.kafka import PlacementWatch
 from router.placement.model import ClusterSnapshot, canonical_json, jurisdictions_sha256, snapshot_content, verify
 from tests.unit.fake_kafka import FakeMessage
 from tests.unit.test_audit_record import fields, format1_records
+from tests.unit.test_audit_tails import TOPIC, FakeAuditPartition
 from tests.unit.test_pipeline_processor import DIGESTS, _keys, _route, settings
 
 pytestmark = pytest.mark.unit
@@ -436,3 +440,25 @@ def test_decode_audit_refuses_a_placement_record_and_decode_entry_reads_both() -
     with pytest.raises(NotADecisionRecord):
         decode_audit(trail[0])
     assert [decode_entry(v).kind for v in trail[:2]] == ["placement", "decision"]
+
+
+def test_tails_are_read_back_over_placement_records_and_the_chain_continues() -> None:
+    """A chain's placement records are links like any other: the tail reader decodes them, and a
+    chain whose last record is a placement record continues after it."""
+    part = FakeAuditPartition()
+    trail = _routed_trail()  # a placement record, then six decisions
+    for value in trail:
+        part.add(chain_key("ingress", 0), value)
+    last = decode_entry(trail[-1])
+    found = scan_chain_tails(part, TOPIC, 0, [("ingress", 0)], deadline=time.monotonic() + 30)
+    assert found == {("ingress", 0): (last.seq, last.hash)}
+
+    only = FakeAuditPartition()
+    only.add(chain_key("ingress", 0), trail[0])
+    first = decode_entry(trail[0])
+    tails = scan_chain_tails(only, TOPIC, 0, [("ingress", 0)], deadline=time.monotonic() + 30)
+    assert tails == {("ingress", 0): (first.seq, first.hash)}
+    chain = AuditChain(audit_partitions=3)
+    chain.set_tail(("ingress", 0), tails[("ingress", 0)])  # type: ignore[index]
+    after = chain.append_decision(("ingress", 0), fields(1, source_topic="ingress", source_partition=0))
+    assert verify_chain([(0, 0, trail[0]), (0, 1, after)]).ok

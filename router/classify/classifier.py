@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from hashlib import blake2b
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ class _FieldPlan:
     free_text: bool
     compound_name: bool
     """The built-in compound ``Name``: PII (and not scanned unless free text) when a mapping."""
+    found: dict[Detector, Finding]
+    """The finding of each detector that has hit in this field, made once (at most one per detector)."""
 
 
 class _EntityPlan:
@@ -104,15 +107,15 @@ class _EntityPlan:
         prompt = Finding(Category.PROPRIETARY_PROMPT, name, "prompt_field") if is_prompt else None
         free_text = key in self.free_text
         return _FieldPlan(info.level if info else None, catalog, prompt, free_text or info is None, free_text,
-                          compound)
+                          compound, {})
 
 
 _UNSCANNED = frozenset({int, float, bool})
 """Types of top-level values no detector reads (numbers inside JSON text are read as digits)."""
 
 
-def _finding_order(f: Finding) -> tuple[str, str, str]:
-    return (f.category.value, f.field, f.source)
+_finding_order = attrgetter("category", "field", "source")
+"""The order of findings: category, field, source (a :class:`Category` is the str of its value)."""
 
 
 def _json_container(text: str) -> Any:
@@ -369,8 +372,12 @@ class Classifier:
                 if scan.incomplete is None:
                     hits = scan.value(value)
                     if hits:
-                        sources = self._sources
-                        findings.update(Finding(d.category, name, sources[d]) for d in hits)
+                        found = fp.found
+                        for d in hits:
+                            finding = found.get(d)
+                            if finding is None:
+                                finding = found[d] = Finding(d.category, name, self._sources[d])
+                            findings.add(finding)
         for nulled in event.nulled_fields:
             # A compound's part ("MailingAddress.Street") counts for the compound field.
             name, dot, _ = nulled.partition(".")

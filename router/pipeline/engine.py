@@ -52,6 +52,7 @@ Fault points for tests: :mod:`router.pipeline.faults` (``ROUTER_FAULT``).
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import signal
 import threading
@@ -414,9 +415,12 @@ class TransactionalEngine:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop the loop cleanly (open transaction committed, clients closed)."""
+        """SIGTERM and SIGINT stop the loop cleanly (open transaction committed, clients closed);
+        SIGUSR1 writes every thread's stack to stderr and the router goes on (to see where a router
+        that makes no progress waits)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
 
     def run(
         self, *, max_idle_s: float | None = None, until: Callable[[EngineStats], bool] | None = None

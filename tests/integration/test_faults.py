@@ -266,6 +266,23 @@ def _audited(env: RouterEnv) -> int:
     return sum(not is_placement_record(m.value()) for m in read_topic(env.bootstrap, env.audit_topic, timeout=30))
 
 
+def _stacks(router: RouterProcess | None) -> str:
+    """Where a router that makes no progress waits: every thread's stack (SIGUSR1, written by
+    faulthandler to its stderr), for the failure message."""
+    if router is None or router.proc.poll() is not None:
+        return ""
+    before = len(router.lines)
+    os.kill(router.proc.pid, signal.SIGUSR1)
+    try:
+        router.wait_for_line(r"^(Current thread|Thread) 0x", timeout=10)
+    except AssertionError:
+        return "\n(no stack dump)"
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and len(router.lines) < before + 40:
+        time.sleep(0.1)  # the dump arrives in pieces; take what came within two seconds
+    return "\n-- stacks --\n" + "".join(router.lines[before:])[-8000:]
+
+
 def _wait_for_progress(env: RouterEnv, beyond: int, timeout: float = 120, router: RouterProcess | None = None) -> int:
     """Until more than ``beyond`` audit records are committed; returns how many."""
     deadline = time.monotonic() + timeout
@@ -275,7 +292,7 @@ def _wait_for_progress(env: RouterEnv, beyond: int, timeout: float = 120, router
             return now
         time.sleep(0.5)
     tail = router.stderr[-3000:] if router is not None else ""
-    raise AssertionError(f"no commit beyond {beyond} audit records in {timeout} s\n{tail}")
+    raise AssertionError(f"no commit beyond {beyond} audit records in {timeout} s\n{tail}{_stacks(router)}")
 
 
 @pytest.mark.faults

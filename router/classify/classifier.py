@@ -294,8 +294,8 @@ class Classifier:
             config.detectors, phone_regions=config.phone_regions, special=config.special_category.settings())
         self._scanner = Scanner(self.detectors)
         self.scan_min_length = self._scanner.min_length
-        self._memory = _TextMemory()
         """Strings shorter than this are not scanned: no enabled detector can match them."""
+        self._memory = _TextMemory()
         self._secret = next((d for d in self.detectors if d.category is Category.SECRET), None)
         self._prompt_detector = next((d for d in self.detectors if d.category is Category.PROPRIETARY_PROMPT), None)
         self._sources = {d: f"detector:{d.name}" for d in self.detectors}
@@ -329,6 +329,11 @@ class Classifier:
                 self._plans.clear()  # entity names come from events: keep the cache bounded
             self._plans[key] = plan
         return plan
+
+    def forget_texts(self) -> None:
+        """Empty the memory of scanned short strings (:class:`_TextMemory`), so that the next
+        events are scanned as if met for the first time; for measurements (``make eval``)."""
+        self._memory = _TextMemory()
 
     def classify(self, event: ChangeEvent) -> Classification:  # noqa: PLR0912, PLR0915 - one pass, inline
         """The classification of ``event``'s non-null fields in both images and its nulled fields."""

@@ -146,7 +146,8 @@ def _assert_routed_exactly_once(q: dict[str, Any]) -> None:
     assert verify.returncode == 0, verify.stdout[-3000:] + verify.stderr[-2000:]
     report = json.loads(verify.stdout)
     replay_chains = [c for c in report["chains"] if c["kind"] == "replay"]
-    assert sum(c["records"] for c in replay_chains) == N
+    assert sum(c["records"] - c["placement_records"] for c in replay_chains) == N, "one decision per replayed record"
+    assert all(c["placement_records"] >= 1 for c in replay_chains), "each replay chain holds its placement snapshot"
     assert {c["source_topic"] for c in replay_chains} == {q["qtopic"]}
 
 

@@ -72,3 +72,13 @@ def test_a_bind_failure_anywhere_in_a_log_is_found(tmp_path: Path) -> None:
     assert _port_taken(tmp_path / "missing.log", log)
     assert not _port_taken(clean, tmp_path / "missing.log")
     assert launcher.PortTakenError.__mro__[1] is DevClusterError
+
+
+def test_the_errors_a_node_logged_are_found_above_its_config_dump(tmp_path: Path) -> None:
+    from router.devtools.devcluster.launcher import _errors
+
+    log = tmp_path / "server.log"
+    log.write_text("[2026] INFO starting\n[2026] ERROR Exiting Kafka due to fatal exception\n"
+                   "java.lang.OutOfMemoryError: Java heap space\n" + "\tsome.setting = x\n" * 500)
+    found = _errors(log, tmp_path / "missing.log")
+    assert "ERROR Exiting Kafka" in found and "OutOfMemoryError" in found and "some.setting" not in found

@@ -300,6 +300,20 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _errors(*logs: Path, most: int = 20) -> str:
+    """The ERROR / FATAL / exception lines of a node's logs (Kafka prints its whole config last, so
+    a tail alone rarely shows why a node stopped)."""
+    found: list[str] = []
+    for path in logs:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found += [line for line in text.splitlines()
+                  if " ERROR " in line or " FATAL " in line or "Exception" in line or "Error:" in line]
+    return "\n".join(found[:most])
+
+
 PORT_ATTEMPTS = 3
 """Start-ups tried when a freely picked port is taken before a node binds it."""
 
@@ -727,8 +741,11 @@ class DevCluster:
                         f"again to pick other ports. Last lines of {log}:\n{text}",
                         detail,
                     )
+                errors = _errors(n.log_file, n.console_file)
                 raise DevClusterError(
-                    f"broker {n.node_id} (rack {n.rack}) exited during start-up. Last lines of {log}:\n{text}"
+                    f"broker {n.node_id} (rack {n.rack}) exited during start-up. "
+                    + (f"Errors it logged:\n{errors}\n" if errors else "")
+                    + f"Last lines of {log}:\n{text}"
                 )
 
     # -- one node (fault tests) ------------------------------------------------------------

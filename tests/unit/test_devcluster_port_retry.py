@@ -71,7 +71,7 @@ def test_a_bind_failure_anywhere_in_a_log_is_found(tmp_path: Path) -> None:
     clean.write_bytes(b"\tsome.setting = x\n" * 10)
     assert _port_taken(tmp_path / "missing.log", log)
     assert not _port_taken(clean, tmp_path / "missing.log")
-    assert launcher.PortTakenError.__mro__[1] is DevClusterError
+    assert issubclass(launcher.PortTakenError, DevClusterError)
 
 
 def test_the_errors_a_node_logged_are_found_above_its_config_dump(tmp_path: Path) -> None:
@@ -82,3 +82,11 @@ def test_the_errors_a_node_logged_are_found_above_its_config_dump(tmp_path: Path
                    "java.lang.OutOfMemoryError: Java heap space\n" + "\tsome.setting = x\n" * 500)
     found = _errors(log, tmp_path / "missing.log")
     assert "ERROR Exiting Kafka" in found and "OutOfMemoryError" in found and "some.setting" not in found
+
+
+def test_a_node_killed_without_a_word_is_tried_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from router.devtools.devcluster.launcher import SilentExitError
+
+    dc, flaky = _cluster(tmp_path, monkeypatch, [SilentExitError("m", "broker 3 died (killed by signal 9, SIGKILL)")])
+    assert dc.up(["eu-a"]) == "started"
+    assert len(flaky.calls) == 2

@@ -30,6 +30,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -300,6 +301,9 @@ def _tail(path: Path, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+_ERROR_LINE = re.compile(r"\b(ERROR|FATAL)\b|Exception|Error:|Out of Memory")
+
+
 def _errors(*logs: Path, most: int = 20) -> str:
     """The ERROR / FATAL / exception lines of a node's logs (Kafka prints its whole config last, so
     a tail alone rarely shows why a node stopped)."""
@@ -309,8 +313,7 @@ def _errors(*logs: Path, most: int = 20) -> str:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        found += [line for line in text.splitlines()
-                  if " ERROR " in line or " FATAL " in line or "Exception" in line or "Error:" in line]
+        found += [line for line in text.splitlines() if _ERROR_LINE.search(line)]
     return "\n".join(found[:most])
 
 
@@ -320,12 +323,37 @@ PORT_ATTEMPTS = 3
 _BIND_FAILURES = (b"Address already in use", b"BindException")
 
 
-class PortTakenError(DevClusterError):
-    """A node or proxy exited during start-up because a port it was given was taken."""
+class RetryableStartError(DevClusterError):
+    """A start-up that failed for a reason a new attempt can avoid (see :meth:`DevCluster.up`)."""
 
     def __init__(self, message: str, port_detail: str) -> None:
         super().__init__(message)
         self.port_detail = port_detail
+
+
+class PortTakenError(RetryableStartError):
+    """A node or proxy exited during start-up because a port it was given was taken."""
+
+
+class SilentExitError(RetryableStartError):
+    """A node died during start-up without logging any error (killed from outside, e.g. by the
+    kernel's out-of-memory killer on a loaded host)."""
+
+
+def _exit_status(pid: int) -> str:
+    """How a node we started ended (signal or exit code), if its status is still ours to collect."""
+    try:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        return ""
+    if wpid == 0:
+        return ""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return f" (killed by signal {sig}, {signal.Signals(sig).name})"
+    if os.WIFEXITED(status):
+        return f" (exit code {os.WEXITSTATUS(status)})"
+    return ""
 
 
 def _port_taken(*logs: Path) -> bool:
@@ -408,15 +436,16 @@ class DevCluster:
         ``admin`` always added) get a password and a client certificate each.
 
         Free ports are picked before the nodes bind them, so another process may take one in
-        between; a start-up that fails that way is retried on other ports (up to
-        :data:`PORT_ATTEMPTS` times) unless ``port_base`` fixed the ports.
+        between; a start-up that fails that way, or in which a node dies without logging any error
+        (killed from outside), is tried again on other ports (up to :data:`PORT_ATTEMPTS` times,
+        each retry logged) unless ``port_base`` fixed the ports.
         """
         attempt = 1
         while True:
             try:
                 return self._up_once(racks, heap_mb=heap_mb, port_base=port_base, timeout=timeout,
                                      offline=offline, proxy=proxy, secure=secure, principals=principals)
-            except PortTakenError as err:
+            except RetryableStartError as err:
                 if port_base is not None or attempt >= PORT_ATTEMPTS:
                     raise
                 log.warning("dev cluster start-up attempt %d: %s; retrying on other ports", attempt, err.port_detail)
@@ -742,6 +771,10 @@ class DevCluster:
                         detail,
                     )
                 errors = _errors(n.log_file, n.console_file)
+                if not errors:
+                    detail = (f"broker {n.node_id} (rack {n.rack}) exited during start-up without logging an error"
+                              f"{_exit_status(n.pid)}")
+                    raise SilentExitError(f"{detail}. Last lines of {log}:\n{text}", detail)
                 raise DevClusterError(
                     f"broker {n.node_id} (rack {n.rack}) exited during start-up. "
                     + (f"Errors it logged:\n{errors}\n" if errors else "")

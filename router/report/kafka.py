@@ -3,7 +3,8 @@
 The trail is read with :func:`router.audit.kafka.read_audit` (``read_committed``, from the beginning
 to the end each partition had when the read started), the reader ``audit verify`` uses. Topic
 retention comes from the cluster, never from the config: ``retention.ms`` and ``cleanup.policy``
-through the admin client's ``describe_configs``. A topic whose config cannot be read is reported
+through the admin client's ``describe_configs`` (:func:`router.topic_configs.describe_topic_configs`,
+which ``run``'s ingress retention check reads too). A topic whose config cannot be read is reported
 with the error (e.g. a missing DESCRIBE_CONFIGS grant), not left out.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from router.report.model import TopicRetention
+from router.topic_configs import describe_topic_configs
 
 
 def _retention_ms(value: str | None) -> int | None:
@@ -27,26 +29,18 @@ def _retention_ms(value: str | None) -> int | None:
 def topic_retention(props: Mapping[str, Any], topics: Iterable[str], *, timeout: float = 30.0,
                     admin: Any = None) -> dict[str, TopicRetention]:
     """``retention.ms`` and ``cleanup.policy`` of each of ``topics`` as the cluster reports them."""
-    from confluent_kafka.admin import ConfigResource, ResourceType  # noqa: PLC0415
-
     from router.kafka_read import admin_client  # noqa: PLC0415
 
     wanted = sorted(set(topics))
     if not wanted:
         return {}
     client = admin if admin is not None else admin_client(props)
-    futures = client.describe_configs([ConfigResource(ResourceType.TOPIC, t) for t in wanted],
-                                      request_timeout=timeout)
     out: dict[str, TopicRetention] = {}
-    for resource, future in futures.items():
-        topic = resource.name
-        try:
-            entries = future.result(timeout=timeout)
-        except Exception as err:  # any failure is reported for its topic, never raised
-            out[topic] = TopicRetention(topic, None, None, f"config not readable: {type(err).__name__}: {err}")
+    for topic, read in describe_topic_configs(client, wanted, ("retention.ms", "cleanup.policy"),
+                                              timeout=timeout).items():
+        if read.error is not None:
+            out[topic] = TopicRetention(topic, None, None, f"config not readable: {read.error}")
             continue
-        retention = entries.get("retention.ms")
-        cleanup = entries.get("cleanup.policy")
-        out[topic] = TopicRetention(topic, _retention_ms(retention.value if retention is not None else None),
-                                    cleanup.value if cleanup is not None else None)
+        out[topic] = TopicRetention(topic, _retention_ms(read.values.get("retention.ms")),
+                                    read.values.get("cleanup.policy"))
     return out

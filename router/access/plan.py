@@ -11,8 +11,9 @@ type, pattern type, resource name). Every binding is ALLOW from any host (``*``)
   configured quarantine topics (``quarantine replay``); DESCRIBE and WRITE on the TransactionalId
   prefix ``<pipeline.transactional_id_prefix>-`` (PREFIXED: each instance's id is
   ``<prefix>-<instance>``, a replay's ``<prefix>-replay-<j>``);
-  DESCRIBE_CONFIGS on every configured topic (``max.message.bytes`` at start-up) and DESCRIBE on the
-  cluster (``describe_acls`` for the start-up ACL check). Placement needs nothing more:
+  DESCRIBE_CONFIGS on every configured topic (``max.message.bytes`` at start-up) and ingress topic
+  (its retention settings at start-up) and DESCRIBE on the cluster (``describe_acls`` for the
+  start-up ACL check). Placement needs nothing more:
   ``describe_topics`` needs DESCRIBE on each topic, which READ or WRITE on it implies, and a broker
   answers ``describe_cluster`` (brokers and racks) to any authenticated client.
 - **connectors** write their ingress topics (LITERAL).
@@ -255,6 +256,10 @@ def _router(access: AccessConfig, config: RouterConfig, layout: Layout) -> Itera
         yield r.allow(Operation.READ, _T, topic, why="quarantine replay reads it (group <group_id>.replay.<j>)")
     for t in config.topics:
         yield r.allow(Operation.DESCRIBE_CONFIGS, _T, t.name, why="reads max.message.bytes at start-up")
+    for topic in layout.ingress:
+        if topic not in configured:
+            yield r.allow(Operation.DESCRIBE_CONFIGS, _T, topic,
+                          why="reads the ingress topic's retention.ms, segment.ms and cleanup.policy at start-up")
     for op in (Operation.DESCRIBE, Operation.WRITE):
         yield r.allow(op, ResourceType.TRANSACTIONAL_ID, f"{pipe.transactional_id_prefix}-", prefixed=True,
                       why="each instance's transactional.id is <prefix>-<instance id>")

@@ -5,8 +5,9 @@ router needs; a configured topic or an ingress topic is out of place (every viol
 ingress topic holds raw data and must sit in its declared jurisdiction); with an ``access``
 section, a live ACL lets a principal outside the plan reach a jurisdiction's topics or the ACLs
 cannot be read (:func:`router.access.kafka.check_startup`; ``access.on_excess_grant: warn`` only
-warns); the audit trail records a chain placement the audit topic cannot hold (see
-:func:`audit_placement`); a key cannot be loaded.
+warns); an ingress topic may keep records longer than its ``max_retention`` or its config cannot be
+read (:mod:`router.pipeline.ingress_retention`); the audit trail records a chain placement the
+audit topic cannot hold (see :func:`audit_placement`); a key cannot be loaded.
 
 Audit chains are one per ingress partition (one writer each) and may share audit partitions, so
 the audit topic needs no particular partition count, and ingress partitions or topics added later
@@ -216,6 +217,7 @@ class RouterApp:
         from router.envelope import Sealer  # noqa: PLC0415
         from router.keys.digest import DigestKeys  # noqa: PLC0415
         from router.keys.factory import build_dek_manager, build_jurisdiction_keys, build_signer  # noqa: PLC0415
+        from router.pipeline.ingress_retention import check_startup as check_ingress_retention  # noqa: PLC0415
         from router.pipeline.processor import RouterProcessor, RouterSettings  # noqa: PLC0415
         from router.placement.kafka import PlacementWatch, admin_for, check_startup  # noqa: PLC0415
         from router.placement.model import jurisdictions_sha256  # noqa: PLC0415
@@ -241,6 +243,8 @@ class RouterApp:
                 f"the audit topic {audit.topic!r} must be listed under 'topics' (jurisdiction "
                 f"{audit.jurisdiction}) so that its placement is checked"
             )
+        # raw CDC sits in clear on the ingress topics: each must keep it no longer than its max_retention
+        check_ingress_retention(pipe, admin)
         audit_partitions = audit_placement(
             audit.topic, len(audit_topic_placement.partitions), read_recorded_placements(self.client_props, audit.topic)
         )

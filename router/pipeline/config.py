@@ -1,18 +1,22 @@
 """The ``pipeline:`` config section: consumer group, transactions, batching, failure policies.
 
 Each ``pipeline.ingress[]`` entry names a topic, the jurisdiction its raw data may sit in, whether
-its writers are restricted (``trusted``) and its decoder. Decoder options are validated per decoder
+its writers are restricted (``trusted``), its decoder and how long the topic may keep records
+(``max_retention``: the raw CDC there is in clear). Decoder options are validated per decoder
 when the config loads (:data:`DECODER_OPTIONS`); :meth:`IngressConfig.decoder_options` hands them to
 ``router.ingest.decoder_for`` as constructor keyword arguments.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from router.config.base import ClusterConfig, JurisdictionName, StrictModel
@@ -27,6 +31,41 @@ PRODUCER_DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
 """librdkafka's default ``message.max.bytes``, in force unless a cluster's ``client`` sets it."""
 
 _Text = Annotated[str, Field(min_length=1)]
+
+DEFAULT_MAX_RETENTION = timedelta(hours=6)
+"""``pipeline.ingress[].max_retention`` when the entry does not set it."""
+
+_DURATION = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d*)?$")
+_DURATION_FORMS = "a duration with a unit (6h, 90m, 3600s, 500ms, 2d) or in ISO 8601 (PT6H)"
+_NOT_POSITIVE = "must be positive: it bounds how long the ingress topic keeps records"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A config duration: a :class:`~datetime.timedelta`, ``<number><unit>`` with unit ``ms``, ``s``,
+    ``m``, ``h`` or ``d`` (``6h``, ``90m``, ``1.5h``), or what pydantic reads as a timedelta from a
+    string (ISO 8601 ``PT6H``, ``6:00:00``). A bare number is refused (raises ValueError): the
+    config's other durations are numbers of seconds (``*_s``) or milliseconds (``*_ms``, and Kafka's
+    ``retention.ms``), so a number without its unit could mean either."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str) and not _NUMBER.match(value.strip()):
+        text = value.strip()
+        if (m := _DURATION.match(text)) is not None:
+            try:
+                return timedelta(microseconds=int(Decimal(m[1]) * _UNIT_MS[m[2]] * 1000))
+            except OverflowError:
+                raise ValueError("is longer than a duration can be (999999999 days)") from None
+        try:
+            return TypeAdapter(timedelta).validate_python(text)
+        except ValidationError:
+            pass
+    if isinstance(value, int | float | str) and not isinstance(value, bool) and _NUMBER.match(str(value).strip()):
+        if Decimal(str(value).strip()) <= 0:
+            raise ValueError(_NOT_POSITIVE)
+        raise ValueError(f"needs a unit: {_DURATION_FORMS}; a bare number could mean seconds or milliseconds")
+    raise ValueError(f"must be {_DURATION_FORMS}")
 
 
 class DecoderOptions(StrictModel):
@@ -144,6 +183,31 @@ class IngressConfig(StrictModel):
         description="the decoder's options, checked against its model in DECODER_OPTIONS (e.g. generic-json's "
         "field mapping); holds only the options the user set",
     )
+    max_retention: timedelta = Field(
+        default=DEFAULT_MAX_RETENTION,
+        description="the longest the topic may keep a record (its raw CDC is in clear there): `run` refuses to "
+        "start while the topic's retention.ms is larger or unlimited, its segment.ms larger, or its cleanup.policy "
+        "compacts; `topics create` creates the topic with retention.ms set to it. 6h, 90m, 3600s, 2d or PT6H",
+    )
+
+    @field_validator("max_retention", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> timedelta:
+        return parse_duration(v)
+
+    @field_validator("max_retention")
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError(_NOT_POSITIVE)
+        if v < timedelta(milliseconds=1):
+            raise ValueError("must be at least 1ms (Kafka's retention.ms counts whole milliseconds)")
+        return v
+
+    @property
+    def max_retention_ms(self) -> int:
+        """``max_retention`` in whole milliseconds, the unit of Kafka's ``retention.ms``."""
+        return self.max_retention // timedelta(milliseconds=1)
 
     @field_validator("options", mode="before")
     @classmethod

@@ -394,16 +394,24 @@ class CreateOutcome:
 def create_topics(config: RouterConfig, admin: Any, *, timeout: float = DEFAULT_TIMEOUT_S) -> list[CreateOutcome]:
     """Create every configured topic that does not exist, replicas only on its jurisdiction's brokers.
 
-    Checks that every jurisdiction has enough brokers before creating anything; existing topics
-    are left as they are (the caller verifies them). Raises :class:`PlacementError` when a
-    jurisdiction has fewer live brokers than a topic's replication factor.
+    An ingress topic (listed under ``topics`` too) is created with ``retention.ms`` set to its
+    ``pipeline.ingress[].max_retention``, ``cleanup.policy=delete`` and a ``segment.ms`` within the
+    bound (:func:`router.pipeline.ingress_retention.ingress_topic_settings`). Checks that every
+    jurisdiction has enough brokers before creating anything; existing topics are left as they are
+    (the caller verifies them). Raises :class:`PlacementError` when a jurisdiction has fewer live
+    brokers than a topic's replication factor.
     """
+    from router.pipeline.ingress_retention import bounds_of, ingress_topic_settings  # noqa: PLC0415
+
     snap = snapshot(admin, requirements_of(config), timeout=timeout)
     plans = _plan_missing(config, snap)
+    bounds = bounds_of(config.pipeline)
     outcomes: list[CreateOutcome] = []
     if plans:
         futures = admin.create_topics(
-            [NewTopic(name, num_partitions=len(a), replica_assignment=a) for name, a in plans.items()],
+            [NewTopic(name, num_partitions=len(a), replica_assignment=a,
+                      config=ingress_topic_settings(bounds[name].bound_ms) if name in bounds else {})
+             for name, a in plans.items()],
             request_timeout=timeout)
         for name, future in futures.items():
             try:

@@ -49,6 +49,7 @@ def test_router_reads_ingress_and_its_groups_writes_only_its_outputs(example_pla
         ("DESCRIBE", "GROUP", "PREFIXED", "residency-router-replay-dry-run-"),
         *{("WRITE", "TOPIC", "LITERAL", t) for t in ALL_CONFIGURED},
         *{("DESCRIBE_CONFIGS", "TOPIC", "LITERAL", t) for t in ALL_CONFIGURED},
+        ("DESCRIBE_CONFIGS", "TOPIC", "LITERAL", "crm.ingress"),  # its retention, checked at start-up
     }
     assert rows_of(example_plan, "User:router") == expected
 

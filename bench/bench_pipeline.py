@@ -112,6 +112,10 @@ def ingress_brokers(bootstrap: str, config: Path) -> list[int]:
     return sorted(n.id for n in nodes if cfg.jurisdiction_of_rack(n.rack) == want)
 
 
+INGRESS_TOPIC_CONFIG = {"retention.ms": "3600000", "segment.ms": "600000", "cleanup.policy": "delete"}
+"""Within the default ``pipeline.ingress[].max_retention`` (6h), which ``run`` checks on its ingress topics."""
+
+
 class Topics:
     """Creates uuid-named topics and deletes every one of them at the end."""
 
@@ -127,9 +131,9 @@ class Topics:
         if self.brokers:
             rf = min(self.rf, len(self.brokers))
             plan = [[self.brokers[(p + r) % len(self.brokers)] for r in range(rf)] for p in range(self.partitions)]
-            new = NewTopic(name, num_partitions=len(plan), replica_assignment=plan)
+            new = NewTopic(name, num_partitions=len(plan), replica_assignment=plan, config=dict(INGRESS_TOPIC_CONFIG))
         else:
-            new = NewTopic(name, self.partitions, self.rf)
+            new = NewTopic(name, self.partitions, self.rf, config=dict(INGRESS_TOPIC_CONFIG))
         self.admin.create_topics([new], request_timeout=30)[name].result()
         self.created.append(name)
         deadline = time.monotonic() + 30

@@ -78,6 +78,8 @@ class TokenSource:
     """The common part: caching, the ``oauth_cb`` protocol, remembering and logging failures."""
 
     setting = "security.sasl"
+    always_fetch = False
+    """True for a source whose every call must fetch (a file another agent rewrites)."""
 
     def __init__(self, *, principal_claim: str = "sub", clock: Callable[[], float] = time.time) -> None:
         self._principal_claim = principal_claim
@@ -92,35 +94,24 @@ class TokenSource:
         raise NotImplementedError
 
     def token(self) -> tuple[str, float, str]:
-        """A token with more than half its lifetime left: ``(token, exp epoch s, principal)``."""
+        """A token with more than half its lifetime left: ``(token, exp epoch s, principal)``.
+
+        When a new token cannot be had but the current one is still valid, the current one is
+        returned (a client created during an outage connects); the failure is kept in
+        :attr:`last_error` either way, until a token is obtained again."""
         with self._lock:
             now = self._clock()
-            if self._cached is not None:
+            if self._cached is not None and not self.always_fetch:
                 token, exp, principal, issued = self._cached
                 if exp - now > max(MIN_LIFETIME_S, (exp - issued) * REUSE_FRACTION):
                     return token, exp, principal
             try:
-                token = self._fetch()
-                claims = jwt_claims(token)
-                exp = float(claims["exp"])
+                token, exp, claims = self._obtain(now)
             except TokenUnavailable as err:
                 self._failed(err)
+                if self._cached is not None and self._cached[1] - now > MIN_LIFETIME_S:
+                    return self._cached[0], self._cached[1], self._cached[2]
                 raise
-            except (ValueError, KeyError, TypeError) as err:
-                failure = TokenUnavailable(
-                    f"the token obtained for {self.setting} is not a JWT with an 'exp' claim ({type(err).__name__})",
-                    setting=self.setting, retriable=False,
-                )
-                self._failed(failure)
-                raise failure from None
-            if exp - now < MIN_LIFETIME_S:
-                failure = TokenUnavailable(
-                    f"the token obtained for {self.setting} has expired (exp {exp:.0f}, now {now:.0f}); "
-                    "whatever writes or issues it must renew it",
-                    setting=self.setting, retriable=True,
-                )
-                self._failed(failure)
-                raise failure
             principal = str(claims.get(self._principal_claim) or claims.get("sub") or "unknown")
             self._cached = (token, exp, principal, now)
             self.fetched += 1
@@ -129,9 +120,29 @@ class TokenSource:
             self.last_error = None
             return token, exp, principal
 
+    def _obtain(self, now: float) -> tuple[str, float, dict[str, Any]]:
+        """A new token, its expiry and its claims; TokenUnavailable when it cannot be had or is unusable."""
+        token = self._fetch()
+        try:
+            claims = jwt_claims(token)
+            exp = float(claims["exp"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise TokenUnavailable(
+                f"{self.setting}: the token obtained is not a JWT with an 'exp' claim ({type(err).__name__})",
+                setting=self.setting, retriable=False,
+            ) from None
+        if exp - now < MIN_LIFETIME_S:
+            raise TokenUnavailable(
+                f"{self.setting}: the token obtained has expired (exp {exp:.0f}, now {now:.0f}); whatever "
+                "writes or issues it must renew it",
+                setting=self.setting, retriable=True,
+            )
+        return token, exp, claims
+
     def _failed(self, err: TokenUnavailable) -> None:
         if self.last_error is None or str(self.last_error) != str(err):
-            log.error("no OAUTHBEARER token: %s", err)
+            kind = "retried about every 10 s" if err.retriable else "not retriable"
+            log.error("no OAUTHBEARER token (%s): %s", kind, err)
         self.last_error = err
 
     def __call__(self, _oauthbearer_config: str | None = None) -> tuple[str, float, str]:
@@ -139,11 +150,28 @@ class TokenSource:
         return self.token()
 
 
+def _retriable_http() -> tuple[type[Exception], ...]:
+    """OpenBao answers that may succeed when asked again (5xx, sealed, rate-limited)."""
+    import hvac.exceptions  # noqa: PLC0415
+
+    e = hvac.exceptions
+    return (e.InternalServerError, e.VaultDown, e.BadGateway, e.RateLimitExceeded, e.VaultNotInitialized)
+
+
+def _rehome(text: str, setting: str) -> str:
+    """An AppRole error of :mod:`router.keys.approle` (written for ``keys.providers``) naming ``setting``."""
+    return text.replace("keys.providers.<name>.", f"{setting}.")
+
+
 class OpenBaoIdentityTokens(TokenSource):
     """Identity tokens of OIDC role ``role`` from OpenBao, logged in with AppRole.
 
     ``session`` is a :class:`router.keys.openbao.OpenBaoSession` (TLS verification, AppRole login,
-    token renewal). ``setting`` is the config path named in errors.
+    token renewal by its :class:`~router.keys.approle.TokenKeeper`); its errors are mapped here, so
+    messages name ``setting`` (the config path, e.g. ``clusters.default.security.sasl.openbao``) and
+    never a key provider. Retriable: OpenBao unreachable, slow, sealed or failing (5xx). Not
+    retriable: the AppRole login refused or its files unusable, the policy refusing the role, no such
+    role, a malformed answer.
     """
 
     def __init__(
@@ -163,37 +191,77 @@ class OpenBaoIdentityTokens(TokenSource):
     def __repr__(self) -> str:
         return f"OpenBaoIdentityTokens(url={self._session.url!r}, role={self.role!r})"
 
-    def _fetch(self) -> str:
-        from router.keys.errors import KeyUnavailable  # noqa: PLC0415 - keys imports config
+    def _unavailable(self, what: str, *, retriable: bool) -> TokenUnavailable:
+        then = (
+            "librdkafka asks again about every 10 s and the clients resume once OpenBao answers"
+            if retriable else "fix it and start the router again"
+        )
+        return TokenUnavailable(f"{self.setting}: {what}; {then}", setting=self.setting, retriable=retriable)
 
-        path = f"identity/oidc/token/{self.role}"
+    def _fetch(self) -> str:
+        import hvac.exceptions  # noqa: PLC0415 - only for a cluster that uses OpenBao tokens
+        import requests  # noqa: PLC0415
+
+        session, path, url = self._session, f"identity/oidc/token/{self.role}", self._session.url
         try:
-            resp = self._session.call(lambda c: c.read(path), path, None)
-        except KeyUnavailable as err:
-            hint = (
-                f"check {self.setting}.approle (role id and secret id files) and that the AppRole's policy "
-                f"may read {path}" if not err.retriable
-                else f"the token is fetched again when OpenBao answers; check {self.setting}.address and ca_file"
-            )
-            raise TokenUnavailable(
-                f"OpenBao could not issue a token of OIDC role {self.role!r}: {err}; {hint}",
-                setting=self.setting, retriable=err.retriable,
+            session.keeper.ensure()
+            try:
+                resp = session.client.read(path)
+            except hvac.exceptions.Forbidden:
+                if not session.keeper.relogin():
+                    raise
+                resp = session.client.read(path)
+        except (requests.Timeout, requests.ConnectionError) as err:
+            raise self._unavailable(
+                f"OpenBao at {url} is unreachable, slow or failed TLS verification ({type(err).__name__}); check "
+                f"{self.setting}.address and {self.setting}.ca_file if it persists", retriable=True,
+            ) from None
+        except _retriable_http() as err:
+            raise self._unavailable(f"OpenBao at {url} failed ({type(err).__name__})", retriable=True) from None
+        except hvac.exceptions.Forbidden:
+            raise self._unavailable(
+                f"OpenBao at {url} refused to issue a token of OIDC role {self.role!r} (permission denied): the "
+                f"policy of the AppRole in {self.setting}.approle must allow read on {path}, and {self.setting}.role "
+                "must be this client's role", retriable=False,
+            ) from None
+        except (hvac.exceptions.InvalidPath, hvac.exceptions.InvalidRequest) as err:
+            raise self._unavailable(
+                f"OpenBao at {url} has no identity OIDC role {self.role!r} or refused the request "
+                f"({type(err).__name__}): check {self.setting}.role", retriable=False,
+            ) from None
+        except hvac.exceptions.VaultError as err:
+            raise self._unavailable(f"OpenBao at {url} refused the request ({type(err).__name__})",
+                                    retriable=False) from None
+        except requests.RequestException as err:
+            raise self._unavailable(f"the request to OpenBao at {url} failed ({type(err).__name__})",
+                                    retriable=True) from None
+        except RouterError as err:  # AppRole: files unusable, login refused, wrapped secret id spent
+            raise self._unavailable(
+                f"the AppRole login to OpenBao at {url} failed: {_rehome(str(err), self.setting)}", retriable=False,
+            ) from None
+        except OSError as err:  # e.g. the CA file is gone
+            raise self._unavailable(
+                f"the connection to OpenBao at {url} could not be set up ({type(err).__name__}): check "
+                f"{self.setting}.ca_file", retriable=False,
             ) from None
         try:
             token = resp["data"]["token"]
         except (KeyError, TypeError):
-            raise TokenUnavailable(
-                f"OpenBao's answer for {path} holds no token (is {self.role!r} an identity OIDC role?)",
-                setting=self.setting, retriable=False,
-            ) from None
+            token = None
         if not isinstance(token, str) or not token:
-            raise TokenUnavailable(f"OpenBao's answer for {path} holds no token", setting=self.setting,
-                                   retriable=False)
+            raise self._unavailable(
+                f"OpenBao's answer for {path} holds no token (is {self.role!r} an identity OIDC role?)",
+                retriable=False,
+            )
         return token
 
 
 class FileTokens(TokenSource):
-    """A token read from ``path`` at every refresh (kept fresh by another agent)."""
+    """A token read from ``path`` at every refresh (kept fresh by another agent).
+
+    The file must be private (mode 600 or stricter). A missing, empty or expired token is retriable
+    (the agent may write a fresh one); a file that is not a JWT, or readable by others, is not.
+    """
 
     def __init__(
         self, path: Path, *, setting: str = "security.sasl.token_file", principal_claim: str = "sub",
@@ -203,21 +271,19 @@ class FileTokens(TokenSource):
         self.path = path
         self.setting = setting
 
+    always_fetch = True  # the agent may have replaced the file: always read it
+
     def __repr__(self) -> str:
         return f"FileTokens(path={str(self.path)!r})"
 
-    def token(self) -> tuple[str, float, str]:
-        with self._lock:
-            self._cached = None  # the agent may have replaced the file: always read it
-        return super().token()
-
     def _fetch(self) -> str:
-        from router.config.security import read_config_file  # noqa: PLC0415 - config imports this module
+        from router.config.files import read_config_file  # noqa: PLC0415 - config imports this module
 
         try:
             raw = read_config_file(self.path, self.setting, private=True)
         except RouterError as err:
-            raise TokenUnavailable(str(err), setting=self.setting, retriable=True) from None
+            exists = self.path.is_file()
+            raise TokenUnavailable(str(err), setting=self.setting, retriable=not exists) from None
         try:
             text = raw.decode("ascii").strip()
         except UnicodeDecodeError:
@@ -226,7 +292,6 @@ class FileTokens(TokenSource):
         if not text:
             raise TokenUnavailable(f"{self.setting}: {self.path} is empty", setting=self.setting, retriable=True)
         return text
-
 
 _shared: dict[Hashable, TokenSource] = {}
 _shared_lock = threading.Lock()
@@ -245,3 +310,9 @@ def failures() -> list[TokenUnavailable]:
     """The current failure of every shared source that has one (for readiness and start-up errors)."""
     with _shared_lock:
         return [s.last_error for s in _shared.values() if s.last_error is not None]
+
+
+def reset() -> None:
+    """Forget every shared source (for tests: a process keeps its sources for its lifetime)."""
+    with _shared_lock:
+        _shared.clear()

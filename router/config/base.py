@@ -10,7 +10,7 @@ no circle.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -73,9 +73,11 @@ class ClusterConfig(StrictModel):
             )
         return self
 
-    def client_properties(self, name: str = "default") -> dict[str, str]:
+    def client_properties(self, name: str = "default") -> dict[str, Any]:
         """All librdkafka properties of every client of this cluster (``clusters.<name>``), credentials
-        read now and revealed for the client only.
+        read now and revealed for the client only. Values are strings, except ``oauth_cb`` (an
+        OAUTHBEARER token source, a callable shared by every client of the process): never print,
+        log or serialise the properties.
 
         Every Kafka client the router builds takes its properties from here. Raises
         :class:`~router.errors.ConfigError` naming the setting when the connection would be

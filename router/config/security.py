@@ -33,10 +33,9 @@ import contextlib
 import logging
 import os
 import re
-import stat
 import threading
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -51,7 +50,12 @@ from pydantic import (
     model_validator,
 )
 
+from router.config.files import read_config_file
+from router.config.openbao import AppRoleConfig, require_https
 from router.errors import ConfigError
+
+if TYPE_CHECKING:
+    from router.auth.tokens import TokenSource, TokenUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -137,23 +141,100 @@ class ScramConfig(_Strict):
         return v
 
 
+def _url_https(v: str) -> str:
+    parts = urlsplit(v)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ValueError("must be an https:// URL (http:// only for a loopback host)")
+    return v
+
+
+class OpenBaoTokenConfig(_Strict):
+    """``sasl.openbao``: identity tokens of one OIDC role, read from OpenBao after an AppRole login.
+
+    The TLS rules are the key providers' (:mod:`router.config.openbao`): ``https://`` only, verified
+    against ``ca_file`` (absent: the system CAs), ``http://`` only with ``allow_insecure_dev: true``
+    (logged as a warning). ``principal_claim`` names the claim the client reports as its principal
+    (the brokers take theirs from ``sasl.oauthbearer.sub.claim.name``)."""
+
+    address: str = Field(pattern=r"^https?://[^\s]+$", description="OpenBao's URL, e.g. https://bao.eu.internal:8200")
+    ca_file: ConfigPath | None = Field(default=None, description="PEM CA bundle OpenBao's certificate must chain to")
+    role: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$", description="the identity OIDC role to read")
+    approle: AppRoleConfig
+    principal_claim: str = Field(default="sub", min_length=1)
+    allow_insecure_dev: bool = Field(default=False, description="development only: permit http:// (logged)")
+
+    @model_validator(mode="after")
+    def _https_only(self) -> OpenBaoTokenConfig:
+        try:
+            require_https(self.address, allow_insecure_dev=self.allow_insecure_dev)
+        except ValueError as err:
+            raise ValueError(f"address {err}") from None
+        return self
+
+    @field_validator("approle")
+    @classmethod
+    def _approle_files_relative_to_config(cls, v: AppRoleConfig, info: ValidationInfo) -> AppRoleConfig:
+        # AppRoleConfig is shared with keys.providers (plain paths); here, like every file of security,
+        # a relative path is relative to the config file's directory.
+        return v.model_copy(update={"role_id_file": _resolve_path(v.role_id_file, info),
+                                    "secret_id_file": _resolve_path(v.secret_id_file, info)})
+
+
+_OIDC_FIELDS = ("token_endpoint_url", "client_id", "client_secret")
+
+
 class OAuthBearerConfig(_Strict):
-    """SASL/OAUTHBEARER with the OIDC client-credentials flow librdkafka runs itself."""
+    """SASL/OAUTHBEARER from exactly one token source:
+
+    - ``openbao``: the router fetches identity tokens from OpenBao itself (``oauth_cb``);
+    - ``token_file``: a JWT another agent keeps fresh in a private file (read at every refresh);
+    - ``token_endpoint_url`` + ``client_id`` + ``client_secret`` (+ ``scope``): the OIDC
+      client-credentials flow librdkafka runs itself.
+    """
 
     mechanism: Literal["OAUTHBEARER"]
-    token_endpoint_url: str = Field(min_length=1, description="the identity provider's token endpoint (https)")
-    client_id: str = Field(min_length=1)
-    client_secret: Secret
+    token_endpoint_url: str | None = Field(
+        default=None, min_length=1, description="the identity provider's token endpoint (https)")
+    client_id: str | None = Field(default=None, min_length=1)
+    client_secret: Secret | None = None
     scope: str | None = Field(default=None, min_length=1)
+    openbao: OpenBaoTokenConfig | None = None
+    token_file: ConfigPath | None = Field(default=None, description="a JWT kept fresh by another agent (mode 600)")
 
     @field_validator("token_endpoint_url")
     @classmethod
-    def _https(cls, v: str) -> str:
-        parts = urlsplit(v)
-        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-        if not parts.hostname or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
-            raise ValueError("must be an https:// URL (http:// only for a loopback host)")
-        return v
+    def _https(cls, v: str | None) -> str | None:
+        return None if v is None else _url_https(v)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OAuthBearerConfig:
+        oidc = [f for f in (*_OIDC_FIELDS, "scope") if getattr(self, f) is not None]
+        forms = [name for name, given in (("openbao", self.openbao is not None),
+                                          ("token_file", self.token_file is not None),
+                                          ("token_endpoint_url/client_id/client_secret", bool(oidc))) if given]
+        if not forms:
+            raise ValueError(
+                "mechanism OAUTHBEARER needs one token source: 'openbao' (identity tokens from OpenBao), "
+                "'token_file' (a JWT kept fresh by another agent) or token_endpoint_url, client_id and "
+                "client_secret (librdkafka's OIDC client-credentials flow)"
+            )
+        if len(forms) > 1:
+            raise ValueError(f"give only one OAUTHBEARER token source; given: {', '.join(forms)}")
+        missing = [f for f in _OIDC_FIELDS if getattr(self, f) is None]
+        if oidc and missing:
+            raise ValueError(
+                f"the OIDC client-credentials flow needs token_endpoint_url, client_id and client_secret "
+                f"(missing: {', '.join(missing)})"
+            )
+        return self
+
+    @property
+    def form(self) -> Literal["openbao", "token_file", "oidc"]:
+        """Which token source this is."""
+        if self.openbao is not None:
+            return "openbao"
+        return "token_file" if self.token_file is not None else "oidc"
 
 
 SaslConfig = Annotated[ScramConfig | OAuthBearerConfig, Field(discriminator="mechanism")]
@@ -206,28 +287,6 @@ def _warn_once(kind: str, cluster: str, message: str) -> None:
     log.warning(message)
 
 
-def read_config_file(path: Path, where: str, *, private: bool) -> bytes:
-    """The bytes of a file the config names, checked: it exists, is a regular file this process can
-    read and, when ``private`` (keys, passwords), gives no permission to group or others."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: file {path} does not exist") from None
-    except OSError as err:
-        raise ConfigError(f"{where}: file {path} cannot be read ({err.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{where}: {path} is not a regular file")
-    if private and st.st_mode & 0o077:
-        raise ConfigError(
-            f"{where}: file {path} is accessible to group or others (mode {stat.S_IMODE(st.st_mode):o}); "
-            f"it holds a secret: restrict it to its owner (chmod 600 {path})"
-        )
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{where}: file {path} cannot be read ({err.strerror})") from None
-
-
 def _check_file(path: Path, where: str, *, private: bool = False) -> str:
     read_config_file(path, where, private=private)
     return str(path)
@@ -237,7 +296,7 @@ def _credential(value: str | SecretRef, where: str) -> str:
     return value if isinstance(value, str) else value.reveal(where, private=False).get_secret_value()
 
 
-def security_properties(cluster: str, security: SecurityConfig | None, *, allow_plaintext: bool) -> dict[str, str]:
+def security_properties(cluster: str, security: SecurityConfig | None, *, allow_plaintext: bool) -> dict[str, Any]:
     """The librdkafka security properties of ``clusters.<cluster>``, credentials read now.
 
     Raises :class:`ConfigError` naming the setting when the connection would be PLAINTEXT without
@@ -261,7 +320,7 @@ def security_properties(cluster: str, security: SecurityConfig | None, *, allow_
         return {"security.protocol": "PLAINTEXT"}
 
     at = f"{at}.security"
-    props = {"security.protocol": security.protocol, "ssl.endpoint.identification.algorithm": "https"}
+    props: dict[str, Any] = {"security.protocol": security.protocol, "ssl.endpoint.identification.algorithm": "https"}
     if security.dev_disable_hostname_verification:
         props["ssl.endpoint.identification.algorithm"] = "none"
         _warn_once(
@@ -283,14 +342,87 @@ def security_properties(cluster: str, security: SecurityConfig | None, *, allow_
         props["sasl.password"] = sasl.password.reveal(f"{at}.sasl.password").get_secret_value()
     elif isinstance(sasl, OAuthBearerConfig):
         props["sasl.mechanism"] = "OAUTHBEARER"
-        props["sasl.oauthbearer.method"] = "oidc"
-        props["sasl.oauthbearer.token.endpoint.url"] = sasl.token_endpoint_url
-        props["sasl.oauthbearer.client.id"] = sasl.client_id
-        props["sasl.oauthbearer.client.secret"] = sasl.client_secret.reveal(
-            f"{at}.sasl.client_secret").get_secret_value()
-        if sasl.scope is not None:
-            props["sasl.oauthbearer.scope"] = sasl.scope
+        if sasl.form == "oidc":
+            # OAuthBearerConfig: the three go together
+            assert sasl.token_endpoint_url is not None
+            assert sasl.client_id is not None
+            assert sasl.client_secret is not None
+            props["sasl.oauthbearer.method"] = "oidc"
+            props["sasl.oauthbearer.token.endpoint.url"] = sasl.token_endpoint_url
+            props["sasl.oauthbearer.client.id"] = sasl.client_id
+            props["sasl.oauthbearer.client.secret"] = sasl.client_secret.reveal(
+                f"{at}.sasl.client_secret").get_secret_value()
+            if sasl.scope is not None:
+                props["sasl.oauthbearer.scope"] = sasl.scope
+        else:
+            props["oauth_cb"] = _token_source(cluster, f"{at}.sasl", sasl)
     return props
+
+
+# -- OAUTHBEARER token sources (oauth_cb) --------------------------------------------------------
+
+_cluster_sources: dict[str, TokenSource] = {}
+_cluster_sources_lock = threading.Lock()
+
+
+def _token_source(cluster: str, at: str, sasl: OAuthBearerConfig) -> TokenSource:
+    """The process's one token source for these credentials (:func:`router.auth.tokens.shared`),
+    its files checked now; remembered as ``cluster``'s source for :func:`token_source`."""
+    from router.auth.tokens import FileTokens, OpenBaoIdentityTokens, shared  # noqa: PLC0415
+
+    source: TokenSource
+    if sasl.openbao is not None:
+        cfg, where = sasl.openbao, f"{at}.openbao"
+        if cfg.ca_file is not None:
+            _check_file(cfg.ca_file, f"{where}.ca_file")
+        _check_file(cfg.approle.role_id_file, f"{where}.approle.role_id_file")
+        _check_file(cfg.approle.secret_id_file, f"{where}.approle.secret_id_file", private=True)
+        key = ("openbao", cfg.address, cfg.ca_file, cfg.role, cfg.principal_claim, cfg.approle.role_id_file,
+               cfg.approle.secret_id_file, cfg.approle.secret_id_wrapped, cfg.approle.mount)
+
+        def make() -> TokenSource:
+            from router.keys.approle import AppRoleLogin  # noqa: PLC0415 - hvac only for OpenBao tokens
+            from router.keys.openbao import OpenBaoSession  # noqa: PLC0415
+
+            if not cfg.address.lower().startswith("https://"):
+                _warn_once(
+                    "openbao-http", cluster,
+                    f"cluster {cluster!r}: OAUTHBEARER tokens are fetched from OpenBao over plain http "
+                    f"({where}.allow_insecure_dev: true): the AppRole secret id and the tokens cross the network "
+                    "unencrypted; use it for development only",
+                )
+            a = cfg.approle
+            session = OpenBaoSession(
+                cfg.address, AppRoleLogin(a.role_id_file, a.secret_id_file, a.secret_id_wrapped, a.mount),
+                verify=str(cfg.ca_file) if cfg.ca_file is not None else True,
+            )
+            return OpenBaoIdentityTokens(session, cfg.role, setting=where, principal_claim=cfg.principal_claim)
+
+        source = shared(key, make)
+    else:
+        path = sasl.token_file
+        assert path is not None  # OAuthBearerConfig: one token source
+        where = f"{at}.token_file"
+        _check_file(path, where, private=True)
+        source = shared(("token_file", path), lambda: FileTokens(path, setting=where))
+    with _cluster_sources_lock:
+        _cluster_sources[cluster] = source
+    return source
+
+
+def token_source(cluster: str = "default") -> TokenSource | None:
+    """The OAUTHBEARER token source whose ``oauth_cb`` the clients of ``clusters.<cluster>`` use, once
+    their properties were built (None for SCRAM, certificates, librdkafka's own OIDC flow)."""
+    with _cluster_sources_lock:
+        return _cluster_sources.get(cluster)
+
+
+def token_outage(cluster: str = "default") -> TokenUnavailable | None:
+    """The failure of ``cluster``'s token source when it is retriable (OpenBao unreachable, the token
+    file not yet renewed): clients stall and resume by themselves once a token is obtained again."""
+    source = token_source(cluster)
+    failure = source.last_error if source is not None else None
+    return failure if failure is not None and failure.retriable else None
 
 
 # -- the free client map -------------------------------------------------------------------------

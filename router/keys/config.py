@@ -31,6 +31,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from router.config.base import JurisdictionName, StrictModel
+from router.config.openbao import AppRoleConfig, require_https  # shared with clusters.*.security.sasl.openbao
 from router.errors import ConfigError
 from router.keys.dek import DEFAULT_MAX_AGE_S, DEFAULT_MAX_RECORDS, HARD_MAX_RECORDS
 
@@ -43,20 +44,6 @@ class LocalProviderConfig(StrictModel):
 
     type: Literal["local"]
     keyring: Path
-
-
-class AppRoleConfig(StrictModel):
-    """AppRole login: the role id and the secret id each read from a file (mounted secrets).
-
-    With ``secret_id_wrapped: true`` the secret-id file holds a response-wrapping token (``bao write
-    -wrap-ttl=... -f auth/approle/role/<r>/secret-id``) that the router unwraps once at its first
-    login; the unwrapped secret id then stays in memory only.
-    """
-
-    role_id_file: Path
-    secret_id_file: Path
-    secret_id_wrapped: bool = False
-    mount: str = Field(default="approle", pattern=r"^[A-Za-z0-9][A-Za-z0-9/_-]*$")
 
 
 class OpenBaoProviderConfig(StrictModel):
@@ -94,12 +81,7 @@ class OpenBaoProviderConfig(StrictModel):
     @field_validator("url")
     @classmethod
     def _https_only(cls, v: str, info: ValidationInfo) -> str:
-        if not v.lower().startswith("https://") and not info.data.get("allow_insecure_dev"):
-            raise ValueError(
-                "must be https:// (tokens and data keys cross this connection); "
-                "set allow_insecure_dev: true only for a local development server"
-            )
-        return v
+        return require_https(v, allow_insecure_dev=bool(info.data.get("allow_insecure_dev")))
 
     @field_validator("verify_tls")
     @classmethod

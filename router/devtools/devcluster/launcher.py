@@ -43,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from router.devtools.devcluster import artifacts
+from router.devtools.devcluster import openbao as _openbao
 from router.devtools.devcluster import secure as _secure
 from router.devtools.devcluster.errors import DevClusterError
+from router.devtools.devcluster.openbao import IssuerInfo
 from router.devtools.devcluster.secure import SecurityInfo
 
 log = logging.getLogger("router.devcluster")
@@ -81,6 +83,8 @@ class NodeInfo:
     """Security protocol of the client listener on ``port``: ``PLAINTEXT``, or ``SASL_SSL`` when secured."""
     mtls_port: int | None = None
     """The ``SSL`` listener (client certificates required, also replication) of a secured node."""
+    oauth_port: int | None = None
+    """The ``OAUTH`` listener (SASL_SSL, OAUTHBEARER tokens of the dev issuer) with ``--oauth``."""
 
     @property
     def listener(self) -> str:
@@ -107,6 +111,15 @@ class NodeInfo:
                     "protocol": "SSL",
                     "address": f"127.0.0.1:{self.mtls_port}",
                     "serves": "clients with certificates, replication",
+                }
+            )
+        if self.oauth_port is not None:
+            out.append(
+                {
+                    "name": _secure.OAUTH_LISTENER,
+                    "protocol": "SASL_SSL",
+                    "address": f"127.0.0.1:{self.oauth_port}",
+                    "serves": "clients, OAUTHBEARER tokens of the dev OpenBao",
                 }
             )
         if self.internal_port is not None:
@@ -163,6 +176,22 @@ class ClusterInfo:
     proxy_running: bool = False
     security: SecurityInfo | None = None
     """Set for a cluster started with ``secure=True``: CA, super user, principals and their files."""
+    oauth: IssuerInfo | None = None
+    """Set for a cluster started with ``oauth=True``: the dev OpenBao that issues its tokens."""
+
+    @property
+    def oauth_bootstrap(self) -> str | None:
+        """Bootstrap servers of the ``OAUTH`` (OAUTHBEARER) listeners, with ``--oauth``."""
+        if self.oauth is None:
+            return None
+        return ",".join(f"127.0.0.1:{n.oauth_port}" for n in self.nodes)
+
+    def approle_files(self, principal: str) -> tuple[Path, Path]:
+        """The role-id and secret-id files of ``principal`` at the dev OpenBao (``--oauth``)."""
+        if self.oauth is None or self.security is None:
+            raise DevClusterError(f"the cluster in {self.state_dir} was started without --oauth; it issues no tokens")
+        self.security.principal(principal)  # the error names the principals that exist
+        return self.oauth.approle_files(Path(self.state_dir), principal)
 
     @property
     def mtls_bootstrap(self) -> str | None:
@@ -171,11 +200,14 @@ class ClusterInfo:
             return None
         return ",".join(f"127.0.0.1:{n.mtls_port}" for n in self.nodes)
 
-    def client_config(self, principal: str, via: _secure.Via = "scram") -> dict[str, str]:
-        """librdkafka settings that authenticate as ``principal`` (``scram`` over ``SASL_SSL`` or
-        ``mtls`` over ``SSL``); see :func:`router.devtools.devcluster.secure.client_config`."""
+    def client_config(self, principal: str, via: _secure.Via = "scram") -> dict[str, Any]:
+        """librdkafka settings that authenticate as ``principal`` (``scram`` over ``SASL_SSL``,
+        ``mtls`` over ``SSL``, or ``oauth``: OAUTHBEARER tokens from the dev OpenBao, fetched with
+        the principal's AppRole, over ``OAUTH``); see :func:`router.devtools.devcluster.secure.client_config`."""
         if self.security is None:
             raise DevClusterError(f"the cluster in {self.state_dir} was started without --secure; it has no principals")
+        if via == "oauth":
+            return self._oauth_client_config(principal)
         return _secure.client_config(
             self.security,
             principal,
@@ -183,6 +215,31 @@ class ClusterInfo:
             sasl_bootstrap=self.bootstrap,
             mtls_bootstrap=self.mtls_bootstrap or "",
         )
+
+    def _oauth_client_config(self, principal: str) -> dict[str, Any]:
+        from router.auth.tokens import OpenBaoIdentityTokens, shared  # noqa: PLC0415 - hvac only when used
+        from router.keys.approle import AppRoleLogin  # noqa: PLC0415
+        from router.keys.openbao import OpenBaoSession  # noqa: PLC0415
+
+        role_file, secret_file = self.approle_files(principal)
+        issuer = self.oauth
+        assert issuer is not None
+        assert self.security is not None
+
+        def make() -> OpenBaoIdentityTokens:
+            session = OpenBaoSession(issuer.address, AppRoleLogin(role_file, secret_file), verify=issuer.ca_file)
+            return OpenBaoIdentityTokens(session, principal, principal_claim=issuer.principal_claim,
+                                         setting=f"devcluster principal {principal!r}")
+
+        source = shared(("devcluster", issuer.address, str(role_file), principal), make)
+        return {
+            "bootstrap.servers": self.oauth_bootstrap,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "OAUTHBEARER",
+            "oauth_cb": source,
+            "ssl.ca.location": self.security.ca,
+            "ssl.endpoint.identification.algorithm": "https",
+        }
 
     def admin_config(self) -> dict[str, str]:
         """Settings of a client with every right: plain bootstrap, or the super user when secured."""
@@ -238,6 +295,13 @@ class ClusterInfo:
             "security_protocol": "PLAINTEXT" if self.security is None else _secure.SASL_LISTENER,
             "mtls_bootstrap": self.mtls_bootstrap,
             "security": None if self.security is None else self.security.to_json(),
+            "oauth": None
+            if self.oauth is None
+            else {
+                **self.oauth.to_state(),
+                "bootstrap": self.oauth_bootstrap,
+                "approle_files": f"{self.state_dir}/principals/<name>/{{role-id,secret-id}}",
+            },
         }
 
     @staticmethod
@@ -252,6 +316,7 @@ class ClusterInfo:
             artifacts_from_cache=data.get("artifacts_from_cache", False),
             proxy=ProxyInfo(**data["proxy"]) if data.get("proxy") else None,
             security=SecurityInfo.from_state(data["security"]) if data.get("security") else None,
+            oauth=IssuerInfo.from_state(data["oauth"]) if data.get("oauth") else None,
         )
 
 
@@ -410,6 +475,7 @@ class DevCluster:
             "artifacts_from_cache": info.artifacts_from_cache,
             "proxy": asdict(info.proxy) if info.proxy is not None else None,
             "security": info.security.to_state() if info.security is not None else None,
+            "oauth": info.oauth.to_state() if info.oauth is not None else None,
         }
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -427,8 +493,14 @@ class DevCluster:
         proxy: bool = False,
         secure: bool = False,
         principals: Sequence[str] | None = None,
+        oauth: bool = False,
+        token_ttl_s: int = _openbao.DEFAULT_TOKEN_TTL_S,
     ) -> ClusterInfo:
         """Start the cluster and return when it is usable (see the module docstring).
+
+        ``oauth`` (needs ``secure``): start a dev OpenBao first as the cluster's token issuer
+        (:mod:`router.devtools.devcluster.openbao`; tokens live ``token_ttl_s``) and add an
+        ``OAUTH`` listener whose clients authenticate with its tokens only.
 
         ``proxy``: front each broker's client listener with a fault proxy (module docstring).
         ``secure``: TLS, SCRAM and client certificates, the StandardAuthorizer; ``principals``
@@ -444,7 +516,8 @@ class DevCluster:
         while True:
             try:
                 return self._up_once(racks, heap_mb=heap_mb, port_base=port_base, timeout=timeout,
-                                     offline=offline, proxy=proxy, secure=secure, principals=principals)
+                                     offline=offline, proxy=proxy, secure=secure, principals=principals,
+                                     oauth=oauth, token_ttl_s=token_ttl_s)
             except RetryableStartError as err:
                 if port_base is not None or attempt >= PORT_ATTEMPTS:
                     raise
@@ -452,7 +525,7 @@ class DevCluster:
                 self._remove_state()
                 attempt += 1
 
-    def _up_once(  # noqa: PLR0915 - preflight, config, format, launch, wait: one linear start-up
+    def _up_once(  # noqa: PLR0912, PLR0915 - preflight, config, format, launch, wait: one linear start-up
         self,
         racks: Sequence[str],
         *,
@@ -463,6 +536,8 @@ class DevCluster:
         proxy: bool,
         secure: bool,
         principals: Sequence[str] | None,
+        oauth: bool = False,
+        token_ttl_s: int = _openbao.DEFAULT_TOKEN_TTL_S,
     ) -> ClusterInfo:
         if not racks:
             raise DevClusterError("a dev cluster needs at least one node: give one --rack per node")
@@ -471,11 +546,22 @@ class DevCluster:
                 "--secure and --proxy cannot be combined: the fault proxies front PLAINTEXT listeners only; "
                 "start a secured cluster without --proxy, or a proxied one without --secure"
             )
+        if oauth and not secure:
+            raise DevClusterError("--oauth needs --secure: tokens are accepted on a TLS (SASL_SSL) listener only")
+        if oauth and token_ttl_s < 5:
+            raise DevClusterError(f"--token-ttl {token_ttl_s}: give at least 5 seconds")
         if principals is not None and not secure:
             raise DevClusterError("--principal needs --secure: a cluster without security has no principals")
         names = _secure.principal_names(principals) if secure else ()
         existing = self._running_as_asked(proxy=proxy, secure=secure, principals=principals, names=names)
         if existing is not None:
+            if (existing.oauth is not None) != oauth:
+                raise DevClusterError(
+                    f"a cluster recorded in {self.state_dir} runs "
+                    + ("with" if existing.oauth is not None else "without")
+                    + " --oauth; run `devcluster down` first to start it "
+                    + ("with" if oauth else "without")
+                )
             return existing
 
         java = artifacts.java_binary()
@@ -486,9 +572,10 @@ class DevCluster:
         # Without proxy: client, controller. With: proxy (what clients reach), controller, the
         # broker's own client listener, INTERNAL, and the proxies' control port. Secured: SASL_SSL
         # (client), controller, SSL (client certificates and replication).
-        ports = _pick_ports(4 * n + 1 if proxy else 3 * n if secure else 2 * n, port_base)
+        ports = _pick_ports(4 * n + 1 if proxy else (4 * n if oauth else 3 * n) if secure else 2 * n, port_base)
         client_ports, ctrl_ports = ports[:n], ports[n : 2 * n]
         mtls_ports = ports[2 * n : 3 * n] if secure else []
+        oauth_ports = ports[3 * n : 4 * n] if oauth else []
         proxy_ports: list[int] = []
         internal_ports: list[int] = []
         control_port = 0
@@ -505,6 +592,7 @@ class DevCluster:
         rf = min(3, n)
         node_dirs = [Path(state_dir) / f"node-{i + 1}" for i in range(n)]
         security = _secure.provision(Path(state_dir), names, node_dirs, cluster_id) if secure else None
+        issuer = _openbao.start(Path(state_dir), token_ttl_s=token_ttl_s, principals=names) if oauth else None
         for i, (rack, node_dir) in enumerate(zip(racks, node_dirs, strict=True)):
             (node_dir / "logs").mkdir(parents=True, exist_ok=True)
             listener_props = (
@@ -514,7 +602,9 @@ class DevCluster:
                     ctrl_ports[i],
                     _secure.broker_keystore(node_dir),
                     _secure.ca_path(Path(state_dir)),
+                    oauth_port=oauth_ports[i] if oauth else None,
                 )
+                | (_openbao.broker_props(issuer, _secure.OAUTH_LISTENER) if issuer is not None else {})
                 if secure
                 else _listener_props(
                     client_ports[i],
@@ -552,7 +642,7 @@ class DevCluster:
                 "".join(f"{k}={_escape_property(v)}\n" for k, v in props.items()), encoding="utf-8"
             )
 
-        jvm = _jvm(java, heap_mb, arts.classpath)
+        jvm = _jvm(java, heap_mb, arts.classpath, issuer)
         scram = _secure.scram_format_args(security) if security is not None else []
         for node_dir in node_dirs:
             fmt = subprocess.run(  # noqa: S603 - argument list built from our own paths
@@ -600,6 +690,7 @@ class DevCluster:
                         internal_ports[i] if proxy else None,
                         protocol=_secure.SASL_LISTENER if secure else "PLAINTEXT",
                         mtls_port=mtls_ports[i] if secure else None,
+                        oauth_port=oauth_ports[i] if oauth else None,
                     )
                 )
             info = ClusterInfo(
@@ -612,11 +703,13 @@ class DevCluster:
                 artifacts_from_cache=arts.from_cache,
                 proxy=proxy_info,
                 security=security,
+                oauth=issuer,
             )
             self._save(info)
             self._wait_ready(info, timeout)
         except BaseException:
-            self._stop_pids([n.pid for n in nodes] + ([proxy_info.pid] if proxy_info else []), state_dir)
+            self._stop_pids([n.pid for n in nodes] + ([proxy_info.pid] if proxy_info else [])
+                            + ([issuer.pid] if issuer else []), state_dir)
             raise
         return ClusterInfo(
             **{
@@ -804,7 +897,7 @@ class DevCluster:
         if _pid_alive(node.pid, info.state_dir):
             raise DevClusterError(f"node {node_id} is running (pid {node.pid})")
         arts = artifacts.resolve(offline=True)
-        proc = _launch(_jvm(artifacts.java_binary(), heap_mb, arts.classpath), Path(node.dir))
+        proc = _launch(_jvm(artifacts.java_binary(), heap_mb, arts.classpath, info.oauth), Path(node.dir))
         nodes = tuple(replace(n, pid=proc.pid) if n.node_id == node_id else n for n in info.nodes)
         info = replace(info, nodes=nodes)
         self._save(info)
@@ -852,6 +945,7 @@ class DevCluster:
         if info is None:
             return None
         pids = [n.pid for n in info.nodes] + ([info.proxy.pid] if info.proxy is not None else [])
+        pids += [info.oauth.pid] if info.oauth is not None else []
         self._stop_pids(pids, info.state_dir, timeout=timeout)
         if not keep:
             self._remove_state()
@@ -887,10 +981,12 @@ class DevCluster:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
-def _jvm(java: str, heap_mb: int, classpath: str) -> list[str]:
-    """The JVM command line shared by the storage tool and the brokers."""
+def _jvm(java: str, heap_mb: int, classpath: str, issuer: IssuerInfo | None = None) -> list[str]:
+    """The JVM command line shared by the storage tool and the brokers (``issuer``: the OAuth
+    URLs they may fetch)."""
     return [
         java,
+        *(_openbao.jvm_props(issuer) if issuer is not None else []),
         f"-Xmx{heap_mb}m",
         f"-Xms{min(heap_mb, 256)}m",
         "-XX:+UseSerialGC",

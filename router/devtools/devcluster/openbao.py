@@ -206,8 +206,11 @@ def broker_props(info: IssuerInfo, listener: str) -> dict[str, str]:
     issuer and audience checked, the principal from :data:`PRINCIPAL_CLAIM`, and every connection
     re-authenticated within a token's lifetime (``connections.max.reauth.ms``)."""
     name = listener.lower()
+    # The login module also gives the broker a token of its own for this listener; no broker
+    # connects through it (they replicate over mTLS), so an unsigned placeholder claim suffices.
     jaas = (
         "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+        'unsecuredLoginStringClaim_sub="broker-no-client-login" '
         f'ssl.truststore.type="PEM" ssl.truststore.location="{info.ca_file}" '
         'ssl.endpoint.identification.algorithm="https";'
     )

@@ -37,6 +37,8 @@ AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 SASL_LISTENER = "SASL_SSL"
 MTLS_LISTENER = "SSL"
 CONTROLLER_LISTENER = "CONTROLLER"
+OAUTH_LISTENER = "OAUTH"
+"""With ``--oauth``: a SASL_SSL listener that accepts only OAUTHBEARER tokens of the dev issuer."""
 EXAMPLE_JURISDICTIONS: tuple[str, ...] = ("eu", "uk", "us", "ch")
 """The jurisdictions of ``examples/router.yaml``; one consumer and one SRE principal each."""
 DEFAULT_PRINCIPALS: tuple[str, ...] = (
@@ -54,7 +56,7 @@ PRINCIPAL_MAPPING_RULES = rf"RULE:^CN=[^,]+,OU=brokers$/{SUPER_USER}/,RULE:^CN=(
 certificate (``OU=clients``) is its CN; any other subject (this CA signs none) stays its full
 distinguished name, which no ACL names."""
 
-Via = Literal["scram", "mtls"]
+Via = Literal["scram", "mtls", "oauth"]
 
 
 @dataclass(frozen=True)
@@ -202,16 +204,23 @@ def redact(text: str, security: SecurityInfo) -> str:
     return text
 
 
-def broker_props(sasl_port: int, mtls_port: int, ctrl_port: int, keystore: Path, ca: Path) -> dict[str, str]:
-    """The listener, TLS, SASL and authorizer settings of one secured node (module docstring)."""
+def broker_props(
+    sasl_port: int, mtls_port: int, ctrl_port: int, keystore: Path, ca: Path, *, oauth_port: int | None = None
+) -> dict[str, str]:
+    """The listener, TLS, SASL and authorizer settings of one secured node (module docstring).
+    With ``oauth_port``, an :data:`OAUTH_LISTENER` (SASL_SSL) listens there too; the token
+    validator settings come from :func:`router.devtools.devcluster.openbao.broker_props`."""
     jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    oauth = f",{OAUTH_LISTENER}://127.0.0.1:{oauth_port}" if oauth_port is not None else ""
     return {
-        "listeners": f"{SASL_LISTENER}://127.0.0.1:{sasl_port},{MTLS_LISTENER}://127.0.0.1:{mtls_port},"
+        "listeners": f"{SASL_LISTENER}://127.0.0.1:{sasl_port},{MTLS_LISTENER}://127.0.0.1:{mtls_port}{oauth},"
         f"{CONTROLLER_LISTENER}://127.0.0.1:{ctrl_port}",
-        "advertised.listeners": f"{SASL_LISTENER}://127.0.0.1:{sasl_port},{MTLS_LISTENER}://127.0.0.1:{mtls_port}",
+        "advertised.listeners": f"{SASL_LISTENER}://127.0.0.1:{sasl_port},{MTLS_LISTENER}://127.0.0.1:{mtls_port}"
+        + oauth,
         "controller.listener.names": CONTROLLER_LISTENER,
         "inter.broker.listener.name": MTLS_LISTENER,
-        "listener.security.protocol.map": f"{SASL_LISTENER}:SASL_SSL,{MTLS_LISTENER}:SSL,{CONTROLLER_LISTENER}:SSL",
+        "listener.security.protocol.map": f"{SASL_LISTENER}:SASL_SSL,{MTLS_LISTENER}:SSL,{CONTROLLER_LISTENER}:SSL"
+        + (f",{OAUTH_LISTENER}:SASL_SSL" if oauth_port is not None else ""),
         "ssl.keystore.type": "PEM",
         "ssl.keystore.location": str(keystore),
         "ssl.truststore.type": "PEM",
@@ -230,7 +239,7 @@ def broker_props(sasl_port: int, mtls_port: int, ctrl_port: int, keystore: Path,
 
 def client_config(
     security: SecurityInfo, principal: str, via: Via, *, sasl_bootstrap: str, mtls_bootstrap: str
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """librdkafka settings that authenticate as ``principal``: SCRAM-SHA-512 over ``SASL_SSL``
     (``via="scram"``) or its client certificate over ``SSL`` (``via="mtls"``); both verify the
     brokers' certificates against the cluster's CA, hostname included. Holds the password for
@@ -254,4 +263,4 @@ def client_config(
             "ssl.key.location": cred.key,
             **common,
         }
-    raise DevClusterError(f"via={via!r} is not a way to authenticate: use 'scram' or 'mtls'")
+    raise DevClusterError(f"via={via!r} is not a way to authenticate: use 'scram', 'mtls' or 'oauth'")

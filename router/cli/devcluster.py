@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from router.devtools.devcluster.launcher import DEFAULT_HEAP_MB, DEFAULT_RACKS, ClusterInfo, DevCluster
+from router.devtools.devcluster.openbao import DEFAULT_TOKEN_TTL_S
 from router.devtools.devcluster.secure import DEFAULT_PRINCIPALS
 
 
@@ -60,6 +61,15 @@ def register(sub: Any) -> None:
         help="with --secure: create this principal (password and client certificate); repeat. "
         f"admin is always created (default: {' '.join(DEFAULT_PRINCIPALS)})",
     )
+    up.add_argument(
+        "--oauth",
+        action="store_true",
+        help="with --secure: start a dev OpenBao as the cluster's token issuer and add an OAUTH listener "
+        "(SASL_SSL, OAUTHBEARER only) whose brokers verify its identity tokens; each principal gets an "
+        "AppRole (principals/<name>/role-id, secret-id) instead of needing its password",
+    )
+    up.add_argument("--token-ttl", type=int, default=DEFAULT_TOKEN_TTL_S, metavar="SECONDS",
+                    help="with --oauth: lifetime of an issued token (default: %(default)s)")
     up.add_argument("--json", action="store_true", help="print one JSON object")
     up.set_defaults(handler=_up)
 
@@ -133,6 +143,11 @@ def _print(info: ClusterInfo, as_json: bool, headline: str) -> None:
         print(f"           CA {sec.ca}; super user User:{sec.super_user}; StandardAuthorizer, deny without ACL")
         print(f"principals: {', '.join(p.name for p in sec.principals)}")
         print(f"           credentials (0600): {info.state_dir}/principals/<name>/{{password,client.crt,client.key}}")
+    if info.oauth is not None:
+        print(f"oauth:     OAUTHBEARER on {info.oauth_bootstrap}; issuer {info.oauth.issuer} "
+              f"(CA {info.oauth.ca_file}), tokens live {info.oauth.token_ttl_s} s, principal claim "
+              f"{info.oauth.principal_claim}")
+        print(f"           AppRole per principal (0600): {info.state_dir}/principals/<name>/{{role-id,secret-id}}")
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -148,6 +163,8 @@ def _up(args: argparse.Namespace) -> int:
         proxy=args.proxy,
         secure=args.secure,
         principals=args.principals,
+        oauth=args.oauth,
+        token_ttl_s=args.token_ttl,
     )
     source = (
         "Kafka artifacts: cache used, nothing downloaded"

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from router.config.security import ClientErrorReporter, attach_reporter
+from router.config.security import ClientErrorReporter, attach_reporter, explain_client_error
 
 CHECK_TIMEOUT_S = 10.0
 _ROUND_S = 0.5
@@ -29,6 +29,21 @@ def _admin(conf: dict[str, Any]) -> Any:
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 
     return AdminClient(conf)
+
+
+def _new_client(factory: Callable[[dict[str, Any]], Any], conf: dict[str, Any], cluster: str) -> Any:
+    """``factory(conf)``; a constructor that fails for want of an OAUTHBEARER token (librdkafka waits
+    for the first one, then raises "OAuth token not set") raises the line naming the setting, the
+    token source's own failure first (:func:`router.config.security.explain_client_error`)."""
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+
+    try:
+        return factory(conf)
+    except KafkaException as err:
+        explained = explain_client_error(err, cluster)
+        if explained is not None:
+            raise explained from None
+        raise
 
 
 def check_connection(props: Mapping[str, Any], *, cluster: str = "default", timeout: float = CHECK_TIMEOUT_S,
@@ -53,7 +68,8 @@ def check_connection(props: Mapping[str, Any], *, cluster: str = "default", time
     librdkafka_log = logging.Logger(f"router.kafka_read.check_connection.{cluster}")  # unregistered: one per call
     librdkafka_log.addHandler(reporter.log_handler())
     librdkafka_log.propagate = False
-    admin = (client_factory or _admin)({**props, "error_cb": reporter, "logger": librdkafka_log})
+    conf = {**props, "error_cb": reporter, "logger": librdkafka_log}
+    admin = _new_client(client_factory or _admin, conf, cluster)
     deadline = clock() + timeout
     while True:
         try:
@@ -74,7 +90,7 @@ def admin_client(props: Mapping[str, Any], *, cluster: str = "default") -> Any:
     path, :func:`router.config.security.reported_error` polls it and returns the TLS or
     authentication error behind the failure, naming the setting."""
     reporter = ClientErrorReporter(cluster, log=False)
-    return attach_reporter(_admin({**props, "error_cb": reporter}), reporter)
+    return attach_reporter(_new_client(_admin, {**props, "error_cb": reporter}, cluster), reporter)
 
 
 def committed_reader(consumer_config: Mapping[str, Any], *, group_prefix: str, group_id: str | None = None) -> Any:

@@ -15,13 +15,18 @@ carries a secret.
   names are verified (``ssl.endpoint.identification.algorithm=https``) unless
   ``dev_disable_hostname_verification: true``, which logs a WARNING once per process.
 - ``sasl``: ``SCRAM-SHA-256`` / ``SCRAM-SHA-512`` (``username``, ``password``) or ``OAUTHBEARER``
-  with the OIDC client-credentials flow librdkafka runs itself (``token_endpoint_url``,
-  ``client_id``, ``client_secret``, ``scope``).
+  with exactly one token source: ``openbao`` (identity tokens of an OIDC role, fetched after an
+  AppRole login), ``token_file`` (a JWT another agent keeps fresh), or the OIDC client-credentials
+  flow librdkafka runs itself (``token_endpoint_url``, ``client_id``, ``client_secret``, ``scope``).
+  The first two set ``oauth_cb`` to the process's one :class:`router.auth.tokens.TokenSource` for
+  those credentials (:func:`token_source` finds a cluster's), so the properties hold a callable:
+  they are never printed, logged or serialised.
 - A secret is ``{env: VARIABLE}`` or ``{file: path}``; a plain string is refused. Relative file
   paths are resolved against the config file's directory when the config loads.
 
 :func:`explain_client_error` turns librdkafka's authentication and TLS errors into one line naming
-the setting to fix; :class:`ClientErrorReporter` is an ``error_cb`` that keeps (and logs) those lines,
+the setting to fix (for a token source, its own failure first: :func:`token_outage` tells the
+engine whether to wait for it); :class:`ClientErrorReporter` is an ``error_cb`` that keeps (and logs) those lines,
 and :func:`reported_error` fetches one on a failure path. :func:`router.kafka_read.check_connection`
 uses them so that every command fails fast with that line (docs/security.md, "When the connection
 fails").
@@ -489,7 +494,11 @@ _RULES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
          r"|certificate expired|access denied)", "cert_file",
          "the broker refused the client's certificate: give cert_file and key_file signed by a CA the brokers trust"),
         (r"unsupported SASL mechanism", "sasl.mechanism", "the broker does not offer this SASL mechanism"),
-        (r"OIDC|token endpoint|oauthbearer", "sasl.client_secret",
+        (r"SASL OAUTHBEARER authentication failed|invalid_token|mechanism OAUTHBEARER", "sasl",
+         "the broker refused the OAUTHBEARER token (expired, not signed by a key of the brokers' JWKS, or an "
+         "issuer, audience or principal claim the brokers do not expect): check the token source and the brokers' "
+         "sasl.oauthbearer.* settings; the broker's reason follows"),
+        (r"OIDC|token endpoint|oauthbearer|OAuth token", "sasl.client_secret",
          "the OAUTHBEARER token could not be obtained: check sasl.token_endpoint_url, sasl.client_id and "
          "sasl.client_secret"),
         (r"SASL authentication (error|failed)|Authentication failed|invalid credentials", "sasl.password",
@@ -521,6 +530,9 @@ def explain_client_error(error: object, cluster: str = "default") -> ConfigError
     """
     code, text = _error_text(error)
     line = " ".join(text.split())
+    token = _explain_token_error(code, line, cluster)
+    if token is not None:
+        return token
     for pattern, setting, advice in _RULES:
         if pattern.search(line):
             return ConfigError(f"clusters.{cluster}.security.{setting}: {advice} (librdkafka: {line})")
@@ -530,6 +542,38 @@ def explain_client_error(error: object, cluster: str = "default") -> ConfigError
             f"clusters.{cluster}.security.{setting}: the broker connection failed to authenticate (librdkafka: {line})"
         )
     return None
+
+
+_TOKEN_NOT_SET = re.compile(
+    r"OAuth token not set|OAUTHBEARER cannot log in|Failed to acquire SASL OAUTHBEARER token|OAuth callback", re.I)
+_TOKEN_REFUSED = re.compile(
+    r"OAUTHBEARER authentication failed|invalid_token|SASL authentication (error|failed)|Authentication failed", re.I)
+
+
+def _explain_token_error(code: str, line: str, cluster: str) -> ConfigError | None:
+    """For a cluster whose clients take tokens from a token source (``oauth_cb``): the source's own
+    failure when it has one (it names ``...sasl.openbao`` or ``...sasl.token_file`` and why), which
+    says more than librdkafka's "OAuth token not set" or "SASL authentication error"; else a broker
+    refusing the token it was given, naming ``security.sasl`` and the broker's reason. None for other
+    errors and other clusters."""
+    source = token_source(cluster)
+    if source is None:
+        return None
+    not_set = _TOKEN_NOT_SET.search(line) is not None
+    if not (not_set or _TOKEN_REFUSED.search(line) or code in ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED")):
+        return None
+    failure = source.last_error
+    if failure is not None:
+        return ConfigError(str(failure))
+    at = f"clusters.{cluster}.security.sasl"
+    if not_set:
+        return ConfigError(f"{at}: the client got no OAUTHBEARER token from {source!r} in time (librdkafka: {line})")
+    return ConfigError(
+        f"{at}: the broker refused the OAUTHBEARER token of {source!r}, which the source obtained without error: "
+        "it is expired, not signed by a key of the brokers' JWKS, or its issuer, audience or principal claim is not "
+        "what the brokers expect (sasl.oauthbearer.expected.issuer, expected.audience, sub.claim.name), or the role "
+        f"is not this client's; the broker's reason is in librdkafka's text (librdkafka: {line})"
+    )
 
 
 class ClientErrorReporter:

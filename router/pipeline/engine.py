@@ -38,7 +38,12 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   ``clusters.default.security`` setting to fix (:class:`router.config.security.ClientErrorReporter`);
   librdkafka retries such connections forever, so once it also reports every broker down with such
   an error since the last progress (an assignment or a commit) the refusal is persistent, not a
-  broker restart: :class:`FatalPipelineError` with that line, at start-up or while running;
+  broker restart: :class:`FatalPipelineError` with that line, at start-up or while running. Except
+  while the OAUTHBEARER token source fails for a reason that passes (OpenBao unreachable,
+  :func:`router.config.security.token_outage`): then the engine waits (logged once per failure,
+  ``/readyz`` names it), a producer that cannot get a token is re-created after a back-off, and the
+  router resumes by itself once tokens come back. A source failure that does not pass (AppRole
+  refused, the role not allowed) or a broker refusing the token ends the run with the source's line;
 - :class:`StallError` from the processor (e.g. a key provider that is down) → abort, rewind,
   back off exponentially and retry: offsets do not advance and nothing is produced meanwhile.
 
@@ -73,7 +78,7 @@ from confluent_kafka import (
 )
 
 from router import telemetry
-from router.config.security import ClientErrorReporter
+from router.config.security import ClientErrorReporter, explain_client_error, token_outage
 from router.errors import RouterError
 from router.pipeline.faults import FaultPoints
 
@@ -129,8 +134,9 @@ class BatchProcessor(Protocol):
 
 @dataclass
 class EngineSettings:
-    bootstrap_config: dict[str, str]
-    """librdkafka properties shared by consumer and producer (bootstrap, security)."""
+    bootstrap_config: dict[str, Any]
+    """librdkafka properties shared by consumer and producer (bootstrap, security; an OAUTHBEARER
+    ``oauth_cb`` is a callable)."""
     ingress_topics: list[str]
     group_id: str
     transactional_id: str
@@ -316,7 +322,10 @@ class TransactionalEngine:
         """librdkafka reported every broker down since the last progress (assignment or commit)."""
         self._unauthenticated: FatalPipelineError | None = None
         """Set once every broker is down and a TLS or authentication refusal was reported since the
-        last progress: raised after the next consume() (and by a failed init_transactions)."""
+        last progress: raised after the next consume() (and by a failed init_transactions). Not while
+        the OAUTHBEARER token source fails retriably (:func:`router.config.security.token_outage`)."""
+        self._token_outage: str | None = None
+        """The token source failure last logged as the cause of a wait (logged once per failure)."""
 
     # -- clients ---------------------------------------------------------------------------
     def _consumer_config(self) -> dict[str, Any]:
@@ -356,6 +365,12 @@ class TransactionalEngine:
         try:
             producer = Producer(self._producer_config())
         except KafkaException as exc:
+            outage = token_outage()
+            if outage is not None and not starting:  # no token yet: try again after a back-off
+                raise _Restart("create producer", str(outage)) from None
+            explained = explain_client_error(exc)
+            if explained is not None:
+                raise FatalPipelineError(str(explained)) from None
             raise FatalPipelineError(f"the producer's configuration is refused: {exc.args[0].str()}") from None
 
         def init() -> None:
@@ -688,15 +703,26 @@ class TransactionalEngine:
             self._brokers_down = True
         if self._brokers_down and self._unauthenticated is None:
             refused = self._client_errors.take()
-            if refused is not None:
-                self._unauthenticated = FatalPipelineError(
-                    f"{refused}; no broker accepts the connection (librdkafka retries it forever), so the router "
-                    "stops: fix the setting and start it again")
+            if refused is None:
+                return
+            outage = token_outage()
+            if outage is not None:
+                # The OAUTHBEARER token source fails for a reason that passes (OpenBao unreachable):
+                # librdkafka keeps asking it, and the clients resume once it answers.
+                if str(outage) != self._token_outage:
+                    self._token_outage = str(outage)
+                    log.warning("no broker accepts the connection while the OAUTHBEARER token source fails: %s; "
+                                "the router waits (offsets not advanced) and resumes by itself", outage)
+                return
+            self._unauthenticated = FatalPipelineError(
+                f"{refused}; no broker accepts the connection (librdkafka retries it forever), so the router "
+                "stops: fix the setting and start it again")
 
     def _connected(self) -> None:
         """Progress (an assignment, a commit): the connection works, so earlier TLS or
         authentication errors and "all brokers down" were transient."""
         self._brokers_down = False
+        self._token_outage = None
         self._client_errors.take()
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:

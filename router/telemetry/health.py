@@ -7,8 +7,9 @@ engine's :class:`~router.pipeline.engine.EngineHealth`, the placement watch's ve
 table) or locked (:class:`~router.keys.wrappers.ProviderStatus`).
 
 Ready means: partitions are assigned, the engine is not stalled (a :class:`StallError` back-off or
-transactions failing ``abort_escalate_after`` times in a row), the placement verdict is fresh, and
-the last call of every key provider succeeded. Each check that fails adds a sentence to
+transactions failing ``abort_escalate_after`` times in a row), the placement verdict is fresh,
+the last call of every key provider succeeded, and every OAUTHBEARER token source got its last
+token (:func:`router.auth.tokens.failures`). Each check that fails adds a sentence to
 :attr:`Readiness.reasons`; readiness comes back by itself once the cause clears.
 """
 
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 from opentelemetry.metrics import CallbackOptions, Observation
 
 from router import telemetry
+from router.auth import tokens
 from router.pipeline.engine import EngineHealth
 from router.telemetry.keys import ProviderStatus
 
@@ -192,6 +194,11 @@ class RouterHealth:
                     f"the last call of key provider {o.provider} for jurisdiction {o.jurisdiction} failed "
                     f"({o.error}); ready again after its next success"
                 )
+        token_failures = tokens.failures()
+        if token_failures:
+            detail["tokens"] = {"failing": [str(f) for f in token_failures]}
+            reasons.extend(f"no OAUTHBEARER token for Kafka: {f}; ready again once a token is obtained"
+                           for f in token_failures)
         return Readiness(not reasons, reasons, detail)
 
 

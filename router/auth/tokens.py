@@ -32,6 +32,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
+from router.config.files import read_config_file
 from router.errors import RouterError
 
 log = logging.getLogger(__name__)
@@ -277,8 +278,6 @@ class FileTokens(TokenSource):
         return f"FileTokens(path={str(self.path)!r})"
 
     def _fetch(self) -> str:
-        from router.config.files import read_config_file  # noqa: PLC0415 - config imports this module
-
         try:
             raw = read_config_file(self.path, self.setting, private=True)
         except RouterError as err:
@@ -294,16 +293,26 @@ class FileTokens(TokenSource):
         return text
 
 _shared: dict[Hashable, TokenSource] = {}
+_by_cluster: dict[str, TokenSource] = {}
 _shared_lock = threading.Lock()
 
 
-def shared(key: Hashable, make: Callable[[], TokenSource]) -> TokenSource:
-    """The process's one source for ``key`` (e.g. OpenBao address, role and AppRole files)."""
+def shared(key: Hashable, make: Callable[[], TokenSource], *, cluster: str | None = None) -> TokenSource:
+    """The process's one source for ``key`` (e.g. OpenBao address, role and AppRole files), made by
+    ``make`` the first time; remembered as the source of ``clusters.<cluster>`` (:func:`for_cluster`)."""
     with _shared_lock:
         source = _shared.get(key)
         if source is None:
             source = _shared[key] = make()
+        if cluster is not None:
+            _by_cluster[cluster] = source
         return source
+
+
+def for_cluster(cluster: str) -> TokenSource | None:
+    """The source the clients of ``clusters.<cluster>`` use, once their properties were built."""
+    with _shared_lock:
+        return _by_cluster.get(cluster)
 
 
 def failures() -> list[TokenUnavailable]:
@@ -316,3 +325,4 @@ def reset() -> None:
     """Forget every shared source (for tests: a process keeps its sources for its lifetime)."""
     with _shared_lock:
         _shared.clear()
+        _by_cluster.clear()

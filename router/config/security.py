@@ -40,7 +40,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -55,12 +55,10 @@ from pydantic import (
     model_validator,
 )
 
+from router.auth.tokens import FileTokens, OpenBaoIdentityTokens, TokenSource, TokenUnavailable, for_cluster, shared
 from router.config.files import read_config_file
 from router.config.openbao import AppRoleConfig, require_https
 from router.errors import ConfigError
-
-if TYPE_CHECKING:
-    from router.auth.tokens import TokenSource, TokenUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -366,15 +364,9 @@ def security_properties(cluster: str, security: SecurityConfig | None, *, allow_
 
 # -- OAUTHBEARER token sources (oauth_cb) --------------------------------------------------------
 
-_cluster_sources: dict[str, TokenSource] = {}
-_cluster_sources_lock = threading.Lock()
-
-
 def _token_source(cluster: str, at: str, sasl: OAuthBearerConfig) -> TokenSource:
     """The process's one token source for these credentials (:func:`router.auth.tokens.shared`),
-    its files checked now; remembered as ``cluster``'s source for :func:`token_source`."""
-    from router.auth.tokens import FileTokens, OpenBaoIdentityTokens, shared  # noqa: PLC0415
-
+    its files checked now; remembered as ``cluster``'s source (:func:`token_source`)."""
     source: TokenSource
     if sasl.openbao is not None:
         cfg, where = sasl.openbao, f"{at}.openbao"
@@ -403,23 +395,20 @@ def _token_source(cluster: str, at: str, sasl: OAuthBearerConfig) -> TokenSource
             )
             return OpenBaoIdentityTokens(session, cfg.role, setting=where, principal_claim=cfg.principal_claim)
 
-        source = shared(key, make)
+        source = shared(key, make, cluster=cluster)
     else:
         path = sasl.token_file
         assert path is not None  # OAuthBearerConfig: one token source
         where = f"{at}.token_file"
         _check_file(path, where, private=True)
-        source = shared(("token_file", path), lambda: FileTokens(path, setting=where))
-    with _cluster_sources_lock:
-        _cluster_sources[cluster] = source
+        source = shared(("token_file", path), lambda: FileTokens(path, setting=where), cluster=cluster)
     return source
 
 
 def token_source(cluster: str = "default") -> TokenSource | None:
     """The OAUTHBEARER token source whose ``oauth_cb`` the clients of ``clusters.<cluster>`` use, once
     their properties were built (None for SCRAM, certificates, librdkafka's own OIDC flow)."""
-    with _cluster_sources_lock:
-        return _cluster_sources.get(cluster)
+    return for_cluster(cluster)
 
 
 def token_outage(cluster: str = "default") -> TokenUnavailable | None:

@@ -185,17 +185,18 @@ class OpenBaoIdentityTokens(TokenSource):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(principal_claim=principal_claim, clock=clock)
-        self._session = session
+        self.session = session
+        """The OpenBao connection (its token renewed or replaced by its keeper)."""
         self.role = role
         self.setting = setting
 
     def __repr__(self) -> str:
-        return f"OpenBaoIdentityTokens(url={self._session.url!r}, role={self.role!r})"
+        return f"OpenBaoIdentityTokens(url={self.session.url!r}, role={self.role!r})"
 
     def _unavailable(self, what: str, *, retriable: bool) -> TokenUnavailable:
         then = (
             "librdkafka asks again about every 10 s and the clients resume once OpenBao answers"
-            if retriable else "fix it and start the router again"
+            if retriable else "asking again does not help: fix it, then start again"
         )
         return TokenUnavailable(f"{self.setting}: {what}; {then}", setting=self.setting, retriable=retriable)
 
@@ -203,7 +204,7 @@ class OpenBaoIdentityTokens(TokenSource):
         import hvac.exceptions  # noqa: PLC0415 - only for a cluster that uses OpenBao tokens
         import requests  # noqa: PLC0415
 
-        session, path, url = self._session, f"identity/oidc/token/{self.role}", self._session.url
+        session, path, url = self.session, f"identity/oidc/token/{self.role}", self.session.url
         try:
             session.keeper.ensure()
             try:

@@ -8,6 +8,7 @@ sources against a real OpenBao are in tests/unit/auth/.
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from router.auth.tokens import FileTokens, OpenBaoIdentityTokens
 from router.config.loader import parse_config
 from router.config.security import token_source
 from router.errors import ConfigError
+from router.keys.config import OpenBaoProviderConfig
 
 pytestmark = pytest.mark.unit
 
@@ -159,8 +161,6 @@ def test_openbao_over_http_is_accepted_with_allow_insecure_dev_and_warns_once(
 
 def test_the_key_providers_https_rule_is_the_same(tmp_path: Path) -> None:
     # One rule for both: keys.providers.<name>.url reports the same sentence.
-    from router.keys.config import OpenBaoProviderConfig  # noqa: PLC0415
-
     with pytest.raises(ValueError, match="must be https://") as keys_err:
         OpenBaoProviderConfig(type="openbao", url="http://bao:8200", token_env="X")
     sasl_msg = _error(_openbao(tmp_path, address="http://bao:8200"))
@@ -262,8 +262,6 @@ def test_no_secret_appears_in_the_repr_of_the_config_or_the_properties(tmp_path:
 def test_librdkafka_accepts_the_oauth_cb_properties(tmp_path: Path) -> None:
     # A token the source can serve at once (the constructor waits for the first one).
     payload = '{"exp": 4102444800, "sub": "router"}'  # 2100-01-01
-    import base64  # noqa: PLC0415
-
     body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
     _private(tmp_path / "token", f"eyJhbGciOiJub25lIn0.{body}.sig")
     props = _props({"mechanism": "OAUTHBEARER", "token_file": str(tmp_path / "token")})

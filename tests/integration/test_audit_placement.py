@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,11 @@ import pytest
 
 from router.audit.chain import verify_chain
 from router.audit.record import AuditRecord, PlacementRecord, decode_entry
+from tests.integration.placement_moves import wait_for_decisions
 from tests.integration.router_env import make_env
 from tests.integration.test_placement import reassign  # noqa: F401 - fixture
 from tests.integration.test_router_e2e import load_samples
 from tests.integration.test_router_resilience import (
-    _decisions,
     _probe_until_diverted,
     _router_cmd,
     _wait_for_replicas,
@@ -31,16 +30,6 @@ from tests.integration.test_router_resilience import (
 from tests.kafka_util import read_topic
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for_decisions(env: Any, n: int, timeout: float = 90) -> None:
-    """Until ``n`` decisions are committed (polled against a deadline)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _decisions(env) >= n:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"fewer than {n} decisions committed in {timeout} s")
 
 
 def test_the_trail_holds_the_snapshots_before_and_after_a_replica_moves_abroad(
@@ -57,7 +46,7 @@ def test_the_trail_holds_the_snapshots_before_and_after_a_replica_moves_abroad(
     first = load_samples(env, n=200, seed=13)
     router = subprocess.Popen(_router_cmd(env, "a", 15), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_decisions(env, len(first))
+        wait_for_decisions(env, len(first))
         reassign(moved, 0, [eu[0], us[0]])
         _wait_for_replicas(kafka_admin, moved, 0, [eu[0], us[0]])
         _probe_until_diverted(env, first_offset=len(first))

@@ -163,9 +163,12 @@ def _sections(r: Report) -> list[str]:
     for w in r.violation_windows:
         if w.quarantined_events:
             listed = ", ".join(w.quarantined_events[:50])
-            more = len(w.quarantined_events) - 50
+            # The count is complete; report.json lists at most MAX_LISTED_EVENTS positions per window.
+            more = w.quarantined - min(50, len(w.quarantined_events))
+            held = ("report.json" if len(w.quarantined_events) >= w.quarantined
+                    else f"report.json lists the first {len(w.quarantined_events)}")
             out.append(f"<p>Quarantined because of the window from {_e(iso(w.start_ms))}: {_e(listed)}"
-                       f"{f' and {more} more (report.json)' if more > 0 else ''}</p>")
+                       f"{f' and {more} more ({held})' if more > 0 else ''}</p>")
     out += [
         "<h2>Policy versions in force</h2>",
         _table(("policy version", "first decision", "last decision", "decisions"),

@@ -133,3 +133,22 @@ def test_page_lists_the_transfer_rule_the_snapshots_and_the_violation_window() -
     assert "crm.eu.contact[0] on broker 3" in page
     assert "Quarantined because of the window" in page
     assert "crm.ingress[0]@1" in page
+
+
+def test_a_window_with_more_quarantined_events_than_listed_says_how_many_the_json_holds() -> None:
+    """report.json lists at most MAX_LISTED_EVENTS positions per window; the page counts the rest from
+    the window's complete count, not from the truncated list."""
+    from router.report.collect import MAX_LISTED_EVENTS
+    from tests.unit.test_report_collect import T0, Trail
+
+    n = MAX_LISTED_EVENTS + 2
+    t = Trail(partitions=1)
+    t.append(fields(0, at_ms=T0))
+    for i in range(1, n + 1):
+        t.append(fields(i, at_ms=T0 + i, verdict="violations: crm.eu.contact", decision="quarantine",
+                        reason="PLACEMENT_VIOLATION", dest="quarantine.eu"))
+    r = collect(t.records, context())
+    (window,) = r.violation_windows
+    assert (window.quarantined, len(window.quarantined_events)) == (n, MAX_LISTED_EVENTS)
+    page = render_html(r)
+    assert f"and {n - 50} more (report.json lists the first {MAX_LISTED_EVENTS})" in page

@@ -220,6 +220,10 @@ def broker_props(info: IssuerInfo, listener: str) -> dict[str, str]:
         f"listener.name.{name}.oauthbearer.sasl.server.callback.handler.class":
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
         f"listener.name.{name}.oauthbearer.connections.max.reauth.ms": str(max(10, info.token_ttl_s) * 1000),
+        # Kafka 4.1's default (DefaultJwtValidator, built without a key resolver) falls back to the
+        # client-side validator, which checks a token's shape and claims but not its signature: a
+        # token signed by anyone would pass. BrokerJwtValidator verifies it against the JWKS.
+        "sasl.oauthbearer.jwt.validator.class": "org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator",
         "sasl.oauthbearer.jwks.endpoint.url": info.jwks_url,
         "sasl.oauthbearer.expected.issuer": info.issuer,
         "sasl.oauthbearer.expected.audience": info.audience,

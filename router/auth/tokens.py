@@ -89,6 +89,7 @@ class TokenSource:
         self._cached: tuple[str, float, str, float] | None = None  # token, exp, principal, issued at
         self.last_error: TokenUnavailable | None = None
         self.fetched = 0
+        self._fetching = False
         """How many tokens were obtained (not served from the cache)."""
 
     def _fetch(self) -> str:
@@ -106,6 +107,7 @@ class TokenSource:
                 token, exp, principal, issued = self._cached
                 if exp - now > max(MIN_LIFETIME_S, (exp - issued) * REUSE_FRACTION):
                     return token, exp, principal
+            self._fetching = True
             try:
                 token, exp, claims = self._obtain(now)
             except TokenUnavailable as err:
@@ -113,6 +115,8 @@ class TokenSource:
                 if self._cached is not None and self._cached[1] - now > MIN_LIFETIME_S:
                     return self._cached[0], self._cached[1], self._cached[2]
                 raise
+            finally:
+                self._fetching = False
             principal = str(claims.get(self._principal_claim) or claims.get("sub") or "unknown")
             self._cached = (token, exp, principal, now)
             self.fetched += 1
@@ -120,6 +124,23 @@ class TokenSource:
                 log.warning("OAUTHBEARER token for %s obtained again after a failure; clients resume", self.setting)
             self.last_error = None
             return token, exp, principal
+
+    def current_failure(self) -> TokenUnavailable | None:
+        """Why clients may have no valid token now: :attr:`last_error`, or, while a new token is
+        being fetched or when the last one handed out has expired, a retriable failure saying so
+        (a slow or frozen issuer: the broker refuses the expired token before the fetch fails)."""
+        failure = self.last_error
+        if failure is not None:
+            return failure
+        cached = self._cached
+        expired = cached is not None and cached[1] - self._clock() <= MIN_LIFETIME_S
+        if self._fetching or expired:
+            return TokenUnavailable(
+                f"{self.setting}: the current OAUTHBEARER token "
+                + ("expired" if expired else "is being replaced")
+                + " and no new token has been obtained yet (the issuer is slow or unreachable); clients resume "
+                "once one is", setting=self.setting, retriable=True)
+        return None
 
     def _obtain(self, now: float) -> tuple[str, float, dict[str, Any]]:
         """A new token, its expiry and its claims; TokenUnavailable when it cannot be had or is unusable."""

@@ -415,7 +415,7 @@ def token_outage(cluster: str = "default") -> TokenUnavailable | None:
     """The failure of ``cluster``'s token source when it is retriable (OpenBao unreachable, the token
     file not yet renewed): clients stall and resume by themselves once a token is obtained again."""
     source = token_source(cluster)
-    failure = source.last_error if source is not None else None
+    failure = source.current_failure() if source is not None else None
     return failure if failure is not None and failure.retriable else None
 
 
@@ -551,7 +551,7 @@ def _explain_token_error(code: str, line: str, cluster: str) -> ConfigError | No
     not_set = _TOKEN_NOT_SET.search(line) is not None
     if not (not_set or _TOKEN_REFUSED.search(line) or code in ("_AUTHENTICATION", "SASL_AUTHENTICATION_FAILED")):
         return None
-    failure = source.last_error
+    failure = source.current_failure()
     if failure is not None:
         return ConfigError(str(failure))
     at = f"clusters.{cluster}.security.sasl"

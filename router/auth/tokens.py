@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 REUSE_FRACTION = 0.5
 """A cached token is handed out again while more than this fraction of its lifetime is left."""
 
+RECOVERY_GRACE_S = 30.0
+"""After tokens come back, how long a broker refusing a client's old, expired token still counts as
+the outage: librdkafka retries a failed refresh only about every 10 s, and each client on its own."""
+
 MIN_LIFETIME_S = 1.0
 """A token that expires sooner than this is treated as expired (clock skew, slow calls)."""
 
@@ -90,6 +94,7 @@ class TokenSource:
         self.last_error: TokenUnavailable | None = None
         self.fetched = 0
         self._fetching = False
+        self._recovered_at: float | None = None
         """How many tokens were obtained (not served from the cache)."""
 
     def _fetch(self) -> str:
@@ -122,6 +127,7 @@ class TokenSource:
             self.fetched += 1
             if self.last_error is not None:
                 log.warning("OAUTHBEARER token for %s obtained again after a failure; clients resume", self.setting)
+                self._recovered_at = now
             self.last_error = None
             return token, exp, principal
 
@@ -140,6 +146,11 @@ class TokenSource:
                 + ("expired" if expired else "is being replaced")
                 + " and no new token has been obtained yet (the issuer is slow or unreachable); clients resume "
                 "once one is", setting=self.setting, retriable=True)
+        if self._recovered_at is not None and self._clock() - self._recovered_at < RECOVERY_GRACE_S:
+            return TokenUnavailable(
+                f"{self.setting}: tokens could not be had until just now; a client still holding an expired one "
+                "gets the new one at its next refresh (librdkafka retries about every 10 s)",
+                setting=self.setting, retriable=True)
         return None
 
     def _obtain(self, now: float) -> tuple[str, float, dict[str, Any]]:

@@ -65,3 +65,21 @@ def test_a_failed_fetch_is_the_failure_reported(tmp_path: Path) -> None:
     with pytest.raises(TokenUnavailable):
         source()
     assert source.current_failure() is source.last_error
+
+
+def test_right_after_tokens_come_back_a_refusal_still_counts_as_the_outage(tmp_path: Path) -> None:
+    clock = _Clock(4_000.0)
+    path = _write(tmp_path / "token", jwt(4_010.0))
+    source = FileTokens(path, setting=SETTING, clock=clock)
+    source()
+    path.unlink()
+    clock.now = 4_011.0
+    with pytest.raises(TokenUnavailable):
+        source()
+    _write(path, jwt(4_060.0))
+    clock.now = 4_012.0
+    source()  # tokens are back; clients that failed to refresh still hold the expired one
+    failure = source.current_failure()
+    assert failure is not None and failure.retriable and source.last_error is None
+    clock.now = 4_012.0 + 31
+    assert source.current_failure() is None

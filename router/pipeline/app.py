@@ -149,7 +149,7 @@ def audit_placement(topic: str, partitions: int, recorded: Mapping[int, int]) ->
 def engine_settings(
     pipe: PipelineConfig,
     *,
-    bootstrap_config: dict[str, str],
+    bootstrap_config: dict[str, Any],
     ingress_topics: list[str],
     group_id: str,
     transactional_id: str,

@@ -1,11 +1,14 @@
 """``residency-router demo``: the main job on a local secured cluster, end to end.
 
-1. starts (or reuses) the secured dev cluster (TLS on every listener, SCRAM-SHA-512, the
-   ``StandardAuthorizer`` with ``User:admin`` the only super user): racks in the EU, the UK, the
-   US and Switzerland, one principal per role;
+1. starts (or reuses) the secured dev cluster with its token issuer (``devcluster up --secure
+   --oauth``: TLS on every listener, the ``StandardAuthorizer`` with ``User:admin`` the only super
+   user, a dev OpenBao issuing short-lived OAUTHBEARER tokens that the brokers verify): racks in
+   the EU, the UK, the US and Switzerland, one principal per role;
 2. creates a development keyring and a config derived from the example config: its clients
-   authenticate as ``User:router`` (SASL_SSL, the password file and CA from the cluster's state
-   directory), and an ``access`` section names the principal of every role;
+   authenticate as ``User:router`` with OAUTHBEARER tokens (SASL_SSL to the ``OAUTH`` listener;
+   identity tokens of the OIDC role ``router``, fetched after an AppRole login with the role-id
+   and secret-id files of the cluster's state directory), and an ``access`` section names the
+   principal of every role;
 3. creates the configured topics (replicas only in their jurisdiction) plus one deliberately
    misplaced topic, as ``User:admin``, and shows the placement report that flags it;
 4. applies the ACL plan of the ``access`` section as ``User:admin`` (the code of ``acls apply``)
@@ -20,9 +23,12 @@
 9. a consumer authenticated as ``User:consumer-us`` subscribes to that EU topic and the broker
    itself refuses it (``TOPIC_AUTHORIZATION_FAILED``).
 
-``--insecure`` runs the former PLAINTEXT path instead (no authentication, no authorizer: steps 4
-and 9 are skipped). A cluster already running in the state directory with the other security is
-not reused: the demo says how to stop it.
+Every principal the demo uses (the operator ``admin`` too) authenticates with tokens: no config it
+writes and no client it builds names a SCRAM password (SCRAM stays available on the cluster's
+``SASL_SSL`` listener, docs/security.md). ``--insecure`` runs the former PLAINTEXT path instead
+(no authentication, no authorizer: steps 4 and 9 are skipped). A cluster already running in the
+state directory with the other security, or secured without ``--oauth``, is not reused: the demo
+says how to stop it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
     from router.access.check import AclReport
     from router.config.models import RouterConfig
     from router.devtools.devcluster.launcher import ClusterInfo
+    from router.devtools.devcluster.openbao import IssuerInfo
 
 # Frankfurt and Ireland (eu), Virginia (us), London (uk), Zurich (ch): AWS-style zone names, so the
 # rack -> jurisdiction mapping in the config is what decides, not the name.
@@ -62,8 +69,9 @@ _quiet.propagate = False
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "demo", help="run the router demo on a local secured dev cluster",
-        description="Start (or reuse) the secured dev cluster, apply the config's ACL plan, route generated "
-                    "CRM events as User:router and show the broker refusing a US principal an EU topic.",
+        description="Start (or reuse) the secured dev cluster with its token issuer, apply the config's ACL "
+                    "plan, route generated CRM events as User:router (OAUTHBEARER tokens, no password) and show "
+                    "the broker refusing a US principal an EU topic.",
     )
     p.add_argument("--config", required=True, help="router YAML config to start from (e.g. examples/router.yaml)")
     p.add_argument("--state-dir", help="dev cluster state directory (default as for `devcluster`)")
@@ -97,20 +105,32 @@ def access_section(jurisdictions: Iterable[str], ingress: str) -> dict[str, Any]
 
 
 def cluster_section(info: ClusterInfo, principal: str) -> dict[str, Any]:
-    """``clusters.default`` for ``principal``: SASL_SSL with SCRAM-SHA-512, its password FILE and
-    the cluster's CA on a secured cluster (paths only, never the password); PLAINTEXT with
-    ``allow_plaintext`` on a cluster without security (every client is anonymous there)."""
+    """``clusters.default`` for ``principal``: on a secured cluster, SASL_SSL to its ``OAUTH``
+    listeners with OAUTHBEARER tokens (``sasl.openbao``: identity tokens of the OIDC role
+    ``principal`` at the cluster's dev OpenBao, after an AppRole login with the principal's role-id
+    and secret-id FILES; paths only, and no password anywhere); PLAINTEXT with ``allow_plaintext``
+    on a cluster without security (every client is anonymous there). A secured cluster started
+    without ``--oauth`` issues no tokens: :class:`DevClusterError` naming its state directory."""
     if info.security is None:
         return {"bootstrap": info.bootstrap, "security": {"protocol": "PLAINTEXT"}, "allow_plaintext": True}
-    from router.devtools.devcluster.secure import SCRAM_MECHANISM  # noqa: PLC0415
-
-    cred = info.security.principal(principal)
+    role_id, secret_id = info.approle_files(principal)  # the error of a cluster without --oauth
+    issuer = info.oauth
+    assert issuer is not None  # approle_files: the cluster was started with --oauth
     return {
-        "bootstrap": info.bootstrap,
+        "bootstrap": info.oauth_bootstrap,  # the OAUTH listeners: OAUTHBEARER only
         "security": {
             "protocol": "SASL_SSL",
             "ca_file": info.security.ca,
-            "sasl": {"mechanism": SCRAM_MECHANISM, "username": cred.name, "password": {"file": cred.password_file}},
+            "sasl": {
+                "mechanism": "OAUTHBEARER",
+                "openbao": {
+                    "address": issuer.address,
+                    "ca_file": issuer.ca_file,
+                    "role": principal,
+                    "principal_claim": issuer.principal_claim,
+                    "approle": {"role_id_file": str(role_id), "secret_id_file": str(secret_id)},
+                },
+            },
         },
     }
 
@@ -160,17 +180,23 @@ def other_cluster_problem(
     existing: ClusterInfo | None, *, secure: bool, principals: Iterable[str], default_state_dir: bool,
 ) -> str | None:
     """Why a cluster running in the state directory cannot serve this demo (None if it can, or if
-    none runs): it runs with the other security, or (secured) lacks one of ``principals``, which
-    exist only from a cluster's start. The message says how to stop it."""
+    none runs): it runs with the other security, is secured without the token issuer the secure
+    demo authenticates with (``--oauth``), or (secured) lacks one of ``principals``, which exist
+    only from a cluster's start. The message says how to stop it."""
     if existing is None or not any(existing.running.values()):
         return None  # nothing runs: the launcher clears a stopped cluster's state and starts afresh
     down = down_hint(existing.state_dir, default_state_dir=default_state_dir)
     if (existing.security is not None) != secure:
         how = ("without --secure (PLAINTEXT, no authorizer)" if existing.security is None
+               else "with --secure --oauth (TLS, OAUTHBEARER tokens, ACLs)" if existing.oauth is not None
                else "with --secure (TLS, SCRAM, ACLs)")
         other = "with --insecure" if existing.security is None else "without --insecure"
         return (f"the dev cluster recorded in {existing.state_dir} runs {how}, and the demo does not reuse a "
                 f"cluster started differently: stop it with {down} and run the demo again (or run the demo {other})")
+    if existing.security is not None and existing.oauth is None:
+        return (f"the secured dev cluster recorded in {existing.state_dir} runs without --oauth (no token issuer; "
+                "its clients authenticate with SCRAM passwords), and the demo authenticates every principal with "
+                f"OAUTHBEARER tokens from the cluster's dev OpenBao: stop it with {down} and run the demo again")
     if existing.security is not None:
         have = {p.name for p in existing.security.principals}
         if missing := [p for p in principals if p not in have]:
@@ -218,7 +244,7 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     jurisdictions = list(base["jurisdictions"])
 
     print("== 1. the local Apache Kafka cluster"
-          + (", secured: TLS, SCRAM-SHA-512, ACLs" if secure else ", PLAINTEXT (--insecure)")
+          + (", secured: TLS, OAUTHBEARER tokens from a dev OpenBao, ACLs" if secure else ", PLAINTEXT (--insecure)")
           + " (the first run fetches Kafka with Maven)", flush=True)
     cluster = DevCluster(args.state_dir)
     principals = demo_principals(jurisdictions) if secure else None
@@ -227,16 +253,15 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
                                     default_state_dir=is_default)
     if problem is not None:
         raise DevClusterError(problem)
-    info = cluster.up(DEMO_RACKS, heap_mb=384, secure=secure, principals=principals)
+    info = cluster.up(DEMO_RACKS, heap_mb=384, secure=secure, principals=principals, oauth=secure)
     config0 = parse_config({"clusters": {"default": cluster_section(info, OPERATOR)},
                             "jurisdictions": base["jurisdictions"]}, args.config)
     print(
-        f"bootstrap {info.bootstrap}  (Kafka {info.kafka_version}; "
+        f"bootstrap {info.oauth_bootstrap or info.bootstrap}  (Kafka {info.kafka_version}; "
         f"{'cache used' if info.artifacts_from_cache else 'fetched from Maven Central'})"
     )
-    if info.security is not None:
-        print(f"  every client authenticates (SASL_SSL, SCRAM-SHA-512; CA {info.security.ca}); the authorizer "
-              f"denies what no ACL allows; super user User:{info.security.super_user} only")
+    if info.security is not None and info.oauth is not None:
+        _print_token_auth(info.oauth, ca=info.security.ca, super_user=info.security.super_user)
     print(f"{'broker':>6}  {'rack':<14} jurisdiction")
     for n in info.nodes:
         print(f"{n.node_id:>6}  {n.rack:<14} {config0.jurisdiction_of_rack(n.rack) or '(none)'}")
@@ -260,7 +285,9 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     if secure:
         operator_path = work / "operator.yaml"
         operator_path.write_text(yaml.safe_dump(as_principal(doc, info, OPERATOR), sort_keys=False), encoding="utf-8")
-        print(f"   its clients are User:{ROUTER} (password file under the cluster's state, never in the config); "
+        role_id, _ = info.approle_files(ROUTER)
+        print(f"   its clients are User:{ROUTER}: OAUTHBEARER tokens of the OpenBao role {ROUTER}, fetched with its "
+              f"AppRole files in {role_id.parent} (files named, no secret and no password in the config); "
               f"{operator_path.name} is the same as User:{OPERATOR}, for `acls` and `topics`")
     trust = work / "trust.json"
     assert config.keys is not None
@@ -322,12 +349,25 @@ def _demo(args: argparse.Namespace) -> int:  # noqa: PLR0915 - a narrated script
     if secure:
         refused = _refusal(config_of("consumer-us"), eu_topic, f"consumer-us.demo-{run_id}")
         print(f"\n== 9. the broker refuses User:consumer-us on {eu_topic}: {refused}")
-        print("  (authenticated with SCRAM and in a group of its own prefix: the plan grants it "
+        print("  (authenticated with a valid token of its own and in a group of its own prefix: the plan grants it "
               f"{_us_topics(operator)} only, so the topic is what the broker refuses)")
     print(f"\nThe cluster keeps running; stop it with {down_hint(info.state_dir, default_state_dir=is_default)}.")
     if secure:
         print(f"Explore it as the operator: residency-router acls check --config {work / 'operator.yaml'}")
     return 0
+
+
+def _print_token_auth(issuer: IssuerInfo, *, ca: str, super_user: str) -> None:
+    """Step 1's lines on how clients authenticate: who issues the tokens, for how long, who verifies them."""
+    print(f"  every client authenticates with an OAUTHBEARER token (SASL_SSL to the OAUTH listeners; CA {ca}), "
+          "no password:")
+    print(f"    issued by the dev OpenBao at {issuer.address} (identity tokens, a JWT per principal after an "
+          "AppRole login with its role-id and secret-id files)")
+    print(f"    each lives {issuer.token_ttl_s} s; clients fetch a new one before it expires and the brokers make "
+          "every connection re-authenticate within a lifetime")
+    print(f"    verified by the brokers: signature against OpenBao's keys ({issuer.jwks_url}), issuer, audience "
+          f"{issuer.audience!r}, expiry; the principal is the token's {issuer.principal_claim} claim")
+    print(f"  the authorizer denies what no ACL allows; super user User:{super_user} only")
 
 
 def _props(config: RouterConfig) -> dict[str, Any]:

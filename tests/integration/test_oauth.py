@@ -213,15 +213,15 @@ def _claims(token: str) -> dict[str, Any]:
     return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
 
 
-def _issue(info: ClusterInfo, principal: str) -> str:
-    """A real token of ``principal``'s role, issued by the cluster's OpenBao after an AppRole login."""
+def _issue(info: ClusterInfo, name: str) -> str:
+    """A real token of ``name``'s role, issued by the cluster's OpenBao after an AppRole login."""
     assert info.oauth is not None
-    role_file, secret_file = info.approle_files(principal)
+    role_file, secret_file = info.oauth.approle_files(Path(info.state_dir), name)
     verify = info.oauth.ca_file
     login = requests.post(f"{info.oauth.address}/v1/auth/approle/login", timeout=10, verify=verify, json={
         "role_id": role_file.read_text().strip(), "secret_id": secret_file.read_text().strip()})
     login.raise_for_status()
-    resp = requests.get(f"{info.oauth.address}/v1/identity/oidc/token/{principal}", timeout=10, verify=verify,
+    resp = requests.get(f"{info.oauth.address}/v1/identity/oidc/token/{name}", timeout=10, verify=verify,
                         headers={"X-Vault-Token": login.json()["auth"]["client_token"]})
     resp.raise_for_status()
     return str(resp.json()["data"]["token"])
@@ -298,23 +298,10 @@ def test_a_valid_token_of_a_principal_no_acl_names_reads_nothing(cluster: Cluste
     dev_openbao.add_principal(client, cluster.oauth, Path(cluster.state_dir), name, accessor=accessor,
                               template=template)
     # the issuer signs it and the broker authenticates it, but User:<name> has no grant anywhere
-    token = _issue_as(cluster, name)
+    token = _issue(cluster, name)
     assert _claims(token)[dev_openbao.PRINCIPAL_CLAIM] == name
     errors = _refused(cluster, token, eu_topic)
     assert errors & {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED}, errors
-
-
-def _issue_as(info: ClusterInfo, name: str) -> str:
-    assert info.oauth is not None
-    role_file, secret_file = info.oauth.approle_files(Path(info.state_dir), name)
-    verify = info.oauth.ca_file
-    login = requests.post(f"{info.oauth.address}/v1/auth/approle/login", timeout=10, verify=verify, json={
-        "role_id": role_file.read_text().strip(), "secret_id": secret_file.read_text().strip()})
-    login.raise_for_status()
-    resp = requests.get(f"{info.oauth.address}/v1/identity/oidc/token/{name}", timeout=10, verify=verify,
-                        headers={"X-Vault-Token": login.json()["auth"]["client_token"]})
-    resp.raise_for_status()
-    return str(resp.json()["data"]["token"])
 
 
 def _cli(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

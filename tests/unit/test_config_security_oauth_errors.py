@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from router.auth import tokens
-from router.auth.tokens import TokenSource, TokenUnavailable
+from router.auth.tokens import RECOVERY_GRACE_S, TokenSource, TokenUnavailable
 from router.config.loader import parse_config
 from router.config.security import ClientErrorReporter, explain_client_error, token_outage
 from router.errors import ConfigError
@@ -130,7 +130,13 @@ def test_the_outage_is_retriable_only_for_a_failure_that_may_pass(tmp_path: Path
     assert not garbage.retriable and token_outage() is None
     path.write_text(jwt(time.time() + 600), encoding="utf-8")
     source()
-    assert source.last_error is None and token_outage() is None
+    # tokens are back; for a grace period clients that still hold an expired one count as the outage
+    assert source.last_error is None
+    grace = token_outage()
+    assert grace is not None and grace.retriable and "until just now" in str(grace)
+    real = source._clock
+    source._clock = lambda: real() + RECOVERY_GRACE_S + 1
+    assert token_outage() is None
 
 
 def test_the_reporter_logs_the_sources_line_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

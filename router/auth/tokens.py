@@ -131,6 +131,12 @@ class TokenSource:
             self.last_error = None
             return token, exp, principal
 
+    @property
+    def principal(self) -> str | None:
+        """The principal named by the last token obtained (its principal claim), None before one."""
+        cached = self._cached
+        return cached[2] if cached is not None else None
+
     def current_failure(self) -> TokenUnavailable | None:
         """Why clients may have no valid token now: :attr:`last_error`, or, while a new token is
         being fetched or when the last one handed out has expired, a retriable failure saying so

@@ -125,7 +125,8 @@ class TokenKeeper:
         if self._approle is None:
             return False
         with self._lock:
-            log.warning("OpenBao refused the router's token; logging in again with AppRole")
+            log.warning("OpenBao answered 403 (the router's token expired or was revoked, or its policy does not "
+                        "allow this request); logging in again with AppRole")
             self._login()
         return True
 

@@ -685,7 +685,13 @@ class TransactionalEngine:
         else:
             operation, resource = "IDEMPOTENT_WRITE", "the cluster"
         user = self.s.bootstrap_config.get("sasl.username")
-        principal = f"the router's principal (sasl.username {user!r})" if user else "the router's principal"
+        token_principal = getattr(self.s.bootstrap_config.get("oauth_cb"), "principal", None)
+        if user:
+            principal = f"the router's principal (sasl.username {user!r})"
+        elif token_principal:
+            principal = f"the router's principal (User:{token_principal}, named by its OAUTHBEARER token)"
+        else:
+            principal = "the router's principal"
         return FatalPipelineError(
             f"{what}: not authorized ({err.name()}: {err.str()}): {principal} lacks {operation} on {resource}; "
             "grant it with a Kafka ACL (kafka-acls --add --allow-principal ...) and start the router again"

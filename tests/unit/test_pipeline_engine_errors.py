@@ -471,6 +471,27 @@ def test_transactional_id_not_authorized_at_start_up_is_a_clear_fatal_error(clus
     assert cluster.committed == [] and cluster.txn_count == 0
 
 
+def test_not_authorized_under_oauthbearer_names_the_principal_of_the_token(cluster: FakeCluster) -> None:
+    class Source:
+        principal = "router-eu"
+
+        def __call__(self, _config: str) -> tuple[str, float, str]:
+            raise AssertionError("the fake cluster asks for no token")
+
+    cluster.add_input(INGRESS, 0, [b"x"])
+    cluster.fail("init_transactions", KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None, fatal=True,
+                 reason="Transactional Id authorization failed")
+    eng = _engine(_settings(bootstrap_config={"bootstrap.servers": "fake:9092", "oauth_cb": Source()}),
+                  CopyProcessor("out"))
+
+    with pytest.raises(FatalPipelineError) as info:
+        eng.run()
+
+    message = str(info.value)
+    assert "User:router-eu, named by its OAUTHBEARER token" in message
+    assert "sasl.username" not in message
+
+
 def test_another_fatal_error_at_start_up_is_a_clear_fatal_error(cluster: FakeCluster) -> None:
     cluster.fail("init_transactions", KafkaError._INCONSISTENT, None, fatal=True, reason="broken")
     with pytest.raises(FatalPipelineError) as info:

@@ -36,6 +36,7 @@ from confluent_kafka.admin import (
 from router.cli import main
 from router.devtools.devcluster.launcher import ClusterInfo, DevCluster
 from tests.integration.secure_cluster import quiet_librdkafka, read_first
+from tests.unit.test_demo_config import _keys
 
 pytestmark = pytest.mark.integration
 
@@ -72,17 +73,6 @@ def _read(conf: dict[str, Any], topic: str, group: str) -> tuple[int, set[int]]:
     authorization error (within the deadline), and the error codes it saw."""
     values, errors = read_first({**conf, "logger": _quiet}, topic, group, deadline_s=DEADLINE_S)
     return len(values), errors
-
-
-def _keys(value: Any) -> Iterator[str]:
-    """Every mapping key anywhere in ``value`` (a YAML document)."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield str(k)
-            yield from _keys(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _keys(v)
 
 
 def _password_files(info: ClusterInfo) -> list[Path]:

@@ -497,6 +497,11 @@ _RULES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
     )
 )
 _AUTH_CODES = {"_SSL", "_AUTHENTICATION"}
+_SASL_STATE = re.compile(r"Request not valid in current SASL state|ILLEGAL_SASL_STATE", re.I)
+"""A broker refusing a re-authentication (KIP-368) it does not accept now: Kafka refuses one less than a
+second after the previous one, which short token lifetimes and the connections of one client sharing a
+token make happen. librdkafka drops that connection and authenticates a new one: not a refusal of the
+credentials, whatever error code carries it."""
 _THREAD_PREFIX = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 
 
@@ -512,13 +517,16 @@ def _error_text(error: object) -> tuple[str, str]:
 
 def explain_client_error(error: object, cluster: str = "default") -> ConfigError | None:
     """A one-line :class:`ConfigError` naming the ``clusters.<cluster>.security`` setting to fix for a
-    librdkafka TLS or authentication error, or None when the error is not one of those.
+    librdkafka TLS or authentication error, or None when the error is not one of those (a
+    re-authentication refused for the connection's SASL state is not: see ``_SASL_STATE``).
 
     ``error`` is what an ``error_cb`` receives (a ``KafkaError``), a ``KafkaException`` or a
     librdkafka log line. The librdkafka text is kept at the end (it names the broker, never a secret).
     """
     code, text = _error_text(error)
     line = " ".join(text.split())
+    if _SASL_STATE.search(line):
+        return None
     token = _explain_token_error(code, line, cluster)
     if token is not None:
         return token

@@ -209,3 +209,23 @@ def test_readiness_without_token_sources_is_unchanged(token_file: TokenFile, cap
     readiness = RouterHealth().readiness()
     assert readiness.reasons == ["the engine has not started"]
     assert "tokens" not in readiness.detail
+
+
+# librdkafka's line when a broker answers a re-authentication's SaslHandshake with ILLEGAL_SASL_STATE
+# (Kafka refuses a re-authentication less than a second after the previous one, or on a connection
+# whose session has no expiry): librdkafka closes that connection and authenticates a new one.
+REAUTH_RACE = KafkaError(
+    KafkaError._AUTHENTICATION,
+    "sasl_ssl://127.0.0.1:42669/1: SASL OAUTHBEARER mechanism handshake failed: Broker: Request not valid in "
+    "current SASL state: broker's supported mechanisms:  (after 0ms in state AUTH_HANDSHAKE)")
+
+
+def test_a_re_authentication_refused_for_its_sasl_state_is_not_a_token_refusal(
+    cluster: FakeCluster, token_file: TokenFile,
+) -> None:
+    # every connection re-authenticates at the same moment (one shared token), so all fail at once
+    cluster.add_input(INGRESS, 0, _values(3))
+    token_file.source()
+    ErrorsOnConsume.script = {2: [REAUTH_RACE, REAUTH_RACE, DOWN], 3: [REAUTH_RACE]}
+    stats = _engine().run(until=lambda _s: cluster.done())
+    assert stats.consumed == 3 and cluster.done()

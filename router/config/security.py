@@ -498,10 +498,12 @@ _RULES: tuple[tuple[re.Pattern[str], str, str], ...] = tuple(
 )
 _AUTH_CODES = {"_SSL", "_AUTHENTICATION"}
 _SASL_STATE = re.compile(r"Request not valid in current SASL state|ILLEGAL_SASL_STATE", re.I)
-"""A broker refusing a re-authentication (KIP-368) it does not accept now: Kafka refuses one less than a
-second after the previous one, which short token lifetimes and the connections of one client sharing a
-token make happen. librdkafka drops that connection and authenticates a new one: not a refusal of the
-credentials, whatever error code carries it."""
+"""A broker answering a SASL handshake with ILLEGAL_SASL_STATE. On a first connection: the listener
+takes no SASL (a SASL_SSL client on an SSL port). On a connection that authenticated before: a
+re-authentication (KIP-368) the broker does not accept now (Kafka refuses one less than a second after
+the previous one, which short token lifetimes and the connections of one client sharing a token make
+happen); librdkafka drops that connection and authenticates a new one, so it is not a refusal of the
+credentials (:func:`is_sasl_state_refusal`; the engine ignores it once it has connected)."""
 _THREAD_PREFIX = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 
 
@@ -517,8 +519,7 @@ def _error_text(error: object) -> tuple[str, str]:
 
 def explain_client_error(error: object, cluster: str = "default") -> ConfigError | None:
     """A one-line :class:`ConfigError` naming the ``clusters.<cluster>.security`` setting to fix for a
-    librdkafka TLS or authentication error, or None when the error is not one of those (a
-    re-authentication refused for the connection's SASL state is not: see ``_SASL_STATE``).
+    librdkafka TLS or authentication error, or None when the error is not one of those.
 
     ``error`` is what an ``error_cb`` receives (a ``KafkaError``), a ``KafkaException`` or a
     librdkafka log line. The librdkafka text is kept at the end (it names the broker, never a secret).
@@ -526,7 +527,10 @@ def explain_client_error(error: object, cluster: str = "default") -> ConfigError
     code, text = _error_text(error)
     line = " ".join(text.split())
     if _SASL_STATE.search(line):
-        return None
+        return ConfigError(
+            f"clusters.{cluster}.security.protocol: the broker answered the SASL handshake with ILLEGAL_SASL_STATE: "
+            "its listener takes no SASL (use the protocol the port serves: SSL or PLAINTEXT, or a SASL port), or it "
+            f"refused a re-authentication that came too soon, which passes (librdkafka: {line})")
     token = _explain_token_error(code, line, cluster)
     if token is not None:
         return token
@@ -539,6 +543,13 @@ def explain_client_error(error: object, cluster: str = "default") -> ConfigError
             f"clusters.{cluster}.security.{setting}: the broker connection failed to authenticate (librdkafka: {line})"
         )
     return None
+
+
+def is_sasl_state_refusal(error: object) -> bool:
+    """Whether ``error`` is a broker's ILLEGAL_SASL_STATE answer to a SASL handshake: a listener without
+    SASL on a first connection, a re-authentication refused for now on a connection that authenticated
+    before (``_SASL_STATE``)."""
+    return _SASL_STATE.search(" ".join(_error_text(error)[1].split())) is not None
 
 
 _TOKEN_NOT_SET = re.compile(

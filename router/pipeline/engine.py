@@ -43,7 +43,9 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   :func:`router.config.security.token_outage`): then the engine waits (logged once per failure,
   ``/readyz`` names it), a producer that cannot get a token is re-created after a back-off, and the
   router resumes by itself once tokens come back. A source failure that does not pass (AppRole
-  refused, the role not allowed) or a broker refusing the token ends the run with the source's line;
+  refused, the role not allowed) or a broker refusing the token ends the run with the source's line.
+  A broker answering a SASL handshake with ILLEGAL_SASL_STATE after the clients had connected is a
+  re-authentication refused for now (librdkafka authenticates a new connection): logged, never fatal;
 - :class:`StallError` from the processor (e.g. a key provider that is down) → abort, rewind,
   back off exponentially and retry: offsets do not advance and nothing is produced meanwhile.
 
@@ -78,7 +80,7 @@ from confluent_kafka import (
 )
 
 from router import telemetry
-from router.config.security import ClientErrorReporter, explain_client_error, token_outage
+from router.config.security import ClientErrorReporter, explain_client_error, is_sasl_state_refusal, token_outage
 from router.errors import RouterError
 from router.pipeline.faults import FaultPoints
 
@@ -258,6 +260,10 @@ def _size(out: OutRecord) -> int:
 
 class TransactionalEngine:
     """Runs the consume → process → produce loop until :meth:`stop` (or SIGTERM) is called."""
+
+    _connected_once = False
+    """Set at the first progress: the clients authenticated, so a SASL-state refusal since is a refused
+    re-authentication, not a listener without SASL."""
 
     def __init__(
         self,
@@ -704,6 +710,12 @@ class TransactionalEngine:
         """``error_cb`` of both clients. A TLS or authentication refusal is logged once naming the
         setting (the reporter); with every broker also down since the last progress it is
         persistent and ends the run (:attr:`_unauthenticated`, raised by the loop)."""
+        if self._connected_once and is_sasl_state_refusal(err):
+            # A re-authentication the broker refused for now (its SASL state) on connections that
+            # authenticated before: librdkafka authenticates a new connection; the credentials stand.
+            log.warning("a broker refused a re-authentication for its SASL state; librdkafka reconnects (%s)",
+                        err.str())
+            return
         self._client_errors(err)
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._brokers_down = True
@@ -728,6 +740,7 @@ class TransactionalEngine:
         """Progress (an assignment, a commit): the connection works, so earlier TLS or
         authentication errors and "all brokers down" were transient."""
         self._brokers_down = False
+        self._connected_once = True
         self._token_outage = None
         self._client_errors.take()
 

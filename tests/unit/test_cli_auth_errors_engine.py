@@ -143,16 +143,27 @@ def test_a_producer_timing_out_without_a_refusal_keeps_the_existing_error(
     assert cluster.calls.count(("init_transactions", 0)) == 3, "retried max_retries (2) times"
 
 
+SASL_STATE = ("sasl_ssl://127.0.0.1:42669/1: SASL SCRAM-SHA-512 mechanism handshake failed: Broker: Request not "
+              "valid in current SASL state: broker's supported mechanisms:  (after 0ms in state AUTH_HANDSHAKE)")
+
+
 def test_a_re_authentication_refused_for_its_sasl_state_with_every_broker_down_is_transient(
     cluster: FakeCluster,
 ) -> None:
     # Kafka answers a re-authentication it does not accept now (less than a second after the last one)
-    # with ILLEGAL_SASL_STATE; librdkafka drops the connection and authenticates a new one
+    # with ILLEGAL_SASL_STATE; librdkafka drops the connection and authenticates a new one. Call 1
+    # assigned the partitions: the clients had authenticated.
     cluster.add_input(INGRESS, 0, _values(3))
-    race = KafkaError(KafkaError._AUTHENTICATION,
-                      "sasl_ssl://127.0.0.1:42669/1: SASL SCRAM-SHA-512 mechanism handshake failed: Broker: Request "
-                      "not valid in current SASL state: broker's supported mechanisms:  (after 0ms in state "
-                      "AUTH_HANDSHAKE)")
-    ErrorsOnConsume.script = {2: [race, DOWN]}
+    race = KafkaError(KafkaError._AUTHENTICATION, SASL_STATE)
+    ErrorsOnConsume.script = {2: [race, DOWN], 3: [race]}
     stats = _engine().run(until=lambda _s: cluster.done())
     assert stats.consumed == 3 and cluster.done()
+
+
+def test_a_sasl_state_refusal_before_any_progress_stops_the_run_naming_the_protocol(cluster: FakeCluster) -> None:
+    # never authenticated: a SASL client on a listener that takes no SASL
+    cluster.add_input(INGRESS, 0, _values(3))
+    ErrorsOnConsume.script = {1: [KafkaError(KafkaError._AUTHENTICATION, SASL_STATE), DOWN]}
+    with pytest.raises(FatalPipelineError, match=r"^clusters\.default\.security\.protocol: .*takes no SASL"):
+        _engine().run(until=lambda _s: cluster.done())
+    assert cluster.committed == []

@@ -125,3 +125,18 @@ def test_broker_that_exits_during_start_up_is_reported_with_its_log(
         r"was taken by another process.*BindException",
     ):
         DevCluster(state).up(["eu-west-1a"], timeout=20)
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # kafka-storage's argument parser takes "-t -abc..." for a missing value and a new option, so a
+    # base64url id starting with "-" (a first byte of 0xf8-0xfb: 1 start in 64) failed the format
+    # step; Kafka's own Uuid.randomUuid draws again in that case, and so must the launcher.
+    import uuid
+
+    from router.devtools.devcluster import launcher
+
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x01" * 16)])
+    monkeypatch.setattr(launcher.uuid, "uuid4", lambda: next(draws))
+    cluster_id = launcher._kafka_uuid()
+    assert cluster_id == "AQEBAQEBAQEBAQEBAQEBAQ"
+    assert len(cluster_id) == 22

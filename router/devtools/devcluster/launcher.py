@@ -340,7 +340,12 @@ def _check_port(port: int) -> None:
 
 
 def _kafka_uuid() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random Kafka cluster id (base64url of 16 bytes), never starting with ``-``: kafka-storage's
+    argument parser would take such an id for an option (as Kafka's own ``Uuid.randomUuid`` avoids)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _pid_alive(pid: int, state_dir: str) -> bool:

@@ -28,6 +28,11 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   never start another transaction on it. The processor then resumes from what is committed
   (:meth:`BatchProcessor.on_assign` for the assigned partitions, e.g. the audit chain tails read
   back), not from its pre-commit checkpoint: an ambiguous commit may have succeeded;
+- ``send_offsets_to_transaction`` that has not returned ``hung_call_after_s`` after it was made
+  (librdkafka ignores its timeout while the group coordinator is unknown or gone: its issues 5456
+  and 5511; one such call stayed blocked for minutes after a coordinator's broker restarted) →
+  the call is left to its thread, the producer is abandoned without a flush and a new one is
+  created as for a fatal error (its ``init_transactions`` fences the abandoned one);
 - fenced (another producer took the ``transactional.id``) → :class:`FatalPipelineError`;
 - an authorization failure (topic, group, transactional.id, cluster), at start-up or on any call
   or delivery → :class:`FatalPipelineError` naming the missing permission and its resource;
@@ -134,6 +139,10 @@ class BatchProcessor(Protocol):
         ...
 
 
+_TXN_CALL_TIMEOUT_S = 30.0
+"""The timeout given to each transactional call (librdkafka returns _TIMED_OUT after it)."""
+
+
 @dataclass
 class EngineSettings:
     bootstrap_config: dict[str, Any]
@@ -152,6 +161,9 @@ class EngineSettings:
     stall_backoff_max_s: float = 10.0
     abort_escalate_after: int = 10
     """Failed transactions in a row (aborts, producer re-creations) before an ERROR names the cause."""
+    hung_call_after_s: float = _TXN_CALL_TIMEOUT_S + 15.0
+    """A ``send_offsets_to_transaction`` still blocked this long after it was made (its own timeout
+    is ``_TXN_CALL_TIMEOUT_S``) is hung: the producer is abandoned and re-created."""
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
     producer_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -264,6 +276,8 @@ class TransactionalEngine:
     _connected_once = False
     """Set at the first progress: the clients authenticated, so a SASL-state refusal since is a refused
     re-authentication, not a listener without SASL."""
+    _producer_hung = False
+    """A call of the current producer is hung in another thread (it must not be touched: :meth:`_discard`)."""
 
     def __init__(
         self,
@@ -381,7 +395,7 @@ class TransactionalEngine:
 
         def init() -> None:
             try:
-                producer.init_transactions(30)
+                producer.init_transactions(_TXN_CALL_TIMEOUT_S)
             except KafkaException:
                 producer.poll(0)  # serve error_cb: a persistent TLS or authentication refusal is not retried
                 if self._unauthenticated is not None:
@@ -577,8 +591,11 @@ class TransactionalEngine:
         try:
             if positions:
                 self._retry(
-                    lambda: self.producer.send_offsets_to_transaction(
-                        positions, consumer.consumer_group_metadata(), 30
+                    lambda: self._bounded(
+                        lambda: self.producer.send_offsets_to_transaction(
+                            positions, consumer.consumer_group_metadata(), _TXN_CALL_TIMEOUT_S
+                        ),
+                        "send_offsets_to_transaction",
                     ),
                     "send_offsets_to_transaction",
                 )
@@ -586,7 +603,7 @@ class TransactionalEngine:
                     self._fault("after_send_offsets", "send_offsets_to_transaction")
             if self._faults is not None:
                 self._fault("before_commit", "commit_transaction")
-            self._retry(lambda: self.producer.commit_transaction(30), "commit_transaction")
+            self._retry(lambda: self.producer.commit_transaction(_TXN_CALL_TIMEOUT_S), "commit_transaction")
             if self._faults is not None:
                 # Committed: an error raised here is an ambiguous commit that succeeded.
                 self._fault("after_commit", "commit_transaction")
@@ -605,6 +622,34 @@ class TransactionalEngine:
             self._span.end()
             self._span = None
         self._state = self.processor.checkpoint()
+
+    def _bounded(self, call: Callable[[], object], what: str) -> None:
+        """``call()`` in a thread of its own, given ``hung_call_after_s`` to return or raise (what
+        it raises is raised here). Still blocked by then, it is left to its thread, which holds the
+        producer until librdkafka lets go, and the producer is to be re-created without a flush
+        (:class:`_Restart`)."""
+        done = threading.Event()
+        raised: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                call()
+            except BaseException as exc:  # handed to the caller's thread
+                raised.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name=f"router-{what}", daemon=True).start()
+        if not done.wait(self.s.hung_call_after_s):
+            self._producer_hung = True
+            raise _Restart(
+                what,
+                f"the call has not returned {self.s.hung_call_after_s:.0f}s after it was made, past its own "
+                f"{_TXN_CALL_TIMEOUT_S:.0f}s timeout (librdkafka waits for a group coordinator it lost without "
+                "a limit); the producer is abandoned",
+            )
+        if raised:
+            raise raised[0]
 
     # -- errors ----------------------------------------------------------------------------
     def _fault(self, step: str, what: str) -> None:
@@ -763,7 +808,7 @@ class TransactionalEngine:
     def _add_deliveries(self, err: _TxnFailure) -> None:
         """Add the open transaction's failed deliveries to ``err`` (serving pending reports first);
         a denied write is a FatalPipelineError."""
-        if self._producer is not None:
+        if self._producer is not None and not self._producer_hung:
             with contextlib.suppress(KafkaException, RuntimeError):
                 self._producer.poll(0)
         if self._denied:
@@ -853,7 +898,7 @@ class TransactionalEngine:
         that fails (or needs an abort itself) leaves the outcome to a re-created producer."""
         if self._in_txn:
             try:
-                self._retry(lambda: self.producer.abort_transaction(30), "abort_transaction")
+                self._retry(lambda: self.producer.abort_transaction(_TXN_CALL_TIMEOUT_S), "abort_transaction")
             except _TxnFailure as err:
                 log.error("%s: %s; re-creating the producer", err.what, err.detail)
                 self._mark_restart()
@@ -945,7 +990,7 @@ class TransactionalEngine:
             self._recover(err)
 
     def _close(self) -> None:
-        if self._in_txn and self._producer is not None:
+        if self._in_txn and self._producer is not None and not self._producer_hung:
             with contextlib.suppress(KafkaException):
                 self._producer.abort_transaction(10)
             self._in_txn = False
@@ -966,7 +1011,8 @@ class TransactionalEngine:
         init_transactions.
         """
         fatal, self._producer_fatal = self._producer_fatal, False
-        if fatal:
+        hung, self._producer_hung = self._producer_hung, False
+        if fatal or hung:  # a hung producer's call still runs in another thread: nothing may touch it
             return
         with contextlib.suppress(KafkaException, RuntimeError, SystemError):
             producer.flush(timeout)

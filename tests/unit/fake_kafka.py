@@ -18,10 +18,16 @@ refuse larger records (``MSG_SIZE_TOO_LARGE``, the client's own check);
 ``broker_max_message_bytes`` makes the broker refuse them (failed delivery, abortable commit);
 ``deleted_topics`` makes ``produce()`` raise ``_UNKNOWN_TOPIC``; ``consumer_errors`` are handed out
 by the next ``consume()`` as error events.
+
+:meth:`FakeCluster.hang` makes ``send_offsets_to_transaction`` block in chosen transactions, as
+librdkafka's does while the group coordinator is lost, until :meth:`FakeCluster.release`; the
+released call then raises the fence the next producer's ``init_transactions`` left. Any other call
+on a producer while one of its calls hangs fails the test.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -208,6 +214,11 @@ class FakeCluster:
         """Topics ``produce()`` does not know (raises _UNKNOWN_TOPIC)."""
         self.consumer_errors: list[FakeErrorEvent] = []
         """Error events the next ``consume()`` returns (then forgotten)."""
+        self.hangs: Callable[[int], bool] | None = None
+        """Transactions whose ``send_offsets_to_transaction`` blocks until :meth:`release`."""
+        self.released = threading.Event()
+        self.hung: list[int] = []
+        """Transactions whose ``send_offsets_to_transaction`` blocked."""
 
     # -- set-up -----------------------------------------------------------------------------
     def add_input(self, topic: str, partition: int, values: Iterable[bytes], key: bytes | None = b"k") -> None:
@@ -245,6 +256,13 @@ class FakeCluster:
         fault = DeliveryFault(topic, code, match, partition)
         self.delivery_faults.append(fault)
         return fault
+
+    def hang(self, txns: Iterable[int]) -> None:
+        """``send_offsets_to_transaction`` of these transactions blocks until :meth:`release`."""
+        self.hangs = set(txns).__contains__
+
+    def release(self) -> None:
+        self.released.set()
 
     # -- factories (monkeypatch targets) ------------------------------------------------------
     def producer(self, config: dict[str, Any]) -> FakeProducer:
@@ -293,14 +311,18 @@ class FakeProducer:
         self.config = config
         self.txn: Transaction | None = None
         self.fatal = False
+        self.hanging = False
+        """One of this producer's calls blocks (:meth:`FakeCluster.hang`): no other call may come."""
 
     def init_transactions(self, timeout: float | None = None) -> None:
+        self._not_hanging()
         self._check("init_transactions", self.cluster.txn_count)
         for other in self.cluster.producers:  # fences the previous epoch and aborts what it left open
             if other is not self:
                 other.txn = None
 
     def begin_transaction(self) -> None:
+        self._not_hanging()
         self.cluster.txn_count += 1
         if self.cluster.txn_count > self.cluster.max_txns:
             raise AssertionError(f"more than {self.cluster.max_txns} transactions: the engine spins")
@@ -348,11 +370,17 @@ class FakeProducer:
     def send_offsets_to_transaction(self, positions: Sequence[TopicPartition], metadata: Any,
                                     timeout: float | None = None) -> None:
         assert self.txn is not None, "send_offsets_to_transaction outside a transaction"
+        if self.cluster.hangs is not None and self.cluster.hangs(self.txn.number):
+            self.hanging = True
+            self.cluster.hung.append(self.txn.number)
+            self.cluster.released.wait()
+            raise KafkaException(KafkaError(KafkaError._FENCED, "fenced while hung", fatal=True))
         self._check("send_offsets_to_transaction", self.txn.number)
         for tp in positions:
             self.txn.offsets[(tp.topic, tp.partition)] = tp.offset
 
     def commit_transaction(self, timeout: float | None = None) -> None:
+        self._not_hanging()
         txn = self.txn
         assert txn is not None, "commit_transaction outside a transaction"
         if (failed := self._failed_deliveries(txn)) is not None:
@@ -362,19 +390,25 @@ class FakeProducer:
         self.txn = None
 
     def abort_transaction(self, timeout: float | None = None) -> None:
+        self._not_hanging()
         self._check("abort_transaction", self.txn.number if self.txn else self.cluster.txn_count)
         self.txn = None
 
     def poll(self, timeout: float | None = None) -> int:
+        self._not_hanging()
         return 0
 
     def flush(self, timeout: float | None = None) -> int:
+        self._not_hanging()
         if self.fatal:
             # confluent-kafka 2.x: flush() on a producer in a fatal state (e.g. fenced) dispatches
             # callbacks with the fatal error still pending and fails like this
             raise SystemError("<method 'code' of 'confluent_kafka.cimpl.KafkaError' objects> returned a result "
                               "with an exception set")
         return 0
+
+    def _not_hanging(self) -> None:
+        assert not self.hanging, "a producer was called while another of its calls hangs"
 
     def _check(self, call: str, txn: int, **kw: Any) -> None:
         """The cluster's fault check; a fatal error leaves this producer fatal, as librdkafka's does."""

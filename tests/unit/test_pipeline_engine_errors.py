@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -331,6 +332,44 @@ def test_a_fatal_error_recreates_the_producer_and_rewinds(cluster: FakeCluster, 
     assert len(cluster.producers) == 2
     assert [t.number for t in cluster.committed] == [1, 3, 4]
     _assert_exactly_once_and_chained(cluster, 30)
+
+
+def test_a_send_offsets_that_never_returns_abandons_the_producer_and_loses_and_duplicates_nothing(
+    cluster: FakeCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """librdkafka's send_offsets_to_transaction can block past its timeout, for minutes, while the
+    group coordinator is lost (a fault run saw it after the coordinator's broker restarted). The
+    engine gives the call ``hung_call_after_s``, leaves it to its thread, never touches that
+    producer again, and goes on with a new one."""
+    cluster.add_input(INGRESS, 0, _values(30))
+    cluster.hang([2])
+    eng = _engine(_settings(hung_call_after_s=0.2), _router_processor(cluster))
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["stats"] = eng.run(until=lambda _s: cluster.done())
+        except BaseException as exc:  # re-raised in the test's thread
+            result["error"] = exc
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    try:
+        runner.join(60)
+        assert not runner.is_alive(), "the engine is still blocked in the hung call"
+    finally:
+        eng.stop()
+        cluster.release()
+    if "error" in result:
+        raise result["error"]
+
+    assert cluster.hung == [2]
+    assert result["stats"].producer_restarts == 1
+    assert len(cluster.producers) == 2 and cluster.producers[0].hanging
+    assert [t.number for t in cluster.committed] == [1, 3, 4]
+    _assert_exactly_once_and_chained(cluster, 30)
+    assert any("send_offsets_to_transaction" in r.getMessage() and "has not returned" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_a_fenced_producer_is_a_fatal_pipeline_error_and_its_transaction_is_not_committed(

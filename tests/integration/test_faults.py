@@ -291,8 +291,15 @@ def _wait_for_progress(env: RouterEnv, beyond: int, timeout: float = 120, router
         if now > beyond:
             return now
         time.sleep(0.5)
-    tail = router.stderr[-3000:] if router is not None else ""
-    raise AssertionError(f"no commit beyond {beyond} audit records in {timeout} s\n{tail}{_stacks(router)}")
+    if router is None:
+        raise AssertionError(f"no commit beyond {beyond} audit records in {timeout} s")
+    stacks = _stacks(router)
+    kept = env.config_path.parent / f"router-{router.proc.pid}.stderr"
+    kept.write_text(router.stderr)  # the whole of it; the message keeps only its end
+    raise AssertionError(
+        f"no commit beyond {beyond} audit records in {timeout} s (the router's stderr: {kept})\n"
+        f"{router.stderr[-3000:]}{stacks}"
+    )
 
 
 @pytest.mark.faults

@@ -32,7 +32,8 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   (librdkafka ignores its timeout while the group coordinator is unknown or gone: its issues 5456
   and 5511; one such call stayed blocked for minutes after a coordinator's broker restarted) →
   the call is left to its thread, the producer is abandoned without a flush and a new one is
-  created as for a fatal error (its ``init_transactions`` fences the abandoned one);
+  created as for a fatal error (its ``init_transactions`` fences the abandoned one). A fatal error
+  the producer reports meanwhile (polled each second) is handled as the call's own;
 - fenced (another producer took the ``transactional.id``) → :class:`FatalPipelineError`;
 - an authorization failure (topic, group, transactional.id, cluster), at start-up or on any call
   or delivery → :class:`FatalPipelineError` naming the missing permission and its resource;
@@ -590,12 +591,14 @@ class TransactionalEngine:
         positions = [tp for tp in positions if tp.offset >= 0]
         try:
             if positions:
+                producer = self.producer
                 self._retry(
                     lambda: self._bounded(
-                        lambda: self.producer.send_offsets_to_transaction(
+                        lambda: producer.send_offsets_to_transaction(
                             positions, consumer.consumer_group_metadata(), _TXN_CALL_TIMEOUT_S
                         ),
                         "send_offsets_to_transaction",
+                        producer,
                     ),
                     "send_offsets_to_transaction",
                 )
@@ -623,10 +626,13 @@ class TransactionalEngine:
             self._span = None
         self._state = self.processor.checkpoint()
 
-    def _bounded(self, call: Callable[[], object], what: str) -> None:
-        """``call()`` in a thread of its own, given ``hung_call_after_s`` to return or raise (what
-        it raises is raised here). Still blocked by then, it is left to its thread, which holds the
-        producer until librdkafka lets go, and the producer is to be re-created without a flush
+    def _bounded(self, call: Callable[[], object], what: str, producer: Producer) -> None:
+        """``call()`` (a call of ``producer``) in a thread of its own, given ``hung_call_after_s`` to
+        return or raise (what it raises is raised here). Past a second, the producer is polled each
+        second: librdkafka reports a fatal error there (fenced: another instance took the
+        ``transactional.id``) while the call itself may never return; that error is raised. Still
+        blocked after ``hung_call_after_s``, the call is left to its thread, which holds the
+        producer until librdkafka lets go, and the producer is to be re-created untouched
         (:class:`_Restart`)."""
         done = threading.Event()
         raised: list[BaseException] = []
@@ -640,14 +646,22 @@ class TransactionalEngine:
                 done.set()
 
         threading.Thread(target=target, name=f"router-{what}", daemon=True).start()
-        if not done.wait(self.s.hung_call_after_s):
-            self._producer_hung = True
-            raise _Restart(
-                what,
-                f"the call has not returned {self.s.hung_call_after_s:.0f}s after it was made, past its own "
-                f"{_TXN_CALL_TIMEOUT_S:.0f}s timeout (librdkafka waits for a group coordinator it lost without "
-                "a limit); the producer is abandoned",
-            )
+        deadline = time.monotonic() + self.s.hung_call_after_s
+        while not done.wait(max(0.0, min(1.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                self._producer_hung = True
+                raise _Restart(
+                    what,
+                    f"the call has not returned {self.s.hung_call_after_s:.0f}s after it was made, past its own "
+                    f"{_TXN_CALL_TIMEOUT_S:.0f}s timeout (librdkafka waits for a group coordinator it lost "
+                    "without a limit); the producer is abandoned",
+                )
+            try:
+                producer.poll(0)  # thread-safe; serves the producer's events while the call waits
+            except KafkaException as exc:
+                if exc.args[0].fatal():  # the call still runs: the producer must not be touched again
+                    self._producer_hung = True
+                    raise
         if raised:
             raise raised[0]
 

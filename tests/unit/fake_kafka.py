@@ -22,7 +22,7 @@ by the next ``consume()`` as error events.
 :meth:`FakeCluster.hang` makes ``send_offsets_to_transaction`` block in chosen transactions, as
 librdkafka's does while the group coordinator is lost, until :meth:`FakeCluster.release`; the
 released call then raises the fence the next producer's ``init_transactions`` left. Any other call
-on a producer while one of its calls hangs fails the test.
+but ``poll()`` on a producer while one of its calls hangs fails the test.
 """
 
 from __future__ import annotations
@@ -215,6 +215,7 @@ class FakeCluster:
         self.consumer_errors: list[FakeErrorEvent] = []
         """Error events the next ``consume()`` returns (then forgotten)."""
         self.hangs: Callable[[int], bool] | None = None
+        self.hang_fenced = False
         """Transactions whose ``send_offsets_to_transaction`` blocks until :meth:`release`."""
         self.released = threading.Event()
         self.hung: list[int] = []
@@ -257,9 +258,12 @@ class FakeCluster:
         self.delivery_faults.append(fault)
         return fault
 
-    def hang(self, txns: Iterable[int]) -> None:
-        """``send_offsets_to_transaction`` of these transactions blocks until :meth:`release`."""
+    def hang(self, txns: Iterable[int], *, fenced: bool = False) -> None:
+        """``send_offsets_to_transaction`` of these transactions blocks until :meth:`release`;
+        ``fenced``: meanwhile the producer's ``poll()`` raises the fatal fence (another instance
+        took the transactional.id), as librdkafka's does."""
         self.hangs = set(txns).__contains__
+        self.hang_fenced = fenced
 
     def release(self) -> None:
         self.released.set()
@@ -312,7 +316,9 @@ class FakeProducer:
         self.txn: Transaction | None = None
         self.fatal = False
         self.hanging = False
-        """One of this producer's calls blocks (:meth:`FakeCluster.hang`): no other call may come."""
+        """One of this producer's calls blocks (:meth:`FakeCluster.hang`): no other call may come
+        but ``poll()`` (thread-safe in librdkafka)."""
+        self.fenced_while_hanging = False
 
     def init_transactions(self, timeout: float | None = None) -> None:
         self._not_hanging()
@@ -372,6 +378,7 @@ class FakeProducer:
         assert self.txn is not None, "send_offsets_to_transaction outside a transaction"
         if self.cluster.hangs is not None and self.cluster.hangs(self.txn.number):
             self.hanging = True
+            self.fenced_while_hanging = self.cluster.hang_fenced
             self.cluster.hung.append(self.txn.number)
             self.cluster.released.wait()
             raise KafkaException(KafkaError(KafkaError._FENCED, "fenced while hung", fatal=True))
@@ -395,7 +402,8 @@ class FakeProducer:
         self.txn = None
 
     def poll(self, timeout: float | None = None) -> int:
-        self._not_hanging()
+        if self.fenced_while_hanging:  # librdkafka raises a fatal error from poll()
+            raise KafkaException(KafkaError(KafkaError._FENCED, "fenced by a newer instance", fatal=True))
         return 0
 
     def flush(self, timeout: float | None = None) -> int:

@@ -54,7 +54,7 @@ def test_a_send_offsets_blocked_on_a_lost_group_coordinator_is_given_up_within_i
 
         def bounded() -> None:
             try:
-                eng._bounded(send, "send_offsets_to_transaction")
+                eng._bounded(send, "send_offsets_to_transaction", producer)
                 outcome["returned"] = True
             except (engine_mod._Restart, KafkaException) as exc:
                 outcome["raised"] = exc

@@ -372,6 +372,41 @@ def test_a_send_offsets_that_never_returns_abandons_the_producer_and_loses_and_d
                for r in caplog.records)
 
 
+def test_a_producer_fenced_while_its_send_offsets_hangs_ends_the_run_as_fenced_without_waiting_for_the_bound(
+    cluster: FakeCluster,
+) -> None:
+    """Another instance took the transactional.id while send_offsets_to_transaction waits, and the
+    call never returns (librdkafka reports the fence through poll() only). The run ends as fenced,
+    as for a fenced call, long before ``hung_call_after_s``; a re-created producer would have
+    fenced the other instance in turn."""
+    cluster.add_input(INGRESS, 0, _values(30))
+    cluster.hang([2], fenced=True)
+    eng = _engine(_settings(hung_call_after_s=3600.0), _router_processor(cluster))
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["stats"] = eng.run(until=lambda _s: cluster.done())
+        except BaseException as exc:  # checked in the test's thread
+            result["error"] = exc
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    try:
+        runner.join(60)
+        assert not runner.is_alive(), "the engine is still waiting on the hung call"
+    finally:
+        eng.stop()
+        cluster.release()
+
+    assert isinstance(result.get("error"), FatalPipelineError), result
+    assert "fenced" in str(result["error"]) and "pipeline.instance_id" in str(result["error"])
+    assert len(cluster.producers) == 1, "no producer re-created: it would fence the instance that took over"
+    assert [t.number for t in cluster.committed] == [1]
+    _assert_exactly_once_and_chained(cluster, 10)
+    assert cluster.consumers[0].closed
+
+
 def test_a_fenced_producer_is_a_fatal_pipeline_error_and_its_transaction_is_not_committed(
     cluster: FakeCluster,
 ) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -17,6 +16,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from router.pipeline import engine as engine_mod
 from router.pipeline.copy import CopyProcessor
 from router.pipeline.engine import EngineSettings, TransactionalEngine
+from tests.unit.deadline import within
 from tests.unit.librdkafka_mock import MockCluster
 
 pytestmark = pytest.mark.unit
@@ -44,7 +44,6 @@ def test_a_send_offsets_blocked_on_a_lost_group_coordinator_is_given_up_within_i
             environ={},
         )
         library_returned = threading.Event()
-        outcome: dict[str, Any] = {}
 
         def send() -> None:
             try:
@@ -52,22 +51,13 @@ def test_a_send_offsets_blocked_on_a_lost_group_coordinator_is_given_up_within_i
             finally:
                 library_returned.set()
 
-        def bounded() -> None:
-            try:
-                eng._bounded(send, "send_offsets_to_transaction", producer)
-                outcome["returned"] = True
-            except (engine_mod._Restart, KafkaException) as exc:
-                outcome["raised"] = exc
-
-        caller = threading.Thread(target=bounded, daemon=True)
-        caller.start()
         try:
-            caller.join(60)
-            assert not caller.is_alive(), "the bounded call did not hand control back"
+            outcome = within(60, lambda: eng._bounded(send, "send_offsets_to_transaction", producer),
+                             "the bounded call")
             if library_returned.is_set():  # a librdkafka that honours its timeout: its error comes through
-                assert isinstance(outcome.get("raised"), KafkaException), outcome
+                assert isinstance(outcome.error, KafkaException), outcome
             else:  # still blocked in librdkafka: given up as hung, and the producer is not to be touched
-                assert isinstance(outcome.get("raised"), engine_mod._Restart), outcome
+                assert isinstance(outcome.error, engine_mod._Restart), outcome
                 assert eng._producer_hung
         finally:
             mock.broker_up(COORDINATOR)  # lets the library call end before the clients go

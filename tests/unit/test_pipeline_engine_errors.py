@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
-import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -27,6 +26,7 @@ from router.pipeline.copy import CopyProcessor
 from router.pipeline.engine import EngineSettings, FatalPipelineError, OutRecord, StallError, TransactionalEngine
 from router.pipeline.processor import RouterProcessor
 from router.quarantine.record import decode_quarantine
+from tests.unit.deadline import within
 from tests.unit.fake_kafka import FakeCluster, FakeErrorEvent, wire_engine
 from tests.unit.test_pipeline_processor import DIGESTS, PLACED, FakePlacement, _keys, _route, settings
 
@@ -344,27 +344,15 @@ def test_a_send_offsets_that_never_returns_abandons_the_producer_and_loses_and_d
     cluster.add_input(INGRESS, 0, _values(30))
     cluster.hang([2])
     eng = _engine(_settings(hung_call_after_s=0.2), _router_processor(cluster))
-    result: dict[str, Any] = {}
 
-    def run() -> None:
-        try:
-            result["stats"] = eng.run(until=lambda _s: cluster.done())
-        except BaseException as exc:  # re-raised in the test's thread
-            result["error"] = exc
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
     try:
-        runner.join(60)
-        assert not runner.is_alive(), "the engine is still blocked in the hung call"
+        stats = within(60, lambda: eng.run(until=lambda _s: cluster.done()), "the engine").result()
     finally:
         eng.stop()
         cluster.release()
-    if "error" in result:
-        raise result["error"]
 
     assert cluster.hung == [2]
-    assert result["stats"].producer_restarts == 1
+    assert stats.producer_restarts == 1
     assert len(cluster.producers) == 2 and cluster.producers[0].hanging
     assert [t.number for t in cluster.committed] == [1, 3, 4]
     _assert_exactly_once_and_chained(cluster, 30)
@@ -382,25 +370,15 @@ def test_a_producer_fenced_while_its_send_offsets_hangs_ends_the_run_as_fenced_w
     cluster.add_input(INGRESS, 0, _values(30))
     cluster.hang([2], fenced=True)
     eng = _engine(_settings(hung_call_after_s=3600.0), _router_processor(cluster))
-    result: dict[str, Any] = {}
 
-    def run() -> None:
-        try:
-            result["stats"] = eng.run(until=lambda _s: cluster.done())
-        except BaseException as exc:  # checked in the test's thread
-            result["error"] = exc
-
-    runner = threading.Thread(target=run, daemon=True)
-    runner.start()
     try:
-        runner.join(60)
-        assert not runner.is_alive(), "the engine is still waiting on the hung call"
+        outcome = within(60, lambda: eng.run(until=lambda _s: cluster.done()), "the engine")
     finally:
         eng.stop()
         cluster.release()
 
-    assert isinstance(result.get("error"), FatalPipelineError), result
-    assert "fenced" in str(result["error"]) and "pipeline.instance_id" in str(result["error"])
+    assert isinstance(outcome.error, FatalPipelineError), outcome
+    assert "fenced" in str(outcome.error) and "pipeline.instance_id" in str(outcome.error)
     assert len(cluster.producers) == 1, "no producer re-created: it would fence the instance that took over"
     assert [t.number for t in cluster.committed] == [1]
     _assert_exactly_once_and_chained(cluster, 10)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from router.audit.record import is_placement_record
@@ -241,15 +242,23 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any,
 
 
 def _wait_for_isr(admin: Any, topic: str, size: int, timeout: float = 60) -> None:
-    """Until every partition of ``topic`` has exactly ``size`` in-sync replicas."""
+    """Until every partition of ``topic`` has exactly ``size`` in-sync replicas. A metadata request
+    that fails (it may go to a broker the test has just killed) is asked again."""
     deadline = time.monotonic() + timeout
+    last = "no answer yet"
     while time.monotonic() < deadline:
-        md = admin.list_topics(topic, timeout=10).topics.get(topic)
+        try:
+            md = admin.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as err:
+            last = str(err)
+            time.sleep(0.2)
+            continue
         if md is not None and md.error is None and md.partitions and all(
                 len(p.isrs) == size for p in md.partitions.values()):
             return
+        last = f"in-sync replicas {[sorted(p.isrs) for p in md.partitions.values()]}" if md is not None else "no topic"
         time.sleep(0.2)
-    raise AssertionError(f"{topic} did not reach {size} in-sync replicas per partition in {timeout} s")
+    raise AssertionError(f"{topic} did not reach {size} in-sync replicas per partition in {timeout} s (last: {last})")
 
 
 def _set_pipeline(env: RouterEnv, **settings: Any) -> None:

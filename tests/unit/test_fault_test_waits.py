@@ -20,8 +20,8 @@ pytestmark = pytest.mark.unit
 class _Admin:
     """``list_topics`` fails with each of ``errors`` in turn, then shows ``isr`` replicas in sync."""
 
-    def __init__(self, topic: str, isr: int, errors: list[int]) -> None:
-        self.topic, self.isr, self.errors, self.calls = topic, isr, list(errors), 0
+    def __init__(self, isr: int, errors: list[int]) -> None:
+        self.isr, self.errors, self.calls = isr, list(errors), 0
 
     def list_topics(self, topic: str, timeout: float) -> Any:
         self.calls += 1
@@ -32,12 +32,12 @@ class _Admin:
 
 
 def test_a_metadata_timeout_while_a_broker_is_down_is_asked_again() -> None:
-    admin = _Admin("t", isr=1, errors=[KafkaError._TIMED_OUT, KafkaError._TRANSPORT])
+    admin = _Admin(isr=1, errors=[KafkaError._TIMED_OUT, KafkaError._TRANSPORT])
     _wait_for_isr(admin, "t", 1, timeout=30)
     assert admin.calls == 3
 
 
 def test_a_wait_that_never_sees_its_state_names_the_last_error() -> None:
-    admin = _Admin("t", isr=2, errors=[KafkaError._TIMED_OUT] * 10_000)
+    admin = _Admin(isr=2, errors=[KafkaError._TIMED_OUT] * 10_000)
     with pytest.raises(AssertionError, match=r"did not reach 1 in-sync.*_TIMED_OUT"):
         _wait_for_isr(admin, "t", 1, timeout=0.5)

@@ -504,6 +504,12 @@ re-authentication (KIP-368) the broker does not accept now (Kafka refuses one le
 the previous one, which short token lifetimes and the connections of one client sharing a token make
 happen); librdkafka drops that connection and authenticates a new one, so it is not a refusal of the
 credentials (:func:`is_sasl_state_refusal`; the engine ignores it once it has connected)."""
+_DROPPED = re.compile(
+    r"(?:handshake failed|authentication (?:error|failed)): Local: (?:Broker transport failure|Timed out)", re.I)
+"""A SASL handshake or authentication that failed because the connection dropped or timed out (a
+broker closing the connection, as Kafka does after refusing a re-authentication): librdkafka's
+``_AUTHENTICATION`` code with a local cause. No broker refused anything; librdkafka reconnects, so it
+is not explained as a refusal (a broker that stays unreachable is reported as down)."""
 _THREAD_PREFIX = re.compile(r"^\[thrd:[^\]]*\]:\s*")
 
 
@@ -519,13 +525,16 @@ def _error_text(error: object) -> tuple[str, str]:
 
 def explain_client_error(error: object, cluster: str = "default") -> ConfigError | None:
     """A one-line :class:`ConfigError` naming the ``clusters.<cluster>.security`` setting to fix for a
-    librdkafka TLS or authentication error, or None when the error is not one of those.
+    librdkafka TLS or authentication error, or None when the error is not one of those (a handshake
+    that failed because its connection dropped is not: ``_DROPPED``).
 
     ``error`` is what an ``error_cb`` receives (a ``KafkaError``), a ``KafkaException`` or a
     librdkafka log line. The librdkafka text is kept at the end (it names the broker, never a secret).
     """
     code, text = _error_text(error)
     line = " ".join(text.split())
+    if _DROPPED.search(line):
+        return None
     if _SASL_STATE.search(line):
         return ConfigError(
             f"clusters.{cluster}.security.protocol: the broker answered the SASL handshake with ILLEGAL_SASL_STATE: "

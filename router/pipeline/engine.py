@@ -52,6 +52,7 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   refused, the role not allowed) or a broker refusing the token ends the run with the source's line.
   A broker answering a SASL handshake with ILLEGAL_SASL_STATE after the clients had connected is a
   re-authentication refused for now (librdkafka authenticates a new connection): logged, never fatal;
+  so is a handshake whose connection dropped (:func:`router.config.security.explain_client_error`);
 - :class:`StallError` from the processor (e.g. a key provider that is down) → abort, rewind,
   back off exponentially and retry: offsets do not advance and nothing is produced meanwhile.
 

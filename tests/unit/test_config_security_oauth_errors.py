@@ -111,6 +111,23 @@ def test_with_librdkafkas_own_oidc_flow_a_missing_token_names_the_client_secret(
     assert str(explained).startswith("clusters.default.security.sasl.client_secret: the OAUTHBEARER token could not")
 
 
+# librdkafka's line when a connection drops during the SASL handshake (here: a broker closed it after
+# refusing a re-authentication for its SASL state): the cause is the transport, not the credentials.
+HANDSHAKE_DROPPED = ("sasl_ssl://127.0.0.1:37575/1: SASL OAUTHBEARER mechanism handshake failed: Local: Broker "
+                     "transport failure: broker's supported mechanisms: (n/a) (after 0ms in state DOWN)")
+
+
+@pytest.mark.parametrize("with_source", [True, False])
+def test_a_handshake_that_failed_because_the_connection_dropped_is_not_a_refusal(
+    tmp_path: Path, with_source: bool,
+) -> None:
+    if with_source:
+        source, _ = _file_source(tmp_path)
+        source()  # obtained without error
+    assert explain_client_error(KafkaError(KafkaError._AUTHENTICATION, HANDSHAKE_DROPPED), "default") is None
+    assert explain_client_error(HANDSHAKE_DROPPED, "default") is None
+
+
 def test_errors_that_are_not_about_authentication_stay_unexplained(tmp_path: Path) -> None:
     source, path = _file_source(tmp_path)
     path.unlink()

@@ -229,3 +229,20 @@ def test_a_re_authentication_refused_for_its_sasl_state_is_not_a_token_refusal(
     ErrorsOnConsume.script = {2: [REAUTH_RACE, REAUTH_RACE, DOWN], 3: [REAUTH_RACE]}
     stats = _engine().run(until=lambda _s: cluster.done())
     assert stats.consumed == 3 and cluster.done()
+
+
+def test_a_connection_dropped_during_a_re_authentication_with_every_broker_down_is_transient(
+    cluster: FakeCluster, token_file: TokenFile,
+) -> None:
+    # As a fresh-clone run of the OpenBao test saw it: the brokers refuse the re-authentications for
+    # their SASL state, one then closes its connection mid-handshake (librdkafka reports the handshake
+    # failed with a transport failure) and librdkafka counts every broker down before it reconnects.
+    cluster.add_input(INGRESS, 0, _values(3))
+    token_file.source()
+    dropped = KafkaError(
+        KafkaError._AUTHENTICATION,
+        "sasl_ssl://127.0.0.1:37575/1: SASL OAUTHBEARER mechanism handshake failed: Local: Broker transport "
+        "failure: broker's supported mechanisms: (n/a) (after 0ms in state DOWN)")
+    ErrorsOnConsume.script = {2: [REAUTH_RACE, REAUTH_RACE, dropped, DOWN], 3: [dropped, DOWN]}
+    stats = _engine().run(until=lambda _s: cluster.done())
+    assert stats.consumed == 3 and cluster.done()

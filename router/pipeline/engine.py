@@ -708,6 +708,16 @@ class TransactionalEngine:
             raise self._not_authorized(err, what, self._batch_topics())
         if err.fatal():
             self._producer_fatal = True
+            if code in _FENCED and self._outlived_timeout():
+                # The transaction coordinator aborts a transaction open past transaction.timeout.ms
+                # and bumps the producer's epoch; librdkafka (no KIP-588) reports that as a fence.
+                # A new producer's init_transactions takes a new epoch; nothing was committed.
+                log.warning(
+                    "%s: producer fenced after its transaction stayed open past transaction.timeout.ms "
+                    "(%d ms): the coordinator aborted it; re-creating the producer and resuming from what is "
+                    "committed", what, self.s.transaction_timeout_ms,
+                )
+                return _Restart(what, f"transaction timed out at the coordinator: {detail}", code)
             if code in _FENCED:
                 raise FatalPipelineError(
                     f"{what}: this producer was fenced ({err.name()}): another producer took over "
@@ -720,6 +730,11 @@ class TransactionalEngine:
         if err.txn_requires_abort():
             return _AbortNeeded(what, detail, code)
         return _Restart(what, f"{detail} after {attempts} attempt(s); outcome unknown", code)
+
+    def _outlived_timeout(self) -> bool:
+        """The open transaction began more than transaction.timeout.ms ago (the coordinator's clock
+        starts later, at the first partition added, so a transaction it timed out always passes)."""
+        return self._in_txn and (time.monotonic() - self._txn_started) * 1000 >= self.s.transaction_timeout_ms
 
     def _produce_failed(self, err: KafkaError, out: OutRecord | None) -> NoReturn:
         """``produce()`` raised: the record is not in the transaction, so the batch must be aborted

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -401,6 +402,43 @@ def test_a_fenced_producer_is_a_fatal_pipeline_error_and_its_transaction_is_not_
     assert [t.number for t in cluster.committed] == [1]
     _assert_exactly_once_and_chained(cluster, 10)  # the first transaction's, and nothing of the fenced one
     assert cluster.consumers[0].closed
+
+
+def test_a_fence_after_the_transaction_outlived_its_timeout_recreates_the_producer_and_goes_on(
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The transaction coordinator aborts a transaction open longer than transaction.timeout.ms and
+    bumps the producer's epoch; librdkafka (no KIP-588) then reports the producer fenced. A cluster
+    fault run hit it: a destination without its min.insync.replicas kept a transaction open past the
+    timeout and the router exited 2 as if another instance had taken its transactional.id. With the
+    transaction that old, the fence is the coordinator's: re-create the producer and go on."""
+    import router.pipeline.engine as engine_module
+
+    skew = [0.0]
+
+    class _Clock:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def monotonic(self) -> float:
+            return time.monotonic() + skew[0]
+
+    monkeypatch.setattr(engine_module, "time", _Clock())
+
+    def outlived(txn: int) -> bool:
+        if txn == 2:
+            skew[0] += 8.0  # the second transaction stays open past its 7 s timeout
+            return True
+        return False
+
+    cluster.add_input(INGRESS, 0, _values(30))
+    cluster.fail("commit_transaction", KafkaError._FENCED, outlived, fatal=True, reason="Producer fenced")
+    eng = _engine(_settings(transaction_timeout_ms=7000), _router_processor(cluster))
+
+    eng.run(until=lambda _s: cluster.done())
+
+    assert len(cluster.producers) == 2, "the fenced producer is replaced, once"
+    _assert_exactly_once_and_chained(cluster, 30)
 
 
 # -- 5. records refused by size, topics gone -------------------------------------------------------------

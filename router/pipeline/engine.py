@@ -34,7 +34,9 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   the call is left to its thread, the producer is abandoned without a flush and a new one is
   created as for a fatal error (its ``init_transactions`` fences the abandoned one). A fatal error
   the producer reports meanwhile (polled each second) is handled as the call's own;
-- fenced (another producer took the ``transactional.id``) → :class:`FatalPipelineError`;
+- fenced while the open transaction is older than ``transaction.timeout.ms`` (the coordinator
+  aborted it and bumped the epoch, which librdkafka reports as a fence) → producer re-created;
+- fenced otherwise (another producer took the ``transactional.id``) → :class:`FatalPipelineError`;
 - an authorization failure (topic, group, transactional.id, cluster), at start-up or on any call
   or delivery → :class:`FatalPipelineError` naming the missing permission and its resource;
 - a fatal error while creating the producer → :class:`FatalPipelineError` naming the call, the

@@ -70,6 +70,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import logging
+import re
 import signal
 import threading
 import time
@@ -240,6 +241,8 @@ _AUTHORIZATION = frozenset(
     }
 )
 _FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+_PRODUCE_REQUEST = re.compile(r"ProduceRequest for (\S+) \[(\d+)\]")
+"""The partition librdkafka names in a produce request's error ("ProduceRequest for t [0] with ...")."""
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 """Delivery reports of records an abort discarded: not failures of a transaction."""
 _MIN_INSYNC = (
@@ -252,6 +255,13 @@ _CAUSES: dict[int, tuple[str, str]] = {
     KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND: _MIN_INSYNC,
     KafkaError._MSG_TIMED_OUT: _MIN_INSYNC,
     KafkaError.REQUEST_TIMED_OUT: _MIN_INSYNC,
+    # Reaches the escalation only as the coordinator's timeout abort (any other fence ends the run).
+    KafkaError._FENCED: (
+        "a transaction open past transaction.timeout.ms, aborted by the transaction coordinator: writes to the "
+        "partitions named were not acknowledged in time (fewer in-sync replicas than the topic's "
+        "min.insync.replicas, or no leader), or this process was paused",
+        _MIN_INSYNC[1],
+    ),
     KafkaError.UNKNOWN_TOPIC_OR_PART: (
         "a destination topic or partition does not exist (deleted or shrunk while running)",
         "recreate it, or let the placement watch divert its records to quarantine (it marks a missing "
@@ -282,6 +292,10 @@ class TransactionalEngine:
     re-authentication, not a listener without SASL."""
     _producer_hung = False
     """A call of the current producer is hung in another thread (it must not be touched: :meth:`_discard`)."""
+    _timed_out_writes: tuple[str, ...] = ()
+    """``topic[partition]`` whose unacknowledged writes kept the last transaction open until the
+    coordinator aborted it; until the next commit (the coordinator cannot complete that abort, nor a
+    new producer's init_transactions, before those partitions take its markers)."""
 
     def __init__(
         self,
@@ -410,6 +424,12 @@ class TransactionalEngine:
             self._retry(init, "init_transactions")
         except _TxnFailure as err:
             if not starting:
+                if self._timed_out_writes:
+                    err.detail = (
+                        f"{err.detail}; the transaction coordinator is still completing its abort of the transaction "
+                        f"that timed out, whose markers go to {', '.join(self._timed_out_writes)}: it completes (and "
+                        "the router resumes) once those partitions take writes again"
+                    )
                 raise
             raise FatalPipelineError(
                 f"init_transactions failed: {err.detail}; the transactional producer cannot start. Check that "
@@ -618,6 +638,7 @@ class TransactionalEngine:
             raise
         self._in_txn = False
         self._connected()
+        self._timed_out_writes = ()
         self.stats.commits += 1
         self._failures_in_row = 0
         self._last_commit = time.monotonic()
@@ -714,12 +735,17 @@ class TransactionalEngine:
                 # The transaction coordinator aborts a transaction open past transaction.timeout.ms
                 # and bumps the producer's epoch; librdkafka (no KIP-588) reports that as a fence.
                 # A new producer's init_transactions takes a new epoch; nothing was committed.
+                self._timed_out_writes = self._unacknowledged(err.str())
+                pending = ", ".join(self._timed_out_writes) or "its partitions"
+                cause = _CAUSES[KafkaError._FENCED][0]
                 log.warning(
-                    "%s: producer fenced after its transaction stayed open past transaction.timeout.ms "
-                    "(%d ms): the coordinator aborted it; re-creating the producer and resuming from what is "
-                    "committed", what, self.s.transaction_timeout_ms,
+                    "%s: the transaction coordinator aborted the transaction, open past transaction.timeout.ms "
+                    "(%d ms), while its writes to %s were unacknowledged (librdkafka reports the abort as a "
+                    "fence). Likely cause: %s. Re-creating the producer and resuming from what is committed",
+                    what, self.s.transaction_timeout_ms, pending, cause,
                 )
-                return _Restart(what, f"transaction timed out at the coordinator: {detail}", code)
+                return _Restart(what, f"transaction timed out at the coordinator, writes to {pending} "
+                                      f"unacknowledged: {detail}", code)
             if code in _FENCED:
                 raise FatalPipelineError(
                     f"{what}: this producer was fenced ({err.name()}): another producer took over "
@@ -732,6 +758,14 @@ class TransactionalEngine:
         if err.txn_requires_abort():
             return _AbortNeeded(what, detail, code)
         return _Restart(what, f"{detail} after {attempts} attempt(s); outcome unknown", code)
+
+    def _unacknowledged(self, text: str) -> tuple[str, ...]:
+        """``topic[partition]`` of the writes a coordinator's timeout abort caught in flight: those
+        librdkafka's fence names ("ProduceRequest for <topic> [<partition>] ... failed") and those
+        whose deliveries failed in the open transaction."""
+        named = {(t, int(p)) for t, p in _PRODUCE_REQUEST.findall(text)}
+        named |= {(t, p) for t, p, _name in self._failed}
+        return tuple(f"{t}[{p}]" for t, p in sorted(named))
 
     def _outlived_timeout(self) -> bool:
         """The open transaction began more than transaction.timeout.ms ago (the coordinator's clock

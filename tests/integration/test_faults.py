@@ -331,10 +331,14 @@ def test_min_insync_replicas_unmet_stalls_with_a_clear_reason_and_resumes(
         _wait_for_isr(admin, blocked, 1)
         load_samples(env, n=300, seed=124)
         n += 300
-        # The log names the partitions whose deliveries failed and why (the escalation ERROR that
-        # names min.insync.replicas is unit-tested: once the abort itself cannot complete, the new
-        # producer waits in init_transactions, which librdkafka logs, until the replicas return).
-        r.wait_for_line(rf"level=WARNING.*{re.escape(blocked)}\[\d\] (NOT_ENOUGH_REPLICAS|_MSG_TIMED_OUT)",
+        # The log names the partitions whose writes failed and why: their deliveries failed, or the
+        # transaction coordinator aborted the transaction they kept open past transaction.timeout.ms
+        # (whichever timer fires first). The escalation ERROR that names min.insync.replicas is
+        # unit-tested: once the abort itself cannot complete, the new producer waits in
+        # init_transactions until the replicas return.
+        topic = re.escape(blocked)
+        r.wait_for_line(rf"level=WARNING.*({topic}\[\d\] (NOT_ENOUGH_REPLICAS|_MSG_TIMED_OUT)"
+                        rf"|writes to .*{topic}\[\d\].* were unacknowledged.*min\.insync\.replicas)",
                         timeout=240)
         assert r.proc.poll() is None, "the router stalls; it does not exit"
         assert _audited(env) < n

@@ -405,13 +405,16 @@ def test_a_fenced_producer_is_a_fatal_pipeline_error_and_its_transaction_is_not_
 
 
 def test_a_fence_after_the_transaction_outlived_its_timeout_recreates_the_producer_and_goes_on(
-    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+    cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The transaction coordinator aborts a transaction open longer than transaction.timeout.ms and
     bumps the producer's epoch; librdkafka (no KIP-588) then reports the producer fenced. A cluster
     fault run hit it: a destination without its min.insync.replicas kept a transaction open past the
     timeout and the router exited 2 as if another instance had taken its transactional.id. With the
-    transaction that old, the fence is the coordinator's: re-create the producer and go on."""
+    transaction that old, the fence is the coordinator's: re-create the producer and go on, naming the
+    partition whose writes were unacknowledged. The coordinator cannot complete its abort before that
+    partition takes the abort's markers, so the new producer's init_transactions waits
+    (CONCURRENT_TRANSACTIONS, retried by librdkafka until the call times out): that wait names it too."""
     import router.pipeline.engine as engine_module
 
     skew = [0.0]
@@ -432,13 +435,26 @@ def test_a_fence_after_the_transaction_outlived_its_timeout_recreates_the_produc
         return False
 
     cluster.add_input(INGRESS, 0, _values(30))
-    cluster.fail("commit_transaction", KafkaError._FENCED, outlived, fatal=True, reason="Producer fenced")
+    # librdkafka's text for the fence, as a cluster run logged it
+    fence = ("ProduceRequest for crm.eu.contact [1] with 6 message(s) failed: Broker: Producer attempted an operation "
+             "with an old epoch (broker 1 PID{Id:1,Epoch:0}, base seq 19): transactional producer fenced by newer "
+             "producer instance")
+    cluster.fail("commit_transaction", KafkaError._FENCED, outlived, fatal=True, reason=fence)
+    # the first new producer's init_transactions times out each time while the abort is pending
+    cluster.fail("init_transactions", KafkaError._TIMED_OUT, lambda t: t == 2, retriable=True, times=3,
+                 reason="Timed out waiting for operation to finish")
     eng = _engine(_settings(transaction_timeout_ms=7000), _router_processor(cluster))
 
-    eng.run(until=lambda _s: cluster.done())
+    with caplog.at_level(logging.WARNING, logger="router.pipeline"):
+        eng.run(until=lambda _s: cluster.done())
 
-    assert len(cluster.producers) == 2, "the fenced producer is replaced, once"
+    assert len(cluster.producers) == 3, "the fenced producer is replaced; so is the one whose init timed out"
     _assert_exactly_once_and_chained(cluster, 30)
+    fenced = [r.getMessage() for r in caplog.records if "transaction coordinator aborted" in r.getMessage()]
+    assert len(fenced) == 1 and r"writes to crm.eu.contact[1] were unacknowledged" in fenced[0], caplog.text
+    assert "min.insync.replicas" in fenced[0]
+    waited = [r.getMessage() for r in caplog.records if r.getMessage().startswith("init_transactions:")]
+    assert waited and "its abort of the transaction that timed out, whose markers go to crm.eu.contact[1]" in waited[0]
 
 
 # -- 5. records refused by size, topics gone -------------------------------------------------------------

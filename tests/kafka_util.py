@@ -4,10 +4,36 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+T = TypeVar("T")
+
+
+def wait_for_cluster(
+    read: Callable[[], T], reached: Callable[[T], bool], *, what: str, timeout: float,
+    show: Callable[[T], str] = repr, every: float = 0.2,
+) -> T:
+    """Ask ``read()`` (an admin client's metadata or group description) every ``every`` s until
+    ``reached`` holds for its answer, which is returned. A request that fails (it may go to a broker a
+    test has just killed, or to a coordinator still loading) is asked again. After ``timeout`` s the
+    assertion says ``what`` ("<it> did not reach <state>") and the last error or the last answer
+    (through ``show``)."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        try:
+            value = read()
+        except KafkaException as err:
+            last = str(err)
+        else:
+            if reached(value):
+                return value
+            last = show(value)
+        time.sleep(every)
+    raise AssertionError(f"{what} in {timeout} s (last: {last})")
 
 
 def produce_all(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]], **kw: Any) -> int:

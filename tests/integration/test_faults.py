@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from router.audit.record import is_placement_record
 from tests.integration.router_env import RouterEnv, make_env, router_cmd
 from tests.integration.test_router_e2e import load_samples, run_router
 from tests.integration.test_router_resilience import _exactly_once
-from tests.kafka_util import read_topic
+from tests.kafka_util import read_topic, wait_for_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -242,23 +241,17 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any,
 
 
 def _wait_for_isr(admin: Any, topic: str, size: int, timeout: float = 60) -> None:
-    """Until every partition of ``topic`` has exactly ``size`` in-sync replicas. A metadata request
-    that fails (it may go to a broker the test has just killed) is asked again."""
-    deadline = time.monotonic() + timeout
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        try:
-            md = admin.list_topics(topic, timeout=10).topics.get(topic)
-        except KafkaException as err:
-            last = str(err)
-            time.sleep(0.2)
-            continue
-        if md is not None and md.error is None and md.partitions and all(
-                len(p.isrs) == size for p in md.partitions.values()):
-            return
-        last = f"in-sync replicas {[sorted(p.isrs) for p in md.partitions.values()]}" if md is not None else "no topic"
-        time.sleep(0.2)
-    raise AssertionError(f"{topic} did not reach {size} in-sync replicas per partition in {timeout} s (last: {last})")
+    """Until every partition of ``topic`` has exactly ``size`` in-sync replicas (a metadata request
+    that fails, as one to a broker the test has just killed does, is asked again)."""
+    def isrs(md: Any) -> str:
+        return f"in-sync replicas {[sorted(p.isrs) for p in md.partitions.values()]}" if md is not None else "no topic"
+
+    wait_for_cluster(
+        lambda: admin.list_topics(topic, timeout=10).topics.get(topic),
+        lambda md: md is not None and md.error is None and bool(md.partitions)
+        and all(len(p.isrs) == size for p in md.partitions.values()),
+        what=f"{topic} did not reach {size} in-sync replicas per partition", timeout=timeout, show=isrs,
+    )
 
 
 def _set_pipeline(env: RouterEnv, **settings: Any) -> None:

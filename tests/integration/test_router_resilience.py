@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 
 from router.audit.chain import verify_chain
@@ -21,7 +20,7 @@ from router.audit.record import is_placement_record
 from tests.integration.router_env import make_env, router_cmd
 from tests.integration.test_placement import reassign  # noqa: F401 - fixture
 from tests.integration.test_router_e2e import collect, load_samples
-from tests.kafka_util import produce_all, read_topic
+from tests.kafka_util import produce_all, read_topic, wait_for_cluster
 
 pytestmark = pytest.mark.integration
 
@@ -131,19 +130,20 @@ def test_replica_moved_abroad_during_a_run_diverts_to_quarantine(
 
 
 def _wait_for_members(admin: Any, group: str, members: int, timeout: float = 90) -> None:
-    """Until ``group`` is stable with ``members`` members that each own partitions."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            desc = admin.describe_consumer_groups([group], request_timeout=10)[group].result()
-        except KafkaException:  # the coordinator is still loading or moving: ask again
-            time.sleep(0.5)
-            continue
-        owned = [m for m in desc.members if m.assignment and m.assignment.topic_partitions]
-        if str(desc.state).endswith("STABLE") and len(owned) == members:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"group {group} did not reach {members} members with partitions in {timeout} s")
+    """Until ``group`` is stable with ``members`` members that each own partitions (a coordinator
+    still loading or moving is asked again)."""
+    def owners(desc: Any) -> int:
+        return sum(1 for m in desc.members if m.assignment and m.assignment.topic_partitions)
+
+    def describe() -> Any:  # a new request each time
+        return admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+
+    wait_for_cluster(
+        describe,
+        lambda desc: str(desc.state).endswith("STABLE") and owners(desc) == members,
+        what=f"group {group} did not reach {members} members with partitions", timeout=timeout, every=0.5,
+        show=lambda desc: f"state {desc.state}, {owners(desc)} members with partitions",
+    )
 
 
 def _wait_for_a_commit_by(env: Any, instance: str, timeout: float = 120) -> None:
@@ -161,14 +161,15 @@ def _wait_for_a_commit_by(env: Any, instance: str, timeout: float = 120) -> None
 
 def _wait_for_replicas(admin: Any, topic: str, partition: int, replicas: list[int], timeout: float = 60) -> None:
     """Until cluster metadata shows ``topic[partition]`` on exactly ``replicas``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        md = admin.list_topics(topic, timeout=10).topics.get(topic)
-        part = md.partitions.get(partition) if md is not None and md.error is None else None
-        if part is not None and sorted(part.replicas) == sorted(replicas):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{topic}[{partition}] did not reach replicas {replicas} in {timeout} s")
+    def part(md: Any) -> Any:
+        return md.partitions.get(partition) if md is not None and md.error is None else None
+
+    wait_for_cluster(
+        lambda: admin.list_topics(topic, timeout=10).topics.get(topic),
+        lambda md: part(md) is not None and sorted(part(md).replicas) == sorted(replicas),
+        what=f"{topic}[{partition}] did not reach replicas {replicas}", timeout=timeout,
+        show=lambda md: f"replicas {sorted(part(md).replicas) if part(md) is not None else None}",
+    )
 
 
 def _probe_until_diverted(env: Any, *, first_offset: int, timeout: float = 90) -> int:

@@ -35,7 +35,9 @@ Error model (librdkafka's ``examples/transactions.c``; docs/reliability.md, "Eng
   created as for a fatal error (its ``init_transactions`` fences the abandoned one). A fatal error
   the producer reports meanwhile (polled each second) is handled as the call's own;
 - fenced while the open transaction is older than ``transaction.timeout.ms`` (the coordinator
-  aborted it and bumped the epoch, which librdkafka reports as a fence) → producer re-created;
+  aborted it and bumped the epoch, which librdkafka reports as a fence) → producer re-created; the
+  WARNING names the partitions whose writes were unacknowledged, and so does each timed-out
+  ``init_transactions`` of the new producer while the coordinator cannot complete that abort;
 - fenced otherwise (another producer took the ``transactional.id``) → :class:`FatalPipelineError`;
 - an authorization failure (topic, group, transactional.id, cluster), at start-up or on any call
   or delivery → :class:`FatalPipelineError` naming the missing permission and its resource;

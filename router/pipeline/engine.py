@@ -276,6 +276,7 @@ _CAUSES: dict[int, tuple[str, str]] = {
     ),
 }
 _CAUSES[KafkaError._UNKNOWN_TOPIC] = _CAUSES[KafkaError._UNKNOWN_PARTITION] = _CAUSES[KafkaError.UNKNOWN_TOPIC_OR_PART]
+_CAUSES.update(dict.fromkeys(_FENCED, _CAUSES[KafkaError._FENCED]))  # a fence under any of its codes
 _UNKNOWN_CAUSE = (
     "the error named above",
     "see the error text; the transaction is retried at the maximum back-off until it commits",
